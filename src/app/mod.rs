@@ -1,0 +1,521 @@
+//! The Leptos single-page app. It talks to `pipeline`, never to `models` directly, and keeps
+//! every image, mask and annotation inside the tab.
+
+mod canvas;
+mod state;
+mod web;
+
+use crate::imaging::GrayImage;
+use crate::imaging::decode::{decode_image, encode_gray_png, encode_mask_png};
+use crate::metrics::{dice, nsd};
+use crate::pipeline::medsam::{MedSam, UserPrompt};
+use burn::tensor::Device;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use state::with;
+use wasm_bindgen::JsCast;
+use web_sys::{HtmlInputElement, MouseEvent};
+
+const MODEL_PATH: &str = "models/litemedsam.int8.medseg";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Tool {
+    Box,
+    Brush,
+    Eraser,
+}
+
+/// Reactive UI state (small values only; the heavy state lives in `state`).
+#[derive(Clone, Copy)]
+struct Ui {
+    phase: RwSignal<&'static str>,
+    status: RwSignal<String>,
+    error: RwSignal<Option<String>>,
+    progress: RwSignal<Option<f64>>,
+    backend: RwSignal<String>,
+    objects: RwSignal<Vec<(String, String, usize)>>,
+    selected: RwSignal<Option<usize>>,
+    tool: RwSignal<Tool>,
+    brush: RwSignal<f64>,
+    opacity: RwSignal<f64>,
+    metrics: RwSignal<Option<(f64, f64)>>,
+    image_name: RwSignal<String>,
+    zoom: RwSignal<f64>,
+}
+
+impl Ui {
+    fn new() -> Self {
+        Ui {
+            phase: RwSignal::new("loading"),
+            status: RwSignal::new("Starting…".into()),
+            error: RwSignal::new(None),
+            progress: RwSignal::new(Some(0.0)),
+            backend: RwSignal::new("…".into()),
+            objects: RwSignal::new(vec![]),
+            selected: RwSignal::new(None),
+            tool: RwSignal::new(Tool::Box),
+            brush: RwSignal::new(6.0),
+            opacity: RwSignal::new(0.45),
+            metrics: RwSignal::new(None),
+            image_name: RwSignal::new(String::new()),
+            zoom: RwSignal::new(1.0),
+        }
+    }
+
+    fn fail(&self, msg: impl Into<String>) {
+        self.error.set(Some(msg.into()));
+        self.progress.set(None);
+    }
+
+    /// Refreshes everything derived from the heavy state and repaints.
+    fn sync(&self) {
+        let (list, sel, metrics) = with(|s| {
+            canvas::redraw(s);
+            let list = s
+                .objects
+                .iter()
+                .map(|o| {
+                    let [r, g, b] = o.color;
+                    (o.name.clone(), format!("rgb({r},{g},{b})"), o.mask.iter().filter(|&&v| v > 0).count())
+                })
+                .collect::<Vec<_>>();
+            let metrics = match (&s.reference, s.selected.and_then(|i| s.objects.get(i)), &s.display) {
+                (Some(r), Some(o), Some(img)) => {
+                    let m: Vec<bool> = o.mask.iter().map(|&v| v > 0).collect();
+                    Some((dice(r, &m), nsd(r, &m, img.width, img.height, (1.0, 1.0), 2.0)))
+                }
+                _ => None,
+            };
+            (list, s.selected, metrics)
+        });
+        self.objects.set(list);
+        self.selected.set(sel);
+        self.metrics.set(metrics);
+    }
+}
+
+async fn init_backend(ui: Ui) -> Device {
+    if web::webgpu_available().await {
+        match Device::wgpu_options().init_async().await {
+            Ok(d) => {
+                ui.backend.set("WebGPU".into());
+                return d;
+            }
+            Err(e) => ui.error.set(Some(format!("WebGPU failed to start ({e:?}); using the CPU instead"))),
+        }
+    }
+    ui.backend.set("CPU (no WebGPU)".into());
+    Device::flex()
+}
+
+async fn load_model(ui: Ui) {
+    let device = init_backend(ui).await;
+    ui.status.set("Loading LiteMedSAM…".into());
+    let bytes = match web::fetch_bytes(MODEL_PATH, |done, total| {
+        if total > 0.0 {
+            ui.progress.set(Some(done / total));
+        }
+    })
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => return ui.fail(format!("Could not load the model file {MODEL_PATH}: {e}")),
+    };
+    web::yield_now().await;
+    match MedSam::from_model_file(&bytes, &device) {
+        Ok(m) => {
+            with(|s| s.model = Some(m));
+            ui.progress.set(None);
+            ui.phase.set("idle");
+            ui.status.set("LiteMedSAM ready. Open an image (drop it here or use Open).".into());
+            // An image opened while the model loaded is embedded now.
+            if with(|s| s.image.is_some()) {
+                spawn_local(embed_current(ui));
+            }
+        }
+        Err(e) => ui.fail(format!("The model file is unusable: {e}")),
+    }
+}
+
+async fn embed_current(ui: Ui) {
+    let Some((model, image)) = with(|s| Some((s.model.clone()?, s.image.clone()?))) else { return };
+    ui.phase.set("embedding");
+    ui.status.set("Encoding image…".into());
+    ui.progress.set(Some(-1.0));
+    web::yield_now().await;
+    let t0 = js_sys::Date::now();
+    let emb = match model.embed(&image) {
+        Ok(e) => e,
+        Err(e) => return ui.fail(e.to_string()),
+    };
+    // Wait for the device to finish before calling the image ready.
+    let probe = emb.tensor.clone().slice([0..1, 0..1, 0..1, 0..1]);
+    if let Err(e) = crate::weights::to_host_async(probe).await {
+        return ui.fail(format!("The compute device failed: {e}"));
+    }
+    with(|s| s.embedding = Some(emb));
+    ui.progress.set(None);
+    ui.phase.set("ready");
+    ui.status.set(format!("Image encoded in {:.0} ms. Draw a box around a structure.", js_sys::Date::now() - t0));
+}
+
+async fn open_file(ui: Ui, file: web_sys::File) {
+    ui.error.set(None);
+    let bytes = match web::read_file(&file).await {
+        Ok(b) => b,
+        Err(e) => return ui.fail(format!("Could not read {}: {e}", file.name())),
+    };
+    let name = file.name();
+    if name.to_lowercase().contains("mask") && with(|s| s.display.is_some()) {
+        return load_reference(ui, &bytes, &name);
+    }
+    let img = match decode_image(&bytes) {
+        Ok(i) => i,
+        Err(e) => return ui.fail(format!("{name}: {e}. The current image and masks are unchanged.")),
+    };
+    with(|s| {
+        s.display = Some(img.luma());
+        s.image = Some(img);
+        s.embedding = None;
+        s.objects.clear();
+        s.undo.clear();
+        s.redo.clear();
+        s.selected = None;
+        s.reference = None;
+        s.level = 127.5;
+        s.width = 255.0;
+    });
+    ui.image_name.set(name);
+    ui.sync();
+    if with(|s| s.model.is_some()) {
+        embed_current(ui).await;
+    }
+}
+
+fn load_reference(ui: Ui, bytes: &[u8], name: &str) {
+    match decode_image(bytes) {
+        Ok(m) => {
+            let luma = m.luma();
+            let ok = with(|s| {
+                let d = s.display.as_ref().unwrap();
+                if (d.width, d.height) != (luma.width, luma.height) {
+                    return false;
+                }
+                s.reference = Some(luma.data.iter().map(|&v| v > 0).collect());
+                true
+            });
+            if ok {
+                ui.status.set(format!("Reference mask {name} loaded: DSC/NSD shown for the selected object."));
+                ui.sync();
+            } else {
+                ui.fail(format!("{name}: the reference mask must have the image's size"));
+            }
+        }
+        Err(e) => ui.fail(format!("{name}: {e}")),
+    }
+}
+
+async fn segment_box(ui: Ui, bbox: [f32; 4]) {
+    let Some((model, emb)) = with(|s| Some((s.model.clone()?, s.embedding.clone()?))) else {
+        return ui.fail("The image is still being encoded; try again in a moment.");
+    };
+    ui.phase.set("decoding");
+    let t0 = js_sys::Date::now();
+    match model.predict(&emb, &UserPrompt::from_box(bbox)).await {
+        Ok(p) => {
+            with(|s| {
+                s.checkpoint();
+                let i = s.new_object(Some(bbox), p.mask);
+                s.selected = Some(i);
+            });
+            ui.status.set(format!("Mask in {:.0} ms (predicted IoU {:.2}).", js_sys::Date::now() - t0, p.iou));
+            ui.sync();
+        }
+        Err(e) => ui.fail(e.to_string()),
+    }
+    ui.phase.set("ready");
+}
+
+fn paint(x: f32, y: f32, radius: f64, value: u8) {
+    with(|s| {
+        let (Some(i), Some(img)) = (s.selected, s.display.as_ref()) else { return };
+        let (w, h) = (img.width as i64, img.height as i64);
+        let r = radius as i64;
+        let o = &mut s.objects[i];
+        for dy in -r..=r {
+            for dx in -r..=r {
+                let (px, py) = (x as i64 + dx, y as i64 + dy);
+                if dx * dx + dy * dy <= r * r && px >= 0 && py >= 0 && px < w && py < h {
+                    o.mask[(py * w + px) as usize] = value;
+                }
+            }
+        }
+    });
+}
+
+fn export_selected(ui: Ui) {
+    let out = with(|s| {
+        let (i, img) = (s.selected?, s.display.as_ref()?);
+        let o = &s.objects[i];
+        Some((o.name.clone(), encode_mask_png(&o.mask, img.width, img.height)))
+    });
+    match out {
+        Some((name, Ok(png))) => {
+            let file = format!("{}.png", name.replace(' ', "_").to_lowercase());
+            if let Err(e) = web::download(&file, "image/png", &png) {
+                ui.fail(e);
+            }
+        }
+        Some((_, Err(e))) => ui.fail(e.to_string()),
+        None => ui.fail("Select an object to export."),
+    }
+}
+
+fn export_all(ui: Ui) {
+    let out = with(|s| {
+        let img = s.display.as_ref()?;
+        let mut labels = vec![0u8; img.width * img.height];
+        for (k, o) in s.objects.iter().enumerate() {
+            for (l, &m) in labels.iter_mut().zip(&o.mask) {
+                if m > 0 {
+                    *l = (k + 1).min(255) as u8;
+                }
+            }
+        }
+        let boxes: Vec<serde_json::Value> = s
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(k, o)| serde_json::json!({"label": k + 1, "name": o.name, "box": o.bbox}))
+            .collect();
+        Some((encode_gray_png(&GrayImage::new(img.width, img.height, labels)), serde_json::to_vec_pretty(&boxes)))
+    });
+    match out {
+        Some((Ok(png), Ok(json))) => {
+            let _ = web::download("labels.png", "image/png", &png);
+            let _ = web::download("boxes.json", "application/json", &json);
+        }
+        _ => ui.fail("Open an image and segment something first."),
+    }
+}
+
+fn undo(ui: Ui, redo: bool) {
+    if with(|s| if redo { s.redo() } else { s.undo() }) {
+        ui.sync();
+    }
+}
+
+fn delete_selected(ui: Ui) {
+    with(|s| {
+        if let Some(i) = s.selected {
+            s.checkpoint();
+            s.objects.remove(i);
+            s.selected = if s.objects.is_empty() { None } else { Some(i.min(s.objects.len() - 1)) };
+        }
+    });
+    ui.sync();
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let ui = Ui::new();
+    spawn_local(load_model(ui));
+
+    // Mouse state for the current drag: (button, start x, start y, start level, start width).
+    let drag = StoredValue::new(None::<(i16, f32, f32, f64, f64)>);
+
+    let on_down = move |ev: MouseEvent| {
+        let Some(c) = canvas::canvas() else { return };
+        ev.prevent_default();
+        let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
+        let (lv, wd) = with(|s| (s.level, s.width));
+        drag.set_value(Some((ev.button(), x, y, lv, wd)));
+        if ev.button() == 0 {
+            match ui.tool.get_untracked() {
+                Tool::Box => with(|s| s.drag_box = Some([x, y, x, y])),
+                t => {
+                    if with(|s| s.selected.is_none()) {
+                        return ui.fail("Select an object to paint on (or draw a box first).");
+                    }
+                    with(|s| s.checkpoint());
+                    paint(x, y, ui.brush.get_untracked(), (t == Tool::Brush) as u8);
+                    ui.sync();
+                }
+            }
+        }
+    };
+    let on_move = move |ev: MouseEvent| {
+        let (Some(c), Some((button, x0, y0, lv, wd))) = (canvas::canvas(), drag.get_value()) else { return };
+        let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
+        match (button, ui.tool.get_untracked()) {
+            (2, _) => with(|s| {
+                // Right-drag: horizontal = width, vertical = level.
+                s.width = (wd + (x - x0) as f64).clamp(1.0, 512.0);
+                s.level = (lv + (y - y0) as f64).clamp(-128.0, 384.0);
+                canvas::redraw(s);
+            }),
+            (0, Tool::Box) => with(|s| {
+                s.drag_box = Some([x0.min(x), y0.min(y), x0.max(x), y0.max(y)]);
+                canvas::redraw(s);
+            }),
+            (0, t) => {
+                paint(x, y, ui.brush.get_untracked(), (t == Tool::Brush) as u8);
+                with(|s| canvas::redraw(s));
+            }
+            _ => {}
+        }
+    };
+    let on_up = move |_ev: MouseEvent| {
+        let Some((button, ..)) = drag.get_value() else { return };
+        drag.set_value(None);
+        if button == 0 && ui.tool.get_untracked() == Tool::Box {
+            let b = with(|s| s.drag_box.take());
+            if let Some(b) = b.filter(|b| b[2] - b[0] >= 2.0 && b[3] - b[1] >= 2.0) {
+                spawn_local(segment_box(ui, b));
+            } else {
+                with(|s| canvas::redraw(s));
+            }
+        } else {
+            ui.sync();
+        }
+    };
+
+    let on_file = move |ev: web_sys::Event| {
+        let input: HtmlInputElement = ev.target().unwrap().unchecked_into();
+        if let Some(f) = input.files().and_then(|l| l.get(0)) {
+            spawn_local(open_file(ui, f));
+        }
+        input.set_value("");
+    };
+    let on_drop = move |ev: web_sys::DragEvent| {
+        ev.prevent_default();
+        if let Some(f) = ev.data_transfer().and_then(|d| d.files()).and_then(|l| l.get(0)) {
+            spawn_local(open_file(ui, f));
+        }
+    };
+
+    let _keys = window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()).is_some() {
+            return;
+        }
+        let ctrl = ev.ctrl_key() || ev.meta_key();
+        match (ev.key().as_str(), ctrl) {
+            ("z" | "Z", true) => undo(ui, ev.shift_key()),
+            ("y", true) => undo(ui, true),
+            ("b", false) => ui.tool.set(Tool::Box),
+            ("r", false) => ui.tool.set(Tool::Brush),
+            ("e", false) => ui.tool.set(Tool::Eraser),
+            ("Delete" | "Backspace", false) => delete_selected(ui),
+            ("+" | "=", false) => ui.zoom.update(|z| *z = (*z * 1.25).min(8.0)),
+            ("-", false) => ui.zoom.update(|z| *z = (*z / 1.25).max(0.25)),
+            ("0", false) => ui.zoom.set(1.0),
+            _ => return,
+        }
+        ev.prevent_default();
+    });
+
+    let tool_button = move |t: Tool, label: &'static str, key: &'static str| {
+        view! {
+            <button class:active=move || ui.tool.get() == t title=format!("{label} ({key})")
+                on:click=move |_| ui.tool.set(t)>{label}</button>
+        }
+    };
+
+    view! {
+        <div class="app" data-phase=move || ui.phase.get()>
+            <header>
+                <div class="brand">"medseg"<span>"private segmentation in your browser"</span></div>
+                <div class="backend" id="backend">{move || ui.backend.get()}</div>
+            </header>
+            <main>
+                <section class="viewer" on:dragover=|ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop
+                    on:wheel=move |ev: web_sys::WheelEvent| if ev.ctrl_key() {
+                        ev.prevent_default();
+                        ui.zoom.update(|z| *z = if ev.delta_y() < 0.0 { (*z * 1.1).min(8.0) } else { (*z / 1.1).max(0.25) });
+                    }>
+                    <Show when=move || !ui.image_name.get().is_empty()
+                        fallback=|| view! { <div class="empty">"Drop a PNG or JPEG scan here, or press Open."<br/>
+                            <small>"Images never leave this computer."</small></div> }>
+                        {()}
+                    </Show>
+                    <canvas id="view" style:width=move || format!("{}%", 100.0 * ui.zoom.get())
+                        class:hidden=move || ui.image_name.get().is_empty()
+                        on:mousedown=on_down on:mousemove=on_move on:mouseup=on_up on:mouseleave=on_up
+                        on:contextmenu=|ev: MouseEvent| ev.prevent_default()></canvas>
+                </section>
+                <aside>
+                    <div class="panel">
+                        <label class="button primary">"Open image…"
+                            <input id="file" type="file" accept=".png,.jpg,.jpeg,image/png,image/jpeg" on:change=on_file/>
+                        </label>
+                        <div class="name">{move || ui.image_name.get()}</div>
+                    </div>
+                    <div class="panel">
+                        <h3>"Tools"</h3>
+                        <div class="row">{tool_button(Tool::Box, "Box", "B")}{tool_button(Tool::Brush, "Brush", "R")}{tool_button(Tool::Eraser, "Eraser", "E")}</div>
+                        <label class="slider">"Brush size"
+                            <input type="range" min="1" max="40" prop:value=move || ui.brush.get()
+                                on:input=move |ev| ui.brush.set(event_target_value(&ev).parse().unwrap_or(6.0))/></label>
+                        <label class="slider">"Mask opacity"
+                            <input type="range" min="0" max="1" step="0.05" prop:value=move || ui.opacity.get()
+                                on:input=move |ev| {
+                                    let v = event_target_value(&ev).parse().unwrap_or(0.45);
+                                    ui.opacity.set(v);
+                                    with(|s| { s.opacity = v; canvas::redraw(s); });
+                                }/></label>
+                        <div class="row">
+                            <button title="Undo (Ctrl+Z)" on:click=move |_| undo(ui, false)>"Undo"</button>
+                            <button title="Redo (Ctrl+Shift+Z)" on:click=move |_| undo(ui, true)>"Redo"</button>
+                            <button title="Clear all objects" on:click=move |_| { with(|s| { s.checkpoint(); s.objects.clear(); s.selected = None; }); ui.sync(); }>"Clear"</button>
+                        </div>
+                        <p class="hint">"Right-drag: window/level · Ctrl+wheel or +/−: zoom"</p>
+                    </div>
+                    <div class="panel">
+                        <h3>"Objects"</h3>
+                        <ul class="objects">
+                            <For each=move || ui.objects.get().into_iter().enumerate() key=|(i, o)| (*i, o.0.clone(), o.2) let:item>
+                                <li class:selected=move || ui.selected.get() == Some(item.0)
+                                    on:click=move |_| { with(|s| s.selected = Some(item.0)); ui.sync(); }>
+                                    <span class="swatch" style:background=item.1.1.clone()></span>
+                                    {item.1.0.clone()}<small>{format!("{} px", item.1.2)}</small>
+                                </li>
+                            </For>
+                        </ul>
+                        <div class="row">
+                            <button id="export-mask" on:click=move |_| export_selected(ui)>"Export mask"</button>
+                            <button id="export-all" on:click=move |_| export_all(ui)>"Export all"</button>
+                            <button title="Delete (Del)" on:click=move |_| delete_selected(ui)>"Delete"</button>
+                        </div>
+                    </div>
+                    <div class="panel">
+                        <h3>"Evaluation"</h3>
+                        <p class="hint">"Open a reference mask (file name containing “mask”) to compare."</p>
+                        <div id="metrics">{move || match ui.metrics.get() {
+                            Some((d, n)) => format!("DSC {d:.3} · NSD {n:.3} (2 px)"),
+                            None => "—".to_string(),
+                        }}</div>
+                    </div>
+                </aside>
+            </main>
+            <footer>
+                <div class="status" id="status">{move || ui.status.get()}</div>
+                <Show when=move || ui.progress.get().is_some() fallback=|| ()>
+                    <div class="progress" class:indeterminate=move || ui.progress.get().unwrap_or(0.0) < 0.0>
+                        <div style:width=move || format!("{}%", (ui.progress.get().unwrap_or(0.0).max(0.0) * 100.0) as i32)></div>
+                    </div>
+                </Show>
+                <Show when=move || ui.error.get().is_some() fallback=|| ()>
+                    <div class="error" id="error" role="alert">
+                        {move || ui.error.get().unwrap_or_default()}
+                        <button on:click=move |_| ui.error.set(None)>"×"</button>
+                    </div>
+                </Show>
+            </footer>
+        </div>
+    }
+}
+
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}

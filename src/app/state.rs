@@ -1,0 +1,98 @@
+//! The page's working state, kept outside the reactive graph: the model, the open image, its
+//! embedding and the annotation objects with their undo history.
+
+use crate::imaging::GrayImage;
+use crate::imaging::decode::Planes;
+use crate::pipeline::medsam::{ImageEmbedding, MedSam};
+use std::cell::RefCell;
+
+pub const PALETTE: [[u8; 3]; 8] = [
+    [255, 196, 0],
+    [0, 200, 255],
+    [255, 64, 129],
+    [118, 255, 3],
+    [170, 110, 255],
+    [255, 120, 40],
+    [0, 230, 170],
+    [240, 240, 90],
+];
+
+/// One segmented structure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Obj {
+    pub name: String,
+    pub color: [u8; 3],
+    /// The box it was segmented from, in image pixels.
+    pub bbox: Option<[f32; 4]>,
+    /// 0/1 per pixel.
+    pub mask: Vec<u8>,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub model: Option<MedSam>,
+    pub image: Option<Planes>,
+    pub display: Option<GrayImage>,
+    pub embedding: Option<ImageEmbedding>,
+    pub objects: Vec<Obj>,
+    pub selected: Option<usize>,
+    pub undo: Vec<(Vec<Obj>, Option<usize>)>,
+    pub redo: Vec<(Vec<Obj>, Option<usize>)>,
+    /// Reference mask for the evaluation view.
+    pub reference: Option<Vec<bool>>,
+    /// Display window (level, width) over 8-bit values.
+    pub level: f64,
+    pub width: f64,
+    pub opacity: f64,
+    /// Box being dragged, image pixels.
+    pub drag_box: Option<[f32; 4]>,
+    pub next_id: usize,
+}
+
+impl State {
+    /// Records the current objects so the next change can be undone.
+    pub fn checkpoint(&mut self) {
+        self.undo.push((self.objects.clone(), self.selected));
+        if self.undo.len() > 100 {
+            self.undo.remove(0);
+        }
+        self.redo.clear();
+    }
+    pub fn undo(&mut self) -> bool {
+        match self.undo.pop() {
+            Some(prev) => {
+                let cur = (std::mem::take(&mut self.objects), self.selected);
+                self.redo.push(cur);
+                (self.objects, self.selected) = prev;
+                true
+            }
+            None => false,
+        }
+    }
+    pub fn redo(&mut self) -> bool {
+        match self.redo.pop() {
+            Some(next) => {
+                let cur = (std::mem::take(&mut self.objects), self.selected);
+                self.undo.push(cur);
+                (self.objects, self.selected) = next;
+                true
+            }
+            None => false,
+        }
+    }
+    pub fn new_object(&mut self, bbox: Option<[f32; 4]>, mask: Vec<u8>) -> usize {
+        self.next_id += 1;
+        let color = PALETTE[(self.next_id - 1) % PALETTE.len()];
+        self.objects.push(Obj { name: format!("Object {}", self.next_id), color, bbox, mask });
+        self.objects.len() - 1
+    }
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State { level: 127.5, width: 255.0, opacity: 0.45, ..Default::default() });
+}
+
+/// Runs `f` on the page state. Never hold it across an `.await`.
+pub fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|s| f(&mut s.borrow_mut()))
+}

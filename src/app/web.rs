@@ -1,0 +1,87 @@
+//! Small browser helpers: reading files, fetching our own static files with progress,
+//! downloads, yielding to the event loop, WebGPU detection.
+
+use js_sys::{Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, BlobPropertyBag, File, HtmlAnchorElement, Response, Url};
+
+pub fn js_err(v: JsValue) -> String {
+    v.as_string()
+        .or_else(|| v.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
+        .unwrap_or_else(|| format!("{v:?}"))
+}
+
+/// Lets the browser paint and handle input before heavy synchronous work starts.
+pub async fn yield_now() {
+    let p = Promise::new(&mut |resolve, _| {
+        let _ = web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+    });
+    let _ = JsFuture::from(p).await;
+}
+
+pub async fn read_file(file: &File) -> Result<Vec<u8>, String> {
+    let buf = JsFuture::from(file.array_buffer()).await.map_err(js_err)?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// Fetches a same-origin static file, reporting (loaded, total) bytes as it arrives.
+pub async fn fetch_bytes(path: &str, mut progress: impl FnMut(f64, f64)) -> Result<Vec<u8>, String> {
+    let window = web_sys::window().unwrap();
+    let resp: Response = JsFuture::from(window.fetch_with_str(path)).await.map_err(js_err)?.unchecked_into();
+    if !resp.ok() {
+        return Err(format!("{path}: HTTP {}", resp.status()));
+    }
+    let total: f64 = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let body = resp.body().ok_or("empty response")?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut out = Vec::with_capacity(total as usize);
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(js_err)?;
+        if Reflect::get(&chunk, &"done".into()).map_err(js_err)?.as_bool() == Some(true) {
+            break;
+        }
+        let value = Reflect::get(&chunk, &"value".into()).map_err(js_err)?;
+        out.extend(Uint8Array::new(&value).to_vec());
+        progress(out.len() as f64, total);
+    }
+    Ok(out)
+}
+
+/// Offers bytes to the user as a file download (nothing leaves the machine).
+pub fn download(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
+    let arr = js_sys::Array::of1(&Uint8Array::from(bytes));
+    let opts = BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = Blob::new_with_u8_array_sequence_and_options(&arr, &opts).map_err(js_err)?;
+    let url = Url::create_object_url_with_blob(&blob).map_err(js_err)?;
+    let doc = web_sys::window().unwrap().document().unwrap();
+    let a: HtmlAnchorElement = doc.create_element("a").map_err(js_err)?.unchecked_into();
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    let _ = Url::revoke_object_url(&url);
+    Ok(())
+}
+
+/// True when `navigator.gpu` exists and yields an adapter.
+pub async fn webgpu_available() -> bool {
+    let nav = web_sys::window().unwrap().navigator();
+    let gpu = Reflect::get(&nav, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
+    if gpu.is_undefined() || gpu.is_null() {
+        return false;
+    }
+    let Ok(req) = Reflect::get(&gpu, &"requestAdapter".into()) else { return false };
+    let Ok(f) = req.dyn_into::<js_sys::Function>() else { return false };
+    let Ok(p) = f.call0(&gpu) else { return false };
+    match JsFuture::from(Promise::from(p)).await {
+        Ok(adapter) => !adapter.is_null() && !adapter.is_undefined(),
+        Err(_) => false,
+    }
+}

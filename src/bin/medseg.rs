@@ -1,0 +1,267 @@
+//! `medseg`: the command line over medseg's pipelines. Run `medseg --help`.
+
+#[cfg(target_family = "wasm")]
+fn main() {}
+
+#[cfg(not(target_family = "wasm"))]
+fn main() {
+    std::process::exit(cli::run());
+}
+
+#[cfg(not(target_family = "wasm"))]
+mod cli {
+    use burn::tensor::{Device, DeviceKind, Tensor};
+    use clap::{Parser, Subcommand, ValueEnum};
+    use medseg::imaging::decode::{Planes, decode_image, encode_mask_png};
+    use medseg::metrics::{dice, nsd};
+    use medseg::models::sam::SamArch;
+    use medseg::models::sam::tiny_vit::TinyVitConfig;
+    use medseg::models::sam::vit::VitConfig;
+    use medseg::pipeline::medsam::{MedSam, UserPrompt};
+    use medseg::weights::convert::convert_sam;
+    use medseg::weights::model_file::{self, Precision};
+    use medseg::{Error, Result};
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    #[derive(Parser)]
+    #[command(
+        name = "medseg",
+        version,
+        about = "Medical image segmentation with MedSAM / LiteMedSAM, on your own machine.",
+        long_about = "Medical image segmentation with MedSAM / LiteMedSAM, on your own machine.\n\n\
+Typical use:\n  \
+medseg convert --checkpoint lite_medsam.pth --out models/litemedsam.int8.medseg\n  \
+medseg segment --model models/litemedsam.int8.medseg --image ct.png --box 321,334,392,398 --out mask.png\n  \
+medseg eval --pred mask.png --gt truth.png"
+    )]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+
+    #[derive(Clone, Copy, ValueEnum)]
+    enum Backend {
+        /// Pure-Rust CPU backend (burn flex); always available.
+        Cpu,
+        /// GPU through wgpu (Vulkan/Metal/DX12); falls back to an error if no adapter exists.
+        Wgpu,
+    }
+
+    #[derive(Clone, Copy, ValueEnum)]
+    enum Arch {
+        /// LiteMedSAM (TinyViT encoder, 256×256 input), `lite_medsam.pth`.
+        Litemedsam,
+        /// MedSAM ViT-B (1024×1024 input), `medsam_vit_b.pth`.
+        MedsamVitB,
+    }
+
+    #[derive(Subcommand)]
+    enum Cmd {
+        /// Convert an official PyTorch checkpoint into a medseg model file (int8 by default).
+        Convert {
+            /// The official checkpoint (.pth), e.g. lite_medsam.pth or medsam_vit_b.pth.
+            #[arg(long)]
+            checkpoint: PathBuf,
+            #[arg(long, value_enum, default_value = "litemedsam")]
+            arch: Arch,
+            /// Keep full-precision weights (4× larger file).
+            #[arg(long)]
+            fp32: bool,
+            /// Output model file.
+            #[arg(long)]
+            out: PathBuf,
+        },
+        /// Segment one object inside a box and write the mask as a 0/255 PNG.
+        Segment {
+            /// A medseg model file (from `medseg convert`) or an official .pth checkpoint.
+            #[arg(long)]
+            model: PathBuf,
+            /// PNG or JPEG image.
+            #[arg(long)]
+            image: PathBuf,
+            /// Box in image pixels: x0,y0,x1,y1.
+            #[arg(long, value_parser = parse_box)]
+            r#box: [f32; 4],
+            /// Output mask PNG (same size as the image).
+            #[arg(long)]
+            out: PathBuf,
+            #[arg(long, value_enum, default_value = "cpu")]
+            backend: Backend,
+        },
+        /// Compare a predicted mask with a reference: Dice (DSC) and normalized surface distance.
+        Eval {
+            #[arg(long)]
+            pred: PathBuf,
+            #[arg(long)]
+            gt: PathBuf,
+            /// NSD tolerance, in the units of --spacing (pixels by default).
+            #[arg(long, default_value_t = 2.0)]
+            tau: f64,
+            /// Pixel size as row,column (e.g. millimetres); default 1,1.
+            #[arg(long, value_parser = parse_pair, default_value = "1,1")]
+            spacing: (f64, f64),
+        },
+        /// Time the image encoder and the mask decoder (medians over several runs).
+        Bench {
+            #[arg(long)]
+            model: PathBuf,
+            #[arg(long, value_enum, default_value = "cpu")]
+            backend: Backend,
+            #[arg(long, default_value_t = 10)]
+            runs: usize,
+        },
+        /// Show what a model file holds.
+        Info {
+            #[arg(long)]
+            model: PathBuf,
+        },
+    }
+
+    fn parse_box(s: &str) -> std::result::Result<[f32; 4], String> {
+        let v: Vec<f32> = s.split(',').map(|p| p.trim().parse::<f32>()).collect::<std::result::Result<_, _>>()
+            .map_err(|_| format!("expected four numbers x0,y0,x1,y1, got {s:?}"))?;
+        v.try_into().map_err(|_| format!("expected four numbers x0,y0,x1,y1, got {s:?}"))
+    }
+
+    fn parse_pair(s: &str) -> std::result::Result<(f64, f64), String> {
+        let v: Vec<f64> = s.split(',').map(|p| p.trim().parse::<f64>()).collect::<std::result::Result<_, _>>()
+            .map_err(|_| format!("expected two numbers a,b, got {s:?}"))?;
+        match v.as_slice() {
+            [a, b] if *a > 0.0 && *b > 0.0 => Ok((*a, *b)),
+            _ => Err(format!("expected two positive numbers a,b, got {s:?}")),
+        }
+    }
+
+    pub fn run() -> i32 {
+        let cli = Cli::parse();
+        match dispatch(cli.cmd) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        }
+    }
+
+    fn read(path: &Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))
+    }
+
+    fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        std::fs::write(path, bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
+    }
+
+    fn device(b: Backend) -> Result<Device> {
+        match b {
+            Backend::Cpu => Ok(Device::flex()),
+            Backend::Wgpu => {
+                // wgpu panics when no adapter exists; turn that into an error.
+                let hook = std::panic::take_hook();
+                std::panic::set_hook(Box::new(|_| {}));
+                let probe = std::panic::catch_unwind(|| {
+                    let d = Device::wgpu(DeviceKind::DefaultDevice);
+                    let _ = Tensor::<1>::ones([1], &d).into_data();
+                    d
+                });
+                std::panic::set_hook(hook);
+                probe.map_err(|_| Error::Device("no GPU adapter found for wgpu; use --backend cpu".into()))
+            }
+        }
+    }
+
+    fn arch(a: Arch) -> SamArch {
+        match a {
+            Arch::Litemedsam => SamArch::LiteMedsam(TinyVitConfig::lite_medsam()),
+            Arch::MedsamVitB => SamArch::MedsamVit(VitConfig::medsam_vit_b()),
+        }
+    }
+
+    /// Loads a model file, or converts an official checkpoint on the fly (LiteMedSAM layout
+    /// unless the keys say ViT-B).
+    fn load_model(path: &Path, dev: &Device) -> Result<MedSam> {
+        let bytes = read(path)?;
+        if bytes.starts_with(b"PK") {
+            let sd = medseg::weights::torch::read_state_dict(&bytes)?;
+            let a = if sd.contains_key("image_encoder.pos_embed") { Arch::MedsamVitB } else { Arch::Litemedsam };
+            return MedSam::from_state_dict(&sd, &arch(a), dev);
+        }
+        MedSam::from_model_file(&bytes, dev)
+    }
+
+    fn load_mask(path: &Path) -> Result<(Vec<bool>, usize, usize)> {
+        let img = decode_image(&read(path)?)?.luma();
+        Ok((img.data.iter().map(|&v| v > 0).collect(), img.width, img.height))
+    }
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    }
+
+    fn dispatch(cmd: Cmd) -> Result<()> {
+        match cmd {
+            Cmd::Convert { checkpoint, arch: a, fp32, out } => {
+                let precision = if fp32 { Precision::F32 } else { Precision::Int8 };
+                let bytes = convert_sam(&read(&checkpoint)?, &arch(a), precision)?;
+                write(&out, &bytes)?;
+                println!("wrote {} ({:.1} MB, {:?})", out.display(), bytes.len() as f64 / 1e6, precision);
+            }
+            Cmd::Segment { model, image, r#box, out, backend } => {
+                let dev = device(backend)?;
+                let m = load_model(&model, &dev)?;
+                let img: Planes = decode_image(&read(&image)?)?;
+                let emb = m.embed(&img)?;
+                let pred = pollster::block_on(m.predict(&emb, &UserPrompt::from_box(r#box)))?;
+                write(&out, &encode_mask_png(&pred.mask, img.width(), img.height())?)?;
+                let area = pred.mask.iter().filter(|&&v| v > 0).count();
+                println!("wrote {} ({area} pixels, predicted IoU {:.3})", out.display(), pred.iou);
+            }
+            Cmd::Eval { pred, gt, tau, spacing } => {
+                let (p, w, h) = load_mask(&pred)?;
+                let (g, gw, gh) = load_mask(&gt)?;
+                if (w, h) != (gw, gh) {
+                    return Err(Error::Input(format!("mask sizes differ: {w}×{h} vs {gw}×{gh}")));
+                }
+                println!("DSC {:.4}", dice(&g, &p));
+                println!("NSD {:.4} (tolerance {tau})", nsd(&g, &p, w, h, spacing, tau));
+            }
+            Cmd::Bench { model, backend, runs } => {
+                let dev = device(backend)?;
+                let m = load_model(&model, &dev)?;
+                let s = m.arch().input_size();
+                let img = Planes::gray(medseg::imaging::GrayImage::new(s, s, (0..s * s).map(|i| (i % 251) as u8).collect()));
+                let prompt = UserPrompt::from_box([s as f32 * 0.3, s as f32 * 0.3, s as f32 * 0.6, s as f32 * 0.7]);
+                let sync = |t: Tensor<4>| -> Result<()> { medseg::weights::to_host(t.slice([0..1, 0..1, 0..1, 0..1])).map(|_| ()) };
+                // Warm-up (kernel compilation, allocation).
+                let emb = m.embed(&img)?;
+                sync(emb.tensor.clone())?;
+                pollster::block_on(m.predict(&emb, &prompt))?;
+                let (mut enc, mut dec) = (vec![], vec![]);
+                for _ in 0..runs.max(1) {
+                    let t = Instant::now();
+                    let emb = m.embed(&img)?;
+                    sync(emb.tensor.clone())?;
+                    enc.push(t.elapsed().as_secs_f64() * 1e3);
+                    let t = Instant::now();
+                    pollster::block_on(m.predict(&emb, &prompt))?;
+                    dec.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                println!("model {} on {}", m.arch().display(), match backend { Backend::Cpu => "cpu (flex)", Backend::Wgpu => "wgpu" });
+                println!("encoder median {:.1} ms (min {:.1}, max {:.1})", median(enc.clone()), enc.iter().cloned().fold(f64::INFINITY, f64::min), enc.iter().cloned().fold(0.0, f64::max));
+                println!("decoder median {:.1} ms (min {:.1}, max {:.1})", median(dec.clone()), dec.iter().cloned().fold(f64::INFINITY, f64::min), dec.iter().cloned().fold(0.0, f64::max));
+            }
+            Cmd::Info { model } => {
+                let bytes = read(&model)?;
+                let (h, _) = model_file::read_header(&bytes)?;
+                println!("arch {} ({:?}), {:.1} MB", h.arch, h.precision, bytes.len() as f64 / 1e6);
+                println!("converted from checkpoint sha256 {}", h.source_sha256);
+                println!("config {}", h.config);
+            }
+        }
+        Ok(())
+    }
+}

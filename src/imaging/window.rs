@@ -1,0 +1,89 @@
+//! Intensity windowing to 8 bits, as MedSAM's preprocessing (pre_CT_MR.py) does it.
+
+use super::GrayImage;
+
+/// Which normalization to apply to raw intensities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Window {
+    /// CT: clip to [level − width/2, level + width/2], then min–max over the clipped values.
+    Ct { level: f64, width: f64 },
+    /// MR: clip to the 0.5–99.5 percentiles of the non-zero voxels, min–max, zeros stay zero.
+    MrPercentile,
+}
+
+impl Window {
+    /// MedSAM's default CT soft-tissue window (WL 40, WW 400).
+    pub const CT_SOFT_TISSUE: Window = Window::Ct { level: 40.0, width: 400.0 };
+}
+
+/// NumPy's default (linear) percentile of sorted data.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Applies `window` to raw values and returns 8-bit values (truncated, as `np.uint8` does).
+/// Non-finite values are treated as the window's lower bound.
+pub fn apply(values: &[f32], window: Window) -> Vec<u8> {
+    let (lo, hi) = match window {
+        Window::Ct { level, width } => (level - width / 2.0, level + width / 2.0),
+        Window::MrPercentile => {
+            let mut nz: Vec<f64> = values.iter().filter(|v| v.is_finite() && **v > 0.0).map(|&v| v as f64).collect();
+            if nz.is_empty() {
+                return vec![0; values.len()];
+            }
+            nz.sort_by(|a, b| a.total_cmp(b));
+            (percentile(&nz, 0.5), percentile(&nz, 99.5))
+        }
+    };
+    let clipped: Vec<f64> =
+        values.iter().map(|&v| if v.is_finite() { (v as f64).clamp(lo, hi) } else { lo }).collect();
+    let min = clipped.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = clipped.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let range = max - min;
+    clipped
+        .iter()
+        .zip(values)
+        .map(|(&c, &raw)| {
+            if matches!(window, Window::MrPercentile) && raw == 0.0 {
+                return 0;
+            }
+            if range > 0.0 { ((c - min) / range * 255.0) as u8 } else { 0 }
+        })
+        .collect()
+}
+
+/// Windowed 8-bit image of a raw slice.
+pub fn window_image(width: usize, height: usize, values: &[f32], window: Window) -> GrayImage {
+    GrayImage::new(width, height, apply(values, window))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ct_window_clips_and_stretches() {
+        // −1000 HU (air) and 1000 HU (bone) clip to the window ends.
+        let v = apply(&[-1000.0, -160.0, 40.0, 240.0, 1000.0], Window::CT_SOFT_TISSUE);
+        assert_eq!(v, vec![0, 0, 127, 255, 255]);
+    }
+
+    #[test]
+    fn mr_percentiles_keep_zeros_zero() {
+        let mut vals: Vec<f32> = (1..=1000).map(|i| i as f32).collect();
+        vals.push(0.0);
+        let v = apply(&vals, Window::MrPercentile);
+        assert_eq!(*v.last().unwrap(), 0);
+        assert_eq!(v[0], 0); // 1 is below the 0.5th percentile (5.995) → clipped to the minimum
+        assert_eq!(v[999], 255);
+        assert_eq!(v[499], ((500.0 - 5.995) / (995.005 - 5.995) * 255.0) as u8);
+    }
+
+    #[test]
+    fn numpy_percentile_interpolates() {
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 50.0), 2.5);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 100.0), 4.0);
+    }
+}

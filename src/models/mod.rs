@@ -1,0 +1,4 @@
+//! Pure burn models, backend-agnostic (the device decides): no files, no pages, no pixels.
+
+pub mod nn;
+pub mod sam;

@@ -1,0 +1,159 @@
+//! Inference building blocks shared by every model, loaded straight from checkpoint names.
+//!
+//! Weights keep PyTorch's layouts and names; each block knows how to read itself through a
+//! [`Loader`] under a key prefix, so loading is a walk over the checkpoint's own tree.
+
+use crate::weights::Loader;
+use burn::tensor::Tensor;
+use burn::tensor::module::{conv2d, conv_transpose2d, layer_norm, linear};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+
+/// `nn.Linear`. The weight is stored transposed (in, out) for burn's `linear`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    w: Tensor<2>,
+    b: Option<Tensor<1>>,
+}
+
+impl Linear {
+    pub fn load(l: &mut Loader, p: &str, d_in: usize, d_out: usize, bias: bool) -> Self {
+        let w = l.tensor(&format!("{p}.weight"), [d_out, d_in]).transpose();
+        let b = bias.then(|| l.tensor(&format!("{p}.bias"), [d_out]));
+        Linear { w, b }
+    }
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        linear(x, self.w.clone(), self.b.clone())
+    }
+}
+
+/// `nn.Conv2d` (square kernel, symmetric padding).
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    w: Tensor<4>,
+    b: Option<Tensor<1>>,
+    opts: ConvOptions<2>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub groups: usize,
+}
+
+impl ConvSpec {
+    pub fn new(c_in: usize, c_out: usize, k: usize) -> Self {
+        ConvSpec { c_in, c_out, k, stride: 1, pad: 0, groups: 1 }
+    }
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = s;
+        self
+    }
+    pub fn pad(mut self, p: usize) -> Self {
+        self.pad = p;
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    fn weight_shape(&self) -> [usize; 4] {
+        [self.c_out, self.c_in / self.groups, self.k, self.k]
+    }
+    fn options(&self) -> ConvOptions<2> {
+        ConvOptions::new([self.stride; 2], [self.pad; 2], [1, 1], self.groups)
+    }
+}
+
+impl Conv2d {
+    pub fn load(l: &mut Loader, p: &str, spec: ConvSpec, bias: bool) -> Self {
+        let w = l.tensor(&format!("{p}.weight"), spec.weight_shape());
+        let b = bias.then(|| l.tensor(&format!("{p}.bias"), [spec.c_out]));
+        Conv2d { w, b, opts: spec.options() }
+    }
+
+    /// A convolution without bias followed by an eval-mode BatchNorm (`{p}.c`, `{p}.bn`), folded
+    /// into one convolution: w' = w·γ/√(σ²+ε), b' = β − μ·γ/√(σ²+ε).
+    pub fn load_folded_bn(l: &mut Loader, p: &str, spec: ConvSpec) -> Self {
+        let shape = spec.weight_shape();
+        let mut w = l.host(&format!("{p}.c.weight"), &shape);
+        let c = spec.c_out;
+        let gamma = l.host(&format!("{p}.bn.weight"), &[c]);
+        let beta = l.host(&format!("{p}.bn.bias"), &[c]);
+        let mean = l.host(&format!("{p}.bn.running_mean"), &[c]);
+        let var = l.host(&format!("{p}.bn.running_var"), &[c]);
+        let per = w.len() / c;
+        let mut b = vec![0f32; c];
+        for o in 0..c {
+            let s = gamma[o] / (var[o] + 1e-5).sqrt();
+            w[o * per..(o + 1) * per].iter_mut().for_each(|v| *v *= s);
+            b[o] = beta[o] - mean[o] * s;
+        }
+        Conv2d { w: l.upload(w, shape), b: Some(l.upload(b, [c])), opts: spec.options() }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv2d(x, self.w.clone(), self.b.clone(), self.opts.clone())
+    }
+}
+
+/// `nn.ConvTranspose2d` with kernel = stride (SAM's 2x upscaling).
+#[derive(Debug, Clone)]
+pub struct ConvTranspose2d {
+    w: Tensor<4>,
+    b: Tensor<1>,
+    stride: usize,
+}
+
+impl ConvTranspose2d {
+    pub fn load(l: &mut Loader, p: &str, c_in: usize, c_out: usize, k: usize) -> Self {
+        let w = l.tensor(&format!("{p}.weight"), [c_in, c_out, k, k]);
+        let b = l.tensor(&format!("{p}.bias"), [c_out]);
+        ConvTranspose2d { w, b, stride: k }
+    }
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let opts = ConvTransposeOptions::new([self.stride; 2], [0, 0], [0, 0], [1, 1], 1);
+        conv_transpose2d(x, self.w.clone(), Some(self.b.clone()), opts)
+    }
+}
+
+/// `nn.LayerNorm` over the last axis.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    g: Tensor<1>,
+    b: Tensor<1>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn load(l: &mut Loader, p: &str, dim: usize, eps: f64) -> Self {
+        LayerNorm { g: l.tensor(&format!("{p}.weight"), [dim]), b: l.tensor(&format!("{p}.bias"), [dim]), eps }
+    }
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        layer_norm(x, self.g.clone(), Some(self.b.clone()), self.eps)
+    }
+}
+
+/// SAM's `LayerNorm2d`: normalizes over channels of (B, C, H, W), eps 1e-6.
+#[derive(Debug, Clone)]
+pub struct LayerNorm2d {
+    g: Tensor<4>,
+    b: Tensor<4>,
+}
+
+impl LayerNorm2d {
+    pub fn load(l: &mut Loader, p: &str, c: usize) -> Self {
+        let g = l.tensor(&format!("{p}.weight"), [c]).reshape([1, c, 1, 1]);
+        let b = l.tensor(&format!("{p}.bias"), [c]).reshape([1, c, 1, 1]);
+        LayerNorm2d { g, b }
+    }
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let u = x.clone().mean_dim(1);
+        let xc = x - u;
+        let s = xc.clone().square().mean_dim(1);
+        xc / (s + 1e-6).sqrt() * self.g.clone() + self.b.clone()
+    }
+}

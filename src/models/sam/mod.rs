@@ -1,0 +1,132 @@
+//! Segment Anything, as used by MedSAM (ViT-B encoder) and LiteMedSAM (TinyViT encoder).
+//!
+//! The image encoder runs once per image; the prompt encoder and mask decoder run per prompt.
+
+pub mod mask_decoder;
+pub mod neck;
+pub mod prompt_encoder;
+pub mod tiny_vit;
+pub mod transformer;
+pub mod vit;
+
+use crate::error::{Error, Result};
+use crate::weights::{Loader, StateDict};
+use burn::tensor::{Device, Tensor};
+pub use mask_decoder::Decoded;
+use mask_decoder::MaskDecoder;
+pub use prompt_encoder::{Prompt, PromptEncoder};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use tiny_vit::{TinyVit, TinyVitConfig};
+use vit::{Vit, VitConfig};
+
+/// Which MedSAM-family model, with its encoder configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "arch", content = "config", rename_all = "snake_case")]
+pub enum SamArch {
+    LiteMedsam(TinyVitConfig),
+    MedsamVit(VitConfig),
+}
+
+impl SamArch {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SamArch::LiteMedsam(_) => "litemedsam",
+            SamArch::MedsamVit(_) => "medsam_vit",
+        }
+    }
+    pub fn display(&self) -> &'static str {
+        match self {
+            SamArch::LiteMedsam(_) => "LiteMedSAM",
+            SamArch::MedsamVit(_) => "MedSAM ViT-B",
+        }
+    }
+    pub fn from_name(name: &str, config: serde_json::Value) -> Result<Self> {
+        let bad = |e: serde_json::Error| Error::Weights(format!("model file config is invalid: {e}"));
+        match name {
+            "litemedsam" => Ok(SamArch::LiteMedsam(serde_json::from_value(config).map_err(bad)?)),
+            "medsam_vit" => Ok(SamArch::MedsamVit(serde_json::from_value(config).map_err(bad)?)),
+            other => Err(Error::Weights(format!("model file holds {other}, not a MedSAM model"))),
+        }
+    }
+    pub fn config_json(&self) -> serde_json::Value {
+        match self {
+            SamArch::LiteMedsam(c) => serde_json::to_value(c).unwrap(),
+            SamArch::MedsamVit(c) => serde_json::to_value(c).unwrap(),
+        }
+    }
+    /// Side of the square model input in pixels.
+    pub fn input_size(&self) -> usize {
+        match self {
+            SamArch::LiteMedsam(c) => c.img_size,
+            SamArch::MedsamVit(c) => c.img_size,
+        }
+    }
+    /// Side of the embedding grid.
+    pub fn grid(&self) -> usize {
+        match self {
+            SamArch::LiteMedsam(c) => c.img_size / 4,
+            SamArch::MedsamVit(c) => c.grid(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Encoder {
+    Tiny(TinyVit),
+    Vit(Vit),
+}
+
+#[derive(Debug, Clone)]
+pub struct Sam {
+    pub arch: SamArch,
+    encoder: Encoder,
+    pub prompt_encoder: PromptEncoder,
+    decoder: MaskDecoder,
+    /// (1, C, g, g) positional encoding of the embedding grid.
+    dense_pe: Tensor<4>,
+    /// (1, C, g, g) the "no mask" dense embedding.
+    no_mask: Tensor<4>,
+}
+
+impl Sam {
+    /// Builds the model from a state dict (official checkpoint or model file), checking every
+    /// tensor; also returns the names of the tensors used.
+    pub fn load(sd: &StateDict, arch: &SamArch, device: &Device) -> Result<(Self, BTreeSet<String>)> {
+        let mut l = Loader::new(sd, device);
+        let encoder = match arch {
+            SamArch::LiteMedsam(c) => Encoder::Tiny(TinyVit::load(&mut l, "image_encoder", c)),
+            SamArch::MedsamVit(c) => Encoder::Vit(Vit::load(&mut l, "image_encoder", c)),
+        };
+        let (dim, g) = (256, arch.grid());
+        let prompt_encoder = PromptEncoder::load(&mut l, "prompt_encoder", dim, arch.input_size(), g);
+        let decoder = MaskDecoder::load(&mut l, "mask_decoder", dim);
+        let pe = prompt_encoder.dense_pe();
+        let dense_pe = l.upload(pe.data, [1, dim, g, g]);
+        let no_mask = l
+            .upload(prompt_encoder.no_mask.clone(), [1, dim, 1, 1])
+            .expand([1, dim, g, g]);
+        let used = l.finish(arch.display())?;
+        Ok((Sam { arch: arch.clone(), encoder, prompt_encoder, decoder, dense_pe, no_mask }, used))
+    }
+
+    /// (1, 3, S, S) preprocessed image → (1, 256, g, g) embedding.
+    pub fn embed(&self, x: Tensor<4>) -> Tensor<4> {
+        match &self.encoder {
+            Encoder::Tiny(e) => e.forward(x),
+            Encoder::Vit(e) => e.forward(x),
+        }
+    }
+
+    /// Decodes one prompt against an embedding; coordinates in model input pixels.
+    pub fn decode(&self, embedding: &Tensor<4>, prompt: &Prompt, multimask: bool) -> Result<Decoded> {
+        if prompt.points.is_empty() && prompt.bbox.is_none() {
+            return Err(Error::Prompt("draw a box or click a point first".into()));
+        }
+        let sparse = self.prompt_encoder.sparse(prompt);
+        let [n, c] = [sparse.shape[0], sparse.shape[1]];
+        let sparse: Tensor<3> =
+            Tensor::from_data(burn::tensor::TensorData::new(sparse.data, [1, n, c]), &embedding.device());
+        Ok(self.decoder.forward(embedding.clone(), self.dense_pe.clone(), sparse, self.no_mask.clone(), multimask))
+    }
+}

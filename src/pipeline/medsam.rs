@@ -1,0 +1,187 @@
+//! Box- and point-prompted segmentation with LiteMedSAM or MedSAM ViT-B.
+//!
+//! An image is embedded once ([`MedSam::embed`]); every prompt then only runs the small decoder
+//! ([`MedSam::predict`]). Pre/postprocessing follow the official scripts:
+//! - LiteMedSAM (CVPR24_LiteMedSAM_infer.py): INTER_AREA resize of the longest side to 256 with
+//!   `int(x·s + 0.5)` sizes, min–max to [0, 1], zero-pad bottom/right; box scaled by
+//!   256/max(H, W) and truncated; logits cropped to the resized area, bilinear to H×W, then
+//!   sigmoid > 0.5.
+//! - MedSAM ViT-B (MedSAM_Inference.py): resize to 1024×1024, min–max; box scaled per axis;
+//!   sigmoid of the 256×256 logits, bilinear to H×W, > 0.5.
+
+use crate::error::{Error, Result};
+use crate::imaging::decode::Planes;
+use crate::imaging::resize::{bilinear, longest_side_size, resize_area};
+use crate::models::sam::{Prompt, Sam, SamArch};
+use crate::weights::{self, StateDict, model_file};
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// A loaded MedSAM-family model ready to segment.
+#[derive(Debug, Clone)]
+pub struct MedSam {
+    pub model: Sam,
+    device: Device,
+}
+
+/// An image's embedding plus the geometry needed to map prompts and masks.
+#[derive(Debug, Clone)]
+pub struct ImageEmbedding {
+    pub tensor: Tensor<4>,
+    pub width: usize,
+    pub height: usize,
+    /// Size of the image inside the model input before padding (w, h).
+    pub resized: (usize, usize),
+}
+
+/// A prompt in original image pixels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserPrompt {
+    /// [x0, y0, x1, y1].
+    pub bbox: Option<[f32; 4]>,
+    /// (x, y, positive?) clicks.
+    pub points: Vec<(f32, f32, bool)>,
+}
+
+impl UserPrompt {
+    pub fn from_box(b: [f32; 4]) -> Self {
+        UserPrompt { bbox: Some(b), points: vec![] }
+    }
+}
+
+/// The result of one prompt.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// 0/1 mask at the image's size, row-major.
+    pub mask: Vec<u8>,
+    /// The decoder's (256×256) logits.
+    pub low_res_logits: Vec<f32>,
+    pub iou: f32,
+}
+
+impl MedSam {
+    /// Loads one of our model files (any precision).
+    pub fn from_model_file(bytes: &[u8], device: &Device) -> Result<Self> {
+        let (header, _) = model_file::read_header(bytes)?;
+        let arch = SamArch::from_name(&header.arch, header.config.clone())?;
+        let (_, sd) = model_file::read(bytes, arch.name())?;
+        Self::from_state_dict(&sd, &arch, device)
+    }
+
+    pub fn from_state_dict(sd: &StateDict, arch: &SamArch, device: &Device) -> Result<Self> {
+        let (model, _) = Sam::load(sd, arch, device)?;
+        Ok(MedSam { model, device: device.clone() })
+    }
+
+    pub fn arch(&self) -> &SamArch {
+        &self.model.arch
+    }
+
+    /// The model input (3, S, S) in [0, 1] and the resized size (w, h).
+    pub fn preprocess(&self, img: &Planes) -> Result<(Vec<f32>, (usize, usize))> {
+        let s = self.arch().input_size();
+        let (w, h) = (img.width(), img.height());
+        let (resized, (nw, nh)) = match self.arch() {
+            SamArch::LiteMedsam(_) => {
+                let (nw, nh) = longest_side_size(w, h, s);
+                (img.planes.iter().map(|p| resize_area(p, nw, nh).data).collect::<Vec<_>>(), (nw, nh))
+            }
+            SamArch::MedsamVit(_) => {
+                // Approximation: the official code uses skimage's order-3 resize (see README).
+                let planes = img
+                    .planes
+                    .iter()
+                    .map(|p| {
+                        let f: Vec<f32> = p.data.iter().map(|&v| v as f32).collect();
+                        bilinear(&f, w, h, s, s).iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect()
+                    })
+                    .collect::<Vec<Vec<u8>>>();
+                (planes, (s, s))
+            }
+        };
+        // Grey images are three identical channels.
+        let channels: Vec<&Vec<u8>> = (0..3).map(|c| &resized[c.min(resized.len() - 1)]).collect();
+        let min = channels.iter().flat_map(|c| c.iter()).copied().min().unwrap_or(0) as f32;
+        let max = channels.iter().flat_map(|c| c.iter()).copied().max().unwrap_or(0) as f32;
+        let range = (max - min).max(1e-8);
+        let mut input = vec![0f32; 3 * s * s];
+        for (c, plane) in channels.iter().enumerate() {
+            for y in 0..nh {
+                for x in 0..nw {
+                    input[c * s * s + y * s + x] = (plane[y * nw + x] as f32 - min) / range;
+                }
+            }
+        }
+        Ok((input, (nw, nh)))
+    }
+
+    /// Runs the image encoder (the expensive step, once per image).
+    pub fn embed(&self, img: &Planes) -> Result<ImageEmbedding> {
+        let s = self.arch().input_size();
+        let (input, resized) = self.preprocess(img)?;
+        let x = Tensor::from_data(TensorData::new(input, [1, 3, s, s]), &self.device);
+        Ok(ImageEmbedding { tensor: self.model.embed(x), width: img.width(), height: img.height(), resized })
+    }
+
+    /// Maps a prompt from image pixels to model input pixels, validating it.
+    pub fn model_prompt(&self, emb: &ImageEmbedding, p: &UserPrompt) -> Result<Prompt> {
+        let (w, h) = (emb.width as f32, emb.height as f32);
+        let s = self.arch().input_size() as f32;
+        let lite = matches!(self.arch(), SamArch::LiteMedsam(_));
+        let (kx, ky) = if lite { let k = s / w.max(h); (k, k) } else { (s / w, s / h) };
+        let bbox = match p.bbox {
+            None => None,
+            Some(b) => {
+                if b.iter().any(|v| !v.is_finite()) {
+                    return Err(Error::Prompt("box coordinates must be numbers".into()));
+                }
+                let [x0, y0, x1, y1] = [b[0].clamp(0.0, w), b[1].clamp(0.0, h), b[2].clamp(0.0, w), b[3].clamp(0.0, h)];
+                if b[2] <= 0.0 || b[3] <= 0.0 || b[0] >= w || b[1] >= h {
+                    return Err(Error::Prompt(format!("the box {b:?} lies outside the {}×{} image", emb.width, emb.height)));
+                }
+                if x1 <= x0 || y1 <= y0 {
+                    return Err(Error::Prompt(format!("the box {b:?} is empty: x1 must exceed x0 and y1 exceed y0")));
+                }
+                // LiteMedSAM truncates the scaled box to integers (resize_box_to_256).
+                let m = |v: f32, k: f32| if lite { (v * k).trunc() } else { v * k };
+                Some([m(x0, kx), m(y0, ky), m(x1, kx), m(y1, ky)])
+            }
+        };
+        let mut points = Vec::with_capacity(p.points.len());
+        for &(x, y, pos) in &p.points {
+            if !(x.is_finite() && y.is_finite()) || x < 0.0 || y < 0.0 || x >= w || y >= h {
+                return Err(Error::Prompt(format!("the point ({x}, {y}) lies outside the image")));
+            }
+            points.push((x * kx, y * ky, pos));
+        }
+        Ok(Prompt { points, bbox })
+    }
+
+    /// Decodes one prompt and returns the mask at the image's size.
+    pub async fn predict(&self, emb: &ImageEmbedding, prompt: &UserPrompt) -> Result<Prediction> {
+        let mp = self.model_prompt(emb, prompt)?;
+        let out = self.model.decode(&emb.tensor, &mp, false)?;
+        let [_, _, lh, lw] = out.logits.dims();
+        let logits = weights::to_host_async(out.logits).await?;
+        let iou = weights::to_host_async(out.iou).await?.first().copied().unwrap_or(0.0);
+        let mask = self.postprocess(&logits, lw, lh, emb);
+        Ok(Prediction { mask, low_res_logits: logits, iou })
+    }
+
+    /// Low-res logits (lw×lh) → 0/1 mask at the image's size.
+    pub fn postprocess(&self, logits: &[f32], lw: usize, lh: usize, emb: &ImageEmbedding) -> Vec<u8> {
+        let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
+        let (w, h) = (emb.width, emb.height);
+        match self.arch() {
+            SamArch::LiteMedsam(_) => {
+                let (nw, nh) = emb.resized;
+                let crop: Vec<f32> = (0..nh).flat_map(|y| logits[y * lw..y * lw + nw].iter().copied()).collect();
+                bilinear(&crop, nw, nh, w, h).iter().map(|&v| (sigmoid(v) > 0.5) as u8).collect()
+            }
+            SamArch::MedsamVit(_) => {
+                let probs: Vec<f32> = logits.iter().map(|&v| sigmoid(v)).collect();
+                let _ = lh;
+                bilinear(&probs, lw, lh, w, h).iter().map(|&v| (v > 0.5) as u8).collect()
+            }
+        }
+    }
+}

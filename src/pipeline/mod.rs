@@ -1,0 +1,3 @@
+//! What a user asks for, with pre- and postprocessing exactly as the official code does it.
+
+pub mod medsam;

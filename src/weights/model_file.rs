@@ -1,0 +1,219 @@
+//! The app's model file: a small JSON header (architecture, config, provenance, checksums) followed
+//! by the tensors, int8 by default.
+//!
+//! Layout: `MEDSEGM1` magic, u32 LE header length, UTF-8 JSON header, payload. Int8 tensors are
+//! quantized symmetrically per output channel (first axis): `scales` (f32 per channel) then
+//! `numel` signed bytes; f32 tensors are stored raw, little-endian. Tensors with fewer than
+//! [`MIN_QUANT_NUMEL`] elements or of rank 1 (biases, norms, positional tables) always stay f32.
+
+use super::{HostTensor, StateDict};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const MAGIC: &[u8; 8] = b"MEDSEGM1";
+/// Below this size quantizing saves little and positional/bias tables lose precision.
+pub const MIN_QUANT_NUMEL: usize = 4096;
+/// Largest header accepted: the tensor table of a ViT-B is ~60 KB.
+const MAX_HEADER: usize = 16 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    Int8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    name: String,
+    shape: Vec<usize>,
+    dtype: Precision,
+    offset: usize,
+}
+
+/// What the header tells about a model file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    pub format: u32,
+    /// Architecture name, e.g. `litemedsam`, `medsam_vit`, `universeg_v1`.
+    pub arch: String,
+    /// Architecture configuration (JSON), interpreted by the model for `arch`.
+    pub config: serde_json::Value,
+    pub precision: Precision,
+    /// sha256 of the checkpoint this file was converted from.
+    pub source_sha256: String,
+    /// sha256 of the payload, checked on every load.
+    pub payload_sha256: String,
+    tensors: Vec<Entry>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn quantizable(t: &HostTensor) -> bool {
+    t.shape.len() >= 2 && t.data.len() >= MIN_QUANT_NUMEL
+}
+
+/// Serializes `tensors` as a model file.
+pub fn write(
+    arch: &str,
+    config: serde_json::Value,
+    precision: Precision,
+    source_sha256: &str,
+    tensors: &StateDict,
+) -> Vec<u8> {
+    let mut payload: Vec<u8> = Vec::new();
+    let mut entries = Vec::new();
+    for (name, t) in tensors {
+        let dtype = if precision == Precision::Int8 && quantizable(t) { Precision::Int8 } else { Precision::F32 };
+        entries.push(Entry { name: name.clone(), shape: t.shape.clone(), dtype, offset: payload.len() });
+        match dtype {
+            Precision::F32 => t.data.iter().for_each(|v| payload.extend_from_slice(&v.to_le_bytes())),
+            Precision::Int8 => {
+                let (scales, q) = quantize_rows(t);
+                scales.iter().for_each(|v| payload.extend_from_slice(&v.to_le_bytes()));
+                payload.extend(q.iter().map(|&v| v as u8));
+            }
+        }
+    }
+    let header = Header {
+        format: 1,
+        arch: arch.to_owned(),
+        config,
+        precision,
+        source_sha256: source_sha256.to_owned(),
+        payload_sha256: sha256_hex(&payload),
+        tensors: entries,
+    };
+    let json = serde_json::to_vec(&header).expect("header serializes");
+    let mut out = Vec::with_capacity(12 + json.len() + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Symmetric per-row int8: scale = max|row| / 127, q = round(v / scale).
+fn quantize_rows(t: &HostTensor) -> (Vec<f32>, Vec<i8>) {
+    let rows = t.shape[0];
+    let cols = t.data.len() / rows;
+    let mut scales = Vec::with_capacity(rows);
+    let mut q = Vec::with_capacity(t.data.len());
+    for row in t.data.chunks(cols) {
+        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        scales.push(scale);
+        q.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
+    }
+    (scales, q)
+}
+
+/// Reads only the header, checking the magic (cheap: for showing what a file is).
+pub fn read_header(bytes: &[u8]) -> Result<(Header, usize)> {
+    let err = |m: &str| Error::Weights(m.to_owned());
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        return Err(err("not a medseg model file (convert the official checkpoint with `medseg convert`)"));
+    }
+    let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    if len > MAX_HEADER || 12 + len > bytes.len() {
+        return Err(err("model file header is damaged or the file is truncated"));
+    }
+    let header: Header = serde_json::from_slice(&bytes[12..12 + len])
+        .map_err(|e| Error::Weights(format!("model file header is damaged: {e}")))?;
+    if header.format != 1 {
+        return Err(Error::Weights(format!("model file format {} is newer than this app", header.format)));
+    }
+    Ok((header, 12 + len))
+}
+
+/// Reads a model file of architecture `arch`, verifying its checksum, into f32 tensors.
+pub fn read(bytes: &[u8], arch: &str) -> Result<(Header, StateDict)> {
+    let (header, start) = read_header(bytes)?;
+    if header.arch != arch {
+        return Err(Error::Weights(format!("this model file holds {}, not {arch}", header.arch)));
+    }
+    let payload = &bytes[start..];
+    if sha256_hex(payload) != header.payload_sha256 {
+        return Err(Error::Weights("model file is corrupt or truncated (checksum mismatch)".into()));
+    }
+    let mut out = StateDict::new();
+    for e in &header.tensors {
+        let numel: usize = e.shape.iter().product();
+        let rows = e.shape.first().copied().unwrap_or(1).max(1);
+        let size = match e.dtype {
+            Precision::F32 => numel * 4,
+            Precision::Int8 => rows * 4 + numel,
+        };
+        let b = payload
+            .get(e.offset..e.offset + size)
+            .ok_or_else(|| Error::Weights(format!("model file tensor {} lies outside the file", e.name)))?;
+        let f32s = |b: &[u8]| -> Vec<f32> {
+            b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+        };
+        let data = match e.dtype {
+            Precision::F32 => f32s(b),
+            Precision::Int8 => {
+                let scales = f32s(&b[..rows * 4]);
+                let cols = numel / rows;
+                b[rows * 4..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &q)| q as i8 as f32 * scales[i / cols.max(1)])
+                    .collect()
+            }
+        };
+        out.insert(e.name.clone(), HostTensor { shape: e.shape.clone(), data });
+    }
+    Ok((header, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> StateDict {
+        let mut sd = StateDict::new();
+        let w: Vec<f32> = (0..64 * 100).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        sd.insert("w".into(), HostTensor { shape: vec![64, 100], data: w });
+        sd.insert("b".into(), HostTensor { shape: vec![3], data: vec![0.1, -2.0, 3.5] });
+        sd
+    }
+
+    #[test]
+    fn f32_round_trip_is_exact() {
+        let sd = sample();
+        let bytes = write("test", serde_json::json!({}), Precision::F32, "abc", &sd);
+        let (h, back) = read(&bytes, "test").unwrap();
+        assert_eq!(back, sd);
+        assert_eq!(h.source_sha256, "abc");
+    }
+
+    #[test]
+    fn int8_round_trip_is_within_half_a_step() {
+        let sd = sample();
+        let bytes = write("test", serde_json::json!({}), Precision::Int8, "abc", &sd);
+        let (_, back) = read(&bytes, "test").unwrap();
+        assert_eq!(back["b"], sd["b"], "rank-1 tensors stay f32");
+        for (row_a, row_b) in sd["w"].data.chunks(100).zip(back["w"].data.chunks(100)) {
+            let step = row_a.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            for (a, b) in row_a.iter().zip(row_b) {
+                assert!((a - b).abs() <= step * 0.5 + 1e-6, "{a} vs {b}");
+            }
+        }
+        assert!(bytes.len() < 64 * 100 + 64 * 4 + 2000);
+    }
+
+    #[test]
+    fn detects_corruption_truncation_and_wrong_arch() {
+        let mut bytes = write("test", serde_json::json!({}), Precision::Int8, "abc", &sample());
+        assert!(read(&bytes, "other").unwrap_err().to_string().contains("not other"));
+        assert!(read(&bytes[..bytes.len() - 10], "test").is_err());
+        let n = bytes.len();
+        bytes[n - 5] ^= 0xff;
+        assert!(read(&bytes, "test").unwrap_err().to_string().contains("checksum"));
+        assert!(read(b"PK\x03\x04 not ours", "test").unwrap_err().to_string().contains("not a medseg model"));
+    }
+}

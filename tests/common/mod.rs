@@ -1,0 +1,75 @@
+//! Shared helpers for the integration tests: fixtures from ../shared, weights from models/.
+#![allow(dead_code)]
+
+use burn::tensor::{Device, DeviceKind};
+use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn shared(rel: &str) -> PathBuf {
+    let p = root().join("../shared").join(rel);
+    assert!(p.exists(), "missing {}: the tests need ../shared beside the checkout", p.display());
+    p
+}
+
+/// The official LiteMedSAM checkpoint, fetched by `scripts/fetch-weights.sh`.
+pub fn lite_medsam_pth() -> Vec<u8> {
+    let p = std::env::var("MEDSEG_LITEMEDSAM_PTH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("models/lite_medsam.pth"));
+    std::fs::read(&p).unwrap_or_else(|e| {
+        panic!("cannot read {} ({e}); run scripts/fetch-weights.sh first", p.display())
+    })
+}
+
+pub struct Fixture {
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    pub meta: HashMap<String, String>,
+}
+
+impl Fixture {
+    pub fn load(name: &str) -> Fixture {
+        let bytes = std::fs::read(shared(&format!("fixtures/{name}"))).unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors = HashMap::new();
+        for (k, v) in st.tensors() {
+            let data: Vec<f32> = match v.dtype() {
+                Dtype::F32 => v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+                Dtype::U8 => v.data().iter().map(|&b| b as f32).collect(),
+                Dtype::I32 => v.data().chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+                d => panic!("unexpected dtype {d:?} in {name}"),
+            };
+            tensors.insert(k.to_string(), (v.shape().to_vec(), data));
+        }
+        Fixture { tensors, meta }
+    }
+    pub fn get(&self, k: &str) -> &[f32] {
+        &self.tensors.get(k).unwrap_or_else(|| panic!("fixture has no {k}")).1
+    }
+    pub fn shape(&self, k: &str) -> &[usize] {
+        &self.tensors[k].0
+    }
+}
+
+/// max |a − b| / max |b|.
+pub fn rel_max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let max_ref = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let max_diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    max_diff / max_ref
+}
+
+pub fn cpu() -> Device {
+    Device::flex()
+}
+
+/// wgpu on whatever adapter the machine has (lavapipe on CI).
+pub fn wgpu() -> Device {
+    Device::wgpu(DeviceKind::DefaultDevice)
+}

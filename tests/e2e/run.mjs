@@ -1,0 +1,134 @@
+// End-to-end: the built app in headless Chromium segments a real CT slice, with WebGPU
+// (SwiftShader) and with WebGPU disabled (CPU fallback). Any request leaving the page's origin,
+// or carrying a body, fails the run. Prints "N passed, M failed".
+import { chromium } from 'playwright-core';
+import { PNG } from 'pngjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import os from 'node:os';
+import { serve } from './serve.mjs';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const FIX = path.resolve(ROOT, '../shared/fixtures');
+const ART = path.join(ROOT, 'test-artifacts');
+fs.mkdirSync(ART, { recursive: true });
+const only = process.argv[2]; // optional: "webgpu" or "cpu"
+
+const readPng = (file) => PNG.sync.read(fs.readFileSync(file));
+function dice(a, b) {
+  let inter = 0, sa = 0, sb = 0;
+  for (let i = 0; i < a.length; i++) { const x = a[i] > 0, y = b[i] > 0; inter += x && y; sa += x; sb += y; }
+  return sa + sb === 0 ? 1 : (2 * inter) / (sa + sb);
+}
+const gray = (png) => { const out = new Uint8Array(png.width * png.height); for (let i = 0; i < out.length; i++) out[i] = png.data[i * 4]; return out; };
+
+// A PNG header claiming 20000×20000 pixels (no need to hold the pixels to test the limit).
+function giantPng() {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(zlib.crc32(td) >>> 0);
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13); ihdr.writeUInt32BE(20000, 0); ihdr.writeUInt32BE(20000, 4); ihdr[8] = 8; ihdr[9] = 0;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(20001))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+let passed = 0, failed = 0;
+async function check(name, fn) {
+  try { await fn(); passed++; console.log(`ok   ${name}`); }
+  catch (e) { failed++; console.log(`FAIL ${name}: ${e.message}`); }
+}
+const assert = (c, msg) => { if (!c) throw new Error(msg); };
+
+async function session(mode, server) {
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--no-first-run', '--disable-quic', '--disable-gpu-sandbox'];
+  if (mode === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader');
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'medseg-chrome-'));
+  const ctx = await chromium.launchPersistentContext(userDir, { executablePath: '/usr/bin/chromium', headless: true,
+    args, acceptDownloads: true, viewport: { width: 1400, height: 900 } });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  const egress = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(origin) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) egress.push(r.url());
+    if (r.postData()) egress.push(`body sent to ${r.url()}`);
+  });
+  page.on('console', (m) => { if (m.type() === 'error') console.log(`  [${mode} console] ${m.text()}`); });
+  const t0 = Date.now();
+  await page.goto(origin + '/');
+  const phase = () => page.getAttribute('.app', 'data-phase');
+  const waitPhase = async (want, ms) => {
+    await page.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms });
+  };
+  const prefix = `[${mode}]`;
+
+  await check(`${prefix} model loads and backend is reported`, async () => {
+    await waitPhase('idle', 120_000);
+    const backend = await page.textContent('#backend');
+    console.log(`  ${prefix} backend: ${backend}, model ready after ${Date.now() - t0} ms`);
+    assert(mode === 'webgpu' ? backend.includes('WebGPU') : backend.includes('CPU'), `backend ${backend}`);
+  });
+
+  await check(`${prefix} segments the lung2 CT slice like the official model (Dice ≥ 0.98)`, async () => {
+    const t1 = Date.now();
+    await page.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
+    await waitPhase('ready', 900_000);
+    console.log(`  ${prefix} image encoded in ${Date.now() - t1} ms`);
+    const box = [321, 334, 392, 398]; // the fixture's ground-truth box
+    const r = await page.locator('#view').boundingBox();
+    const at = (x, y) => [r.x + (x + 0.5) * r.width / 512, r.y + (y + 0.5) * r.height / 512];
+    await page.mouse.move(...at(box[0], box[1]));
+    await page.mouse.down();
+    await page.mouse.move(...at((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), { steps: 4 });
+    await page.mouse.move(...at(box[2], box[3]), { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: 300_000 });
+    console.log(`  ${prefix} ${await page.textContent('#status')}`);
+    await page.screenshot({ path: path.join(ART, `segment-${mode}.png`) });
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
+    const file = path.join(ART, `mask-${mode}.png`);
+    await dl.saveAs(file);
+    const got = readPng(file), want = readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'));
+    assert(got.width === 512 && got.height === 512, `mask is ${got.width}×${got.height}`);
+    const d = dice(gray(got), gray(want));
+    console.log(`  ${prefix} Dice vs official mask ${d.toFixed(4)}`);
+    assert(d >= 0.98, `Dice ${d}`);
+  });
+
+  await check(`${prefix} bad files give clear messages and keep the work`, async () => {
+    const before = await page.locator('.objects li').count();
+    const bad = [
+      ['notes.png', Buffer.from('this is a text file renamed to png'), /cannot read image/],
+      ['truncated.png', fs.readFileSync(path.join(FIX, 'litemedsam_lung2_z22_image.png')).subarray(0, 3000), /damaged|truncated|cannot read/],
+      ['giant.png', giantPng(), /20000×20000/],
+    ];
+    for (const [name, buffer, re] of bad) {
+      await page.setInputFiles('#file', { name, mimeType: 'image/png', buffer });
+      await page.waitForSelector('#error', { timeout: 20_000 });
+      const msg = await page.textContent('#error');
+      assert(re.test(msg), `${name}: message "${msg}"`);
+      assert((await page.locator('.objects li').count()) === before, `${name}: objects lost`);
+      await page.click('#error button');
+    }
+    assert(await phase() === 'ready', `phase ${await phase()}`);
+    await page.screenshot({ path: path.join(ART, `bad-input-${mode}.png`) });
+  });
+
+  await check(`${prefix} nothing left the page's origin`, async () => {
+    assert(egress.length === 0, `requests: ${egress.join(', ')}`);
+  });
+  await ctx.close();
+  fs.rmSync(userDir, { recursive: true, force: true });
+}
+
+const dist = path.join(ROOT, 'dist');
+if (!fs.existsSync(path.join(dist, 'index.html'))) { console.log('dist/ is missing: build the app first'); process.exit(1); }
+const server = await serve(dist);
+for (const mode of ['cpu', 'webgpu']) if (!only || only === mode) await session(mode, server);
+server.close();
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
