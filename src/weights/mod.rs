@@ -87,12 +87,12 @@ impl<'a> Loader<'a> {
 pub fn to_host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
         .convert::<f32>()
-        .into_vec::<f32>()
+        .try_into_vec::<f32>()
         .map_err(|e| Error::Device(format!("{e:?}")))
 }
 
 /// Reads a tensor back to the host as f32, without blocking (works in the browser).
 pub async fn to_host_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| Error::Device(format!("{e:?}")))?;
-    data.convert::<f32>().into_vec::<f32>().map_err(|e| Error::Device(format!("{e:?}")))
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("{e:?}")))
 }
