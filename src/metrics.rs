@@ -9,7 +9,11 @@ pub fn dice(a: &[bool], b: &[bool]) -> f64 {
         sa += x as usize;
         sb += y as usize;
     }
-    if sa + sb == 0 { 1.0 } else { 2.0 * inter as f64 / (sa + sb) as f64 }
+    if sa + sb == 0 {
+        1.0
+    } else {
+        2.0 * inter as f64 / (sa + sb) as f64
+    }
 }
 
 /// Foreground pixels with a 4-neighbour in the background or on the image border.
@@ -48,7 +52,8 @@ fn edt_1d(f: &mut [f64], step: f64) {
         }
         loop {
             let p = v[k];
-            let s = ((g[q] + pos(q) * pos(q)) - (g[p] + pos(p) * pos(p))) / (2.0 * (pos(q) - pos(p)));
+            let s =
+                ((g[q] + pos(q) * pos(q)) - (g[p] + pos(p) * pos(p))) / (2.0 * (pos(q) - pos(p)));
             if s <= z[k] && k > 0 {
                 k -= 1;
                 continue;
@@ -75,7 +80,10 @@ fn edt_1d(f: &mut [f64], step: f64) {
 
 /// Distance (in spacing units) from every pixel to the nearest `true` pixel of `seeds`.
 fn distance_to(seeds: &[bool], w: usize, h: usize, spacing: (f64, f64)) -> Vec<f64> {
-    let mut d: Vec<f64> = seeds.iter().map(|&s| if s { 0.0 } else { f64::INFINITY }).collect();
+    let mut d: Vec<f64> = seeds
+        .iter()
+        .map(|&s| if s { 0.0 } else { f64::INFINITY })
+        .collect();
     let mut col = vec![0f64; h];
     for x in 0..w {
         (0..h).for_each(|y| col[y] = d[y * w + x]);
@@ -95,16 +103,30 @@ pub fn nsd(a: &[bool], b: &[bool], w: usize, h: usize, spacing: (f64, f64), tau:
     assert_eq!(a.len(), w * h);
     assert_eq!(b.len(), w * h);
     let (ba, bb) = (boundary(a, w, h), boundary(b, w, h));
-    let (na, nb) = (ba.iter().filter(|&&v| v).count(), bb.iter().filter(|&&v| v).count());
+    let (na, nb) = (
+        ba.iter().filter(|&&v| v).count(),
+        bb.iter().filter(|&&v| v).count(),
+    );
     if na + nb == 0 {
         return 1.0;
     }
     if na == 0 || nb == 0 {
         return 0.0;
     }
-    let (da, db) = (distance_to(&ba, w, h, spacing), distance_to(&bb, w, h, spacing));
-    let close_a = ba.iter().zip(&db).filter(|(on, d)| **on && **d <= tau).count();
-    let close_b = bb.iter().zip(&da).filter(|(on, d)| **on && **d <= tau).count();
+    let (da, db) = (
+        distance_to(&ba, w, h, spacing),
+        distance_to(&bb, w, h, spacing),
+    );
+    let close_a = ba
+        .iter()
+        .zip(&db)
+        .filter(|(on, d)| **on && **d <= tau)
+        .count();
+    let close_b = bb
+        .iter()
+        .zip(&da)
+        .filter(|(on, d)| **on && **d <= tau)
+        .count();
     (close_a + close_b) as f64 / (na + nb) as f64
 }
 
@@ -113,7 +135,9 @@ mod tests {
     use super::*;
 
     fn square(w: usize, h: usize, x0: usize, y0: usize, x1: usize, y1: usize) -> Vec<bool> {
-        (0..w * h).map(|i| (x0..x1).contains(&(i % w)) && (y0..y1).contains(&(i / w))).collect()
+        (0..w * h)
+            .map(|i| (x0..x1).contains(&(i % w)) && (y0..y1).contains(&(i / w)))
+            .collect()
     }
 
     #[test]
@@ -156,7 +180,11 @@ mod tests {
                         ((dy * 1.5).powi(2) + (dx * 0.7).powi(2)).sqrt()
                     })
                     .fold(f64::INFINITY, f64::min);
-                assert!((d[y * w + x] - best).abs() < 1e-9, "({x},{y}): {} vs {best}", d[y * w + x]);
+                assert!(
+                    (d[y * w + x] - best).abs() < 1e-9,
+                    "({x},{y}): {} vs {best}",
+                    d[y * w + x]
+                );
             }
         }
     }

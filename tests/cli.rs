@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn medseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medseg")).args(args).output().expect("run medseg")
+    Command::new(env!("CARGO_BIN_EXE_medseg"))
+        .args(args)
+        .output()
+        .expect("run medseg")
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -29,7 +32,10 @@ fn model() -> String {
 
 fn assert_clean_failure(out: &Output, want: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
     assert!(!err.contains("panicked"), "panicked: {err}");
     assert!(err.contains(want), "stderr should mention {want:?}: {err}");
 }
@@ -38,12 +44,32 @@ fn assert_clean_failure(out: &Output, want: &str) {
 fn segments_a_ct_slice_and_evaluates_it() {
     let out_mask = tmp("lung2.png");
     let img = shared("fixtures/litemedsam_lung2_z22_image.png");
-    let out = medseg(&["segment", "--model", &model(), "--image", s(&img), "--box", "321,334,392,398", "--out", s(&out_mask)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = medseg(&[
+        "segment",
+        "--model",
+        &model(),
+        "--image",
+        s(&img),
+        "--box",
+        "321,334,392,398",
+        "--out",
+        s(&out_mask),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let official = shared("fixtures/litemedsam_lung2_z22_official_mask.png");
     let out = medseg(&["eval", "--pred", s(&out_mask), "--gt", s(&official)]);
     let text = String::from_utf8_lossy(&out.stdout);
-    let dsc: f64 = text.lines().find_map(|l| l.strip_prefix("DSC ")).unwrap().trim().parse().unwrap();
+    let dsc: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("DSC "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(dsc >= 0.995, "CLI mask vs official: {text}");
     assert!(text.contains("NSD"), "{text}");
 }
@@ -54,23 +80,83 @@ fn bad_input_fails_cleanly() {
     let out_mask = tmp("never.png");
     let not_png = tmp("notes.png");
     std::fs::write(&not_png, b"just some text").unwrap();
-    let out = medseg(&["segment", "--model", &model(), "--image", s(&not_png), "--box", "1,1,9,9", "--out", s(&out_mask)]);
+    let out = medseg(&[
+        "segment",
+        "--model",
+        &model(),
+        "--image",
+        s(&not_png),
+        "--box",
+        "1,1,9,9",
+        "--out",
+        s(&out_mask),
+    ]);
     assert_clean_failure(&out, "cannot read image");
 
-    let out = medseg(&["segment", "--model", &model(), "--image", s(&img), "--box", "600,600,700,700", "--out", s(&out_mask)]);
+    let out = medseg(&[
+        "segment",
+        "--model",
+        &model(),
+        "--image",
+        s(&img),
+        "--box",
+        "600,600,700,700",
+        "--out",
+        s(&out_mask),
+    ]);
     assert_clean_failure(&out, "outside");
 
-    let out = medseg(&["segment", "--model", &model(), "--image", s(&img), "--box", "40,40,40,90", "--out", s(&out_mask)]);
+    let out = medseg(&[
+        "segment",
+        "--model",
+        &model(),
+        "--image",
+        s(&img),
+        "--box",
+        "40,40,40,90",
+        "--out",
+        s(&out_mask),
+    ]);
     assert_clean_failure(&out, "empty");
 
     let universeg = shared("fixtures/universeg_v1_random_seed20261126.pt");
-    let out = medseg(&["segment", "--model", s(&universeg), "--image", s(&img), "--box", "1,1,9,9", "--out", s(&out_mask)]);
+    let out = medseg(&[
+        "segment",
+        "--model",
+        s(&universeg),
+        "--image",
+        s(&img),
+        "--box",
+        "1,1,9,9",
+        "--out",
+        s(&out_mask),
+    ]);
     assert_clean_failure(&out, "not a LiteMedSAM checkpoint");
 
-    let out = medseg(&["segment", "--model", &model(), "--image", s(&img), "--box", "1,2,3", "--out", s(&out_mask)]);
+    let out = medseg(&[
+        "segment",
+        "--model",
+        &model(),
+        "--image",
+        s(&img),
+        "--box",
+        "1,2,3",
+        "--out",
+        s(&out_mask),
+    ]);
     assert_clean_failure(&out, "x0,y0,x1,y1");
 
-    let out = medseg(&["segment", "--model", "/nonexistent/model.medseg", "--image", s(&img), "--box", "1,1,9,9", "--out", s(&out_mask)]);
+    let out = medseg(&[
+        "segment",
+        "--model",
+        "/nonexistent/model.medseg",
+        "--image",
+        s(&img),
+        "--box",
+        "1,1,9,9",
+        "--out",
+        s(&out_mask),
+    ]);
     assert_clean_failure(&out, "cannot read");
     assert!(!out_mask.exists(), "no mask may be written on failure");
 }

@@ -8,14 +8,18 @@ use common::*;
 use medseg::imaging::GrayImage;
 use medseg::imaging::decode::Planes;
 use medseg::metrics::dice;
+use medseg::models::sam::SamArch;
 use medseg::models::sam::tiny_vit::TinyVitConfig;
 use medseg::models::sam::vit::{Vit, VitConfig};
-use medseg::models::sam::SamArch;
 use medseg::pipeline::medsam::{MedSam, UserPrompt};
 use medseg::weights::model_file::{self, Precision};
 use medseg::weights::{self, Loader, convert::convert_sam, torch};
 
-const SLICES: [&str; 3] = ["litemedsam_lung2_z22", "litemedsam_brain1_z16", "litemedsam_lung1_z33"];
+const SLICES: [&str; 3] = [
+    "litemedsam_lung2_z22",
+    "litemedsam_brain1_z16",
+    "litemedsam_lung1_z33",
+];
 
 fn lite_arch() -> SamArch {
     SamArch::LiteMedsam(TinyVitConfig::lite_medsam())
@@ -23,7 +27,11 @@ fn lite_arch() -> SamArch {
 
 fn image_of(f: &Fixture) -> Planes {
     let s = f.shape("image_u8");
-    Planes::gray(GrayImage::new(s[1], s[0], f.get("image_u8").iter().map(|&v| v as u8).collect()))
+    Planes::gray(GrayImage::new(
+        s[1],
+        s[0],
+        f.get("image_u8").iter().map(|&v| v as u8).collect(),
+    ))
 }
 
 fn bools(v: &[f32]) -> Vec<bool> {
@@ -42,7 +50,10 @@ fn check_fp32(m: &MedSam, label: &str) -> Vec<(f64, f64)> {
         let img = image_of(&f);
 
         let (input, _) = m.preprocess(&img).unwrap();
-        let d = input.iter().zip(f.get("input_256")).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        let d = input
+            .iter()
+            .zip(f.get("input_256"))
+            .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
         assert!(d <= 1e-6, "{label} {name}: preprocessing differs by {d}");
 
         let emb = m.embed(&img).unwrap();
@@ -50,23 +61,45 @@ fn check_fp32(m: &MedSam, label: &str) -> Vec<(f64, f64)> {
         let r = rel_max_diff(&e, f.get("image_embedding"));
         assert!(r <= 1e-3, "{label} {name}: embedding rel. max diff {r}");
 
-        let prompt = m.model_prompt(&emb, &UserPrompt::from_box(official_box(&f))).unwrap();
-        assert_eq!(prompt.bbox.unwrap().to_vec(), f.get("box_256"), "{name}: box scaling");
+        let prompt = m
+            .model_prompt(&emb, &UserPrompt::from_box(official_box(&f)))
+            .unwrap();
+        assert_eq!(
+            prompt.bbox.unwrap().to_vec(),
+            f.get("box_256"),
+            "{name}: box scaling"
+        );
         let sparse = m.model.prompt_encoder.sparse(&prompt);
         let rs = rel_max_diff(&sparse.data, f.get("sparse_embedding"));
-        assert!(rs <= 1e-5, "{label} {name}: sparse embedding rel. diff {rs}");
+        assert!(
+            rs <= 1e-5,
+            "{label} {name}: sparse embedding rel. diff {rs}"
+        );
 
-        let pred = pollster::block_on(m.predict(&emb, &UserPrompt::from_box(official_box(&f)))).unwrap();
+        let pred =
+            pollster::block_on(m.predict(&emb, &UserPrompt::from_box(official_box(&f)))).unwrap();
         let rl = rel_max_diff(&pred.low_res_logits, f.get("low_res_logits"));
-        assert!(rl <= 1e-3, "{label} {name}: low-res logits rel. max diff {rl}");
+        assert!(
+            rl <= 1e-3,
+            "{label} {name}: low-res logits rel. max diff {rl}"
+        );
         let iou_ref = f.get("iou_pred")[0];
-        assert!((pred.iou - iou_ref).abs() < 1e-3, "{name}: iou {} vs {iou_ref}", pred.iou);
+        assert!(
+            (pred.iou - iou_ref).abs() < 1e-3,
+            "{name}: iou {} vs {iou_ref}",
+            pred.iou
+        );
 
         let mask: Vec<bool> = pred.mask.iter().map(|&v| v > 0).collect();
         let d_off = dice(&mask, &bools(f.get("mask")));
         let d_gt = dice(&mask, &bools(f.get("ground_truth")));
-        eprintln!("{label} {name}: emb {r:.2e} logits {rl:.2e} Dice vs official {d_off:.4} vs truth {d_gt:.4}");
-        assert!(d_off >= 0.995, "{label} {name}: Dice vs official mask {d_off}");
+        eprintln!(
+            "{label} {name}: emb {r:.2e} logits {rl:.2e} Dice vs official {d_off:.4} vs truth {d_gt:.4}"
+        );
+        assert!(
+            d_off >= 0.995,
+            "{label} {name}: Dice vs official mask {d_off}"
+        );
         out.push((d_off, d_gt));
     }
     out
@@ -92,7 +125,11 @@ fn litemedsam_int8_model_file_keeps_accuracy() {
     let ckpt = lite_medsam_pth();
     let bytes = convert_sam(&ckpt, &lite_arch(), Precision::Int8).unwrap();
     eprintln!("int8 model file: {} bytes", bytes.len());
-    assert!(bytes.len() <= 11_000_000, "int8 LiteMedSAM file is {} bytes", bytes.len());
+    assert!(
+        bytes.len() <= 11_000_000,
+        "int8 LiteMedSAM file is {} bytes",
+        bytes.len()
+    );
     let (header, _) = model_file::read_header(&bytes).unwrap();
     assert_eq!(header.source_sha256, model_file::sha256_hex(&ckpt));
 
@@ -101,13 +138,19 @@ fn litemedsam_int8_model_file_keeps_accuracy() {
     for (name, off_gt) in SLICES.iter().zip(official_vs_truth) {
         let f = Fixture::load(&format!("{name}.safetensors"));
         let emb = m.embed(&image_of(&f)).unwrap();
-        let pred = pollster::block_on(m.predict(&emb, &UserPrompt::from_box(official_box(&f)))).unwrap();
+        let pred =
+            pollster::block_on(m.predict(&emb, &UserPrompt::from_box(official_box(&f)))).unwrap();
         let mask: Vec<bool> = pred.mask.iter().map(|&v| v > 0).collect();
         let d_off = dice(&mask, &bools(f.get("mask")));
         let d_gt = dice(&mask, &bools(f.get("ground_truth")));
-        eprintln!("int8 {name}: Dice vs official {d_off:.4}, vs truth {d_gt:.4} (official {off_gt})");
+        eprintln!(
+            "int8 {name}: Dice vs official {d_off:.4}, vs truth {d_gt:.4} (official {off_gt})"
+        );
         assert!(d_off >= 0.98, "{name}: int8 Dice vs official {d_off}");
-        assert!((d_gt - off_gt).abs() <= 0.01, "{name}: int8 Dice vs truth {d_gt}, official {off_gt}");
+        assert!(
+            (d_gt - off_gt).abs() <= 0.01,
+            "{name}: int8 Dice vs truth {d_gt}, official {off_gt}"
+        );
     }
 }
 
@@ -119,9 +162,13 @@ fn fp32_model_file_round_trips_exactly() {
     for (k, t) in &back {
         assert_eq!(&sd[k], t, "{k}");
     }
-    // The unused mask-prompt branch is the only thing left out.
+    // Only the unused mask-prompt branch and BatchNorm step counters are left out.
     let left: Vec<&String> = sd.keys().filter(|k| !back.contains_key(*k)).collect();
-    assert!(left.iter().all(|k| k.contains("mask_downscaling")), "{left:?}");
+    assert!(
+        left.iter()
+            .all(|k| k.contains("mask_downscaling") || k.ends_with("num_batches_tracked")),
+        "{left:?}"
+    );
 }
 
 #[test]
@@ -144,12 +191,18 @@ fn sam_vit_small_matches_official() {
         mlp_ratio: n("mlp_ratio"),
         out_chans: n("out_chans"),
     };
-    let sd = torch::read_state_dict(&std::fs::read(shared("fixtures/sam_vit_small_random_seed7.pt")).unwrap()).unwrap();
+    let sd = torch::read_state_dict(
+        &std::fs::read(shared("fixtures/sam_vit_small_random_seed7.pt")).unwrap(),
+    )
+    .unwrap();
     for (label, device) in [("cpu", cpu()), ("wgpu", wgpu())] {
         let mut l = Loader::new(&sd, &device);
         let vit = Vit::load(&mut l, "image_encoder", &cfg);
         l.finish("SAM ViT").unwrap();
-        let x: Tensor<4> = Tensor::from_data(TensorData::new(f.get("input").to_vec(), [1, 3, 256, 256]), &device);
+        let x: Tensor<4> = Tensor::from_data(
+            TensorData::new(f.get("input").to_vec(), [1, 3, 256, 256]),
+            &device,
+        );
         let out = weights::to_host(vit.forward(x)).unwrap();
         let r = rel_max_diff(&out, f.get("image_embedding"));
         eprintln!("SAM ViT small on {label}: rel. max diff {r:.2e}");
@@ -160,17 +213,29 @@ fn sam_vit_small_matches_official() {
 #[test]
 fn wrong_and_damaged_checkpoints_are_named() {
     let universeg = std::fs::read(shared("fixtures/universeg_v1_random_seed20261126.pt")).unwrap();
-    let e = convert_sam(&universeg, &lite_arch(), Precision::Int8).unwrap_err().to_string();
+    let e = convert_sam(&universeg, &lite_arch(), Precision::Int8)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a LiteMedSAM checkpoint"), "{e}");
 
     let vit_small = std::fs::read(shared("fixtures/sam_vit_small_random_seed7.pt")).unwrap();
-    let e = convert_sam(&vit_small, &lite_arch(), Precision::Int8).unwrap_err().to_string();
+    let e = convert_sam(&vit_small, &lite_arch(), Precision::Int8)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("LiteMedSAM") && e.contains("missing"), "{e}");
 
     let ckpt = lite_medsam_pth();
-    let e = convert_sam(&ckpt[..ckpt.len() / 2], &lite_arch(), Precision::Int8).unwrap_err().to_string();
+    let e = convert_sam(&ckpt[..ckpt.len() / 2], &lite_arch(), Precision::Int8)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("damaged") || e.contains("truncated"), "{e}");
-    let e = convert_sam(b"definitely not a checkpoint", &lite_arch(), Precision::Int8).unwrap_err().to_string();
+    let e = convert_sam(
+        b"definitely not a checkpoint",
+        &lite_arch(),
+        Precision::Int8,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("not a PyTorch checkpoint"), "{e}");
 }
 
@@ -186,10 +251,13 @@ fn bad_prompts_are_rejected_clearly() {
         ([120.0, 100.0, 90.0, 150.0], "empty"),
         ([f32::NAN, 0.0, 10.0, 10.0], "numbers"),
     ] {
-        let e = pollster::block_on(m.predict(&emb, &UserPrompt::from_box(b))).unwrap_err().to_string();
+        let e = pollster::block_on(m.predict(&emb, &UserPrompt::from_box(b)))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(want), "{b:?}: {e}");
     }
     // A box hanging over the border is clipped, not refused.
-    let ok = pollster::block_on(m.predict(&emb, &UserPrompt::from_box([150.0, 70.0, 400.0, 130.0])));
+    let ok =
+        pollster::block_on(m.predict(&emb, &UserPrompt::from_box([150.0, 70.0, 400.0, 130.0])));
     assert!(ok.is_ok());
 }

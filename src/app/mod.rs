@@ -76,13 +76,24 @@ impl Ui {
                 .iter()
                 .map(|o| {
                     let [r, g, b] = o.color;
-                    (o.name.clone(), format!("rgb({r},{g},{b})"), o.mask.iter().filter(|&&v| v > 0).count())
+                    (
+                        o.name.clone(),
+                        format!("rgb({r},{g},{b})"),
+                        o.mask.iter().filter(|&&v| v > 0).count(),
+                    )
                 })
                 .collect::<Vec<_>>();
-            let metrics = match (&s.reference, s.selected.and_then(|i| s.objects.get(i)), &s.display) {
+            let metrics = match (
+                &s.reference,
+                s.selected.and_then(|i| s.objects.get(i)),
+                &s.display,
+            ) {
                 (Some(r), Some(o), Some(img)) => {
                     let m: Vec<bool> = o.mask.iter().map(|&v| v > 0).collect();
-                    Some((dice(r, &m), nsd(r, &m, img.width, img.height, (1.0, 1.0), 2.0)))
+                    Some((
+                        dice(r, &m),
+                        nsd(r, &m, img.width, img.height, (1.0, 1.0), 2.0),
+                    ))
                 }
                 _ => None,
             };
@@ -101,7 +112,9 @@ async fn init_backend(ui: Ui) -> Device {
                 ui.backend.set("WebGPU".into());
                 return d;
             }
-            Err(e) => ui.error.set(Some(format!("WebGPU failed to start ({e:?}); using the CPU instead"))),
+            Err(e) => ui.error.set(Some(format!(
+                "WebGPU failed to start ({e:?}); using the CPU instead"
+            ))),
         }
     }
     ui.backend.set("CPU (no WebGPU)".into());
@@ -127,7 +140,8 @@ async fn load_model(ui: Ui) {
             with(|s| s.model = Some(m));
             ui.progress.set(None);
             ui.phase.set("idle");
-            ui.status.set("LiteMedSAM ready. Open an image (drop it here or use Open).".into());
+            ui.status
+                .set("LiteMedSAM ready. Open an image (drop it here or use Open).".into());
             // An image opened while the model loaded is embedded now.
             if with(|s| s.image.is_some()) {
                 spawn_local(embed_current(ui));
@@ -138,7 +152,9 @@ async fn load_model(ui: Ui) {
 }
 
 async fn embed_current(ui: Ui) {
-    let Some((model, image)) = with(|s| Some((s.model.clone()?, s.image.clone()?))) else { return };
+    let Some((model, image)) = with(|s| Some((s.model.clone()?, s.image.clone()?))) else {
+        return;
+    };
     ui.phase.set("embedding");
     ui.status.set("Encoding image…".into());
     ui.progress.set(Some(-1.0));
@@ -156,7 +172,10 @@ async fn embed_current(ui: Ui) {
     with(|s| s.embedding = Some(emb));
     ui.progress.set(None);
     ui.phase.set("ready");
-    ui.status.set(format!("Image encoded in {:.0} ms. Draw a box around a structure.", js_sys::Date::now() - t0));
+    ui.status.set(format!(
+        "Image encoded in {:.0} ms. Draw a box around a structure.",
+        js_sys::Date::now() - t0
+    ));
 }
 
 async fn open_file(ui: Ui, file: web_sys::File) {
@@ -171,7 +190,11 @@ async fn open_file(ui: Ui, file: web_sys::File) {
     }
     let img = match decode_image(&bytes) {
         Ok(i) => i,
-        Err(e) => return ui.fail(format!("{name}: {e}. The current image and masks are unchanged.")),
+        Err(e) => {
+            return ui.fail(format!(
+                "{name}: {e}. The current image and masks are unchanged."
+            ));
+        }
     };
     with(|s| {
         s.display = Some(img.luma());
@@ -205,10 +228,14 @@ fn load_reference(ui: Ui, bytes: &[u8], name: &str) {
                 true
             });
             if ok {
-                ui.status.set(format!("Reference mask {name} loaded: DSC/NSD shown for the selected object."));
+                ui.status.set(format!(
+                    "Reference mask {name} loaded: DSC/NSD shown for the selected object."
+                ));
                 ui.sync();
             } else {
-                ui.fail(format!("{name}: the reference mask must have the image's size"));
+                ui.fail(format!(
+                    "{name}: the reference mask must have the image's size"
+                ));
             }
         }
         Err(e) => ui.fail(format!("{name}: {e}")),
@@ -228,7 +255,11 @@ async fn segment_box(ui: Ui, bbox: [f32; 4]) {
                 let i = s.new_object(Some(bbox), p.mask);
                 s.selected = Some(i);
             });
-            ui.status.set(format!("Mask in {:.0} ms (predicted IoU {:.2}).", js_sys::Date::now() - t0, p.iou));
+            ui.status.set(format!(
+                "Mask in {:.0} ms (predicted IoU {:.2}).",
+                js_sys::Date::now() - t0,
+                p.iou
+            ));
             ui.sync();
         }
         Err(e) => ui.fail(e.to_string()),
@@ -238,7 +269,9 @@ async fn segment_box(ui: Ui, bbox: [f32; 4]) {
 
 fn paint(x: f32, y: f32, radius: f64, value: u8) {
     with(|s| {
-        let (Some(i), Some(img)) = (s.selected, s.display.as_ref()) else { return };
+        let (Some(i), Some(img)) = (s.selected, s.display.as_ref()) else {
+            return;
+        };
         let (w, h) = (img.width as i64, img.height as i64);
         let r = radius as i64;
         let o = &mut s.objects[i];
@@ -257,7 +290,10 @@ fn export_selected(ui: Ui) {
     let out = with(|s| {
         let (i, img) = (s.selected?, s.display.as_ref()?);
         let o = &s.objects[i];
-        Some((o.name.clone(), encode_mask_png(&o.mask, img.width, img.height)))
+        Some((
+            o.name.clone(),
+            encode_mask_png(&o.mask, img.width, img.height),
+        ))
     });
     match out {
         Some((name, Ok(png))) => {
@@ -288,7 +324,10 @@ fn export_all(ui: Ui) {
             .enumerate()
             .map(|(k, o)| serde_json::json!({"label": k + 1, "name": o.name, "box": o.bbox}))
             .collect();
-        Some((encode_gray_png(&GrayImage::new(img.width, img.height, labels)), serde_json::to_vec_pretty(&boxes)))
+        Some((
+            encode_gray_png(&GrayImage::new(img.width, img.height, labels)),
+            serde_json::to_vec_pretty(&boxes),
+        ))
     });
     match out {
         Some((Ok(png), Ok(json))) => {
@@ -310,7 +349,11 @@ fn delete_selected(ui: Ui) {
         if let Some(i) = s.selected {
             s.checkpoint();
             s.objects.remove(i);
-            s.selected = if s.objects.is_empty() { None } else { Some(i.min(s.objects.len() - 1)) };
+            s.selected = if s.objects.is_empty() {
+                None
+            } else {
+                Some(i.min(s.objects.len() - 1))
+            };
         }
     });
     ui.sync();
@@ -345,7 +388,9 @@ pub fn App() -> impl IntoView {
         }
     };
     let on_move = move |ev: MouseEvent| {
-        let (Some(c), Some((button, x0, y0, lv, wd))) = (canvas::canvas(), drag.get_value()) else { return };
+        let (Some(c), Some((button, x0, y0, lv, wd))) = (canvas::canvas(), drag.get_value()) else {
+            return;
+        };
         let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
         match (button, ui.tool.get_untracked()) {
             (2, _) => with(|s| {
@@ -366,7 +411,9 @@ pub fn App() -> impl IntoView {
         }
     };
     let on_up = move |_ev: MouseEvent| {
-        let Some((button, ..)) = drag.get_value() else { return };
+        let Some((button, ..)) = drag.get_value() else {
+            return;
+        };
         drag.set_value(None);
         if button == 0 && ui.tool.get_untracked() == Tool::Box {
             let b = with(|s| s.drag_box.take());
@@ -389,13 +436,21 @@ pub fn App() -> impl IntoView {
     };
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
-        if let Some(f) = ev.data_transfer().and_then(|d| d.files()).and_then(|l| l.get(0)) {
+        if let Some(f) = ev
+            .data_transfer()
+            .and_then(|d| d.files())
+            .and_then(|l| l.get(0))
+        {
             spawn_local(open_file(ui, f));
         }
     };
 
     let _keys = window_event_listener(leptos::ev::keydown, move |ev| {
-        if ev.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()).is_some() {
+        if ev
+            .target()
+            .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+            .is_some()
+        {
             return;
         }
         let ctrl = ev.ctrl_key() || ev.meta_key();

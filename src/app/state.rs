@@ -83,7 +83,12 @@ impl State {
     pub fn new_object(&mut self, bbox: Option<[f32; 4]>, mask: Vec<u8>) -> usize {
         self.next_id += 1;
         let color = PALETTE[(self.next_id - 1) % PALETTE.len()];
-        self.objects.push(Obj { name: format!("Object {}", self.next_id), color, bbox, mask });
+        self.objects.push(Obj {
+            name: format!("Object {}", self.next_id),
+            color,
+            bbox,
+            mask,
+        });
         self.objects.len() - 1
     }
 }

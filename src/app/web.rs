@@ -8,14 +8,19 @@ use web_sys::{Blob, BlobPropertyBag, File, HtmlAnchorElement, Response, Url};
 
 pub fn js_err(v: JsValue) -> String {
     v.as_string()
-        .or_else(|| v.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
+        .or_else(|| {
+            v.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
         .unwrap_or_else(|| format!("{v:?}"))
 }
 
 /// Lets the browser paint and handle input before heavy synchronous work starts.
 pub async fn yield_now() {
     let p = Promise::new(&mut |resolve, _| {
-        let _ = web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        let _ = web_sys::window()
+            .unwrap()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
     });
     let _ = JsFuture::from(p).await;
 }
@@ -26,9 +31,15 @@ pub async fn read_file(file: &File) -> Result<Vec<u8>, String> {
 }
 
 /// Fetches a same-origin static file, reporting (loaded, total) bytes as it arrives.
-pub async fn fetch_bytes(path: &str, mut progress: impl FnMut(f64, f64)) -> Result<Vec<u8>, String> {
+pub async fn fetch_bytes(
+    path: &str,
+    mut progress: impl FnMut(f64, f64),
+) -> Result<Vec<u8>, String> {
     let window = web_sys::window().unwrap();
-    let resp: Response = JsFuture::from(window.fetch_with_str(path)).await.map_err(js_err)?.unchecked_into();
+    let resp: Response = JsFuture::from(window.fetch_with_str(path))
+        .await
+        .map_err(js_err)?
+        .unchecked_into();
     if !resp.ok() {
         return Err(format!("{path}: HTTP {}", resp.status()));
     }
@@ -44,7 +55,11 @@ pub async fn fetch_bytes(path: &str, mut progress: impl FnMut(f64, f64)) -> Resu
     let mut out = Vec::with_capacity(total as usize);
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(js_err)?;
-        if Reflect::get(&chunk, &"done".into()).map_err(js_err)?.as_bool() == Some(true) {
+        if Reflect::get(&chunk, &"done".into())
+            .map_err(js_err)?
+            .as_bool()
+            == Some(true)
+        {
             break;
         }
         let value = Reflect::get(&chunk, &"value".into()).map_err(js_err)?;
@@ -77,8 +92,12 @@ pub async fn webgpu_available() -> bool {
     if gpu.is_undefined() || gpu.is_null() {
         return false;
     }
-    let Ok(req) = Reflect::get(&gpu, &"requestAdapter".into()) else { return false };
-    let Ok(f) = req.dyn_into::<js_sys::Function>() else { return false };
+    let Ok(req) = Reflect::get(&gpu, &"requestAdapter".into()) else {
+        return false;
+    };
+    let Ok(f) = req.dyn_into::<js_sys::Function>() else {
+        return false;
+    };
     let Ok(p) = f.call0(&gpu) else { return false };
     match JsFuture::from(Promise::from(p)).await {
         Ok(adapter) => !adapter.is_null() && !adapter.is_undefined(),

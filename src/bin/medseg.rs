@@ -119,13 +119,20 @@ medseg eval --pred mask.png --gt truth.png"
     }
 
     fn parse_box(s: &str) -> std::result::Result<[f32; 4], String> {
-        let v: Vec<f32> = s.split(',').map(|p| p.trim().parse::<f32>()).collect::<std::result::Result<_, _>>()
+        let v: Vec<f32> = s
+            .split(',')
+            .map(|p| p.trim().parse::<f32>())
+            .collect::<std::result::Result<_, _>>()
             .map_err(|_| format!("expected four numbers x0,y0,x1,y1, got {s:?}"))?;
-        v.try_into().map_err(|_| format!("expected four numbers x0,y0,x1,y1, got {s:?}"))
+        v.try_into()
+            .map_err(|_| format!("expected four numbers x0,y0,x1,y1, got {s:?}"))
     }
 
     fn parse_pair(s: &str) -> std::result::Result<(f64, f64), String> {
-        let v: Vec<f64> = s.split(',').map(|p| p.trim().parse::<f64>()).collect::<std::result::Result<_, _>>()
+        let v: Vec<f64> = s
+            .split(',')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<std::result::Result<_, _>>()
             .map_err(|_| format!("expected two numbers a,b, got {s:?}"))?;
         match v.as_slice() {
             [a, b] if *a > 0.0 && *b > 0.0 => Ok((*a, *b)),
@@ -150,9 +157,11 @@ medseg eval --pred mask.png --gt truth.png"
 
     fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
         }
-        std::fs::write(path, bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
+        std::fs::write(path, bytes)
+            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
     }
 
     fn device(b: Backend) -> Result<Device> {
@@ -168,7 +177,9 @@ medseg eval --pred mask.png --gt truth.png"
                     d
                 });
                 std::panic::set_hook(hook);
-                probe.map_err(|_| Error::Device("no GPU adapter found for wgpu; use --backend cpu".into()))
+                probe.map_err(|_| {
+                    Error::Device("no GPU adapter found for wgpu; use --backend cpu".into())
+                })
             }
         }
     }
@@ -186,7 +197,11 @@ medseg eval --pred mask.png --gt truth.png"
         let bytes = read(path)?;
         if bytes.starts_with(b"PK") {
             let sd = medseg::weights::torch::read_state_dict(&bytes)?;
-            let a = if sd.contains_key("image_encoder.pos_embed") { Arch::MedsamVitB } else { Arch::Litemedsam };
+            let a = if sd.contains_key("image_encoder.pos_embed") {
+                Arch::MedsamVitB
+            } else {
+                Arch::Litemedsam
+            };
             return MedSam::from_state_dict(&sd, &arch(a), dev);
         }
         MedSam::from_model_file(&bytes, dev)
@@ -194,7 +209,11 @@ medseg eval --pred mask.png --gt truth.png"
 
     fn load_mask(path: &Path) -> Result<(Vec<bool>, usize, usize)> {
         let img = decode_image(&read(path)?)?.luma();
-        Ok((img.data.iter().map(|&v| v > 0).collect(), img.width, img.height))
+        Ok((
+            img.data.iter().map(|&v| v > 0).collect(),
+            img.width,
+            img.height,
+        ))
     }
 
     fn median(mut v: Vec<f64>) -> f64 {
@@ -204,38 +223,90 @@ medseg eval --pred mask.png --gt truth.png"
 
     fn dispatch(cmd: Cmd) -> Result<()> {
         match cmd {
-            Cmd::Convert { checkpoint, arch: a, fp32, out } => {
-                let precision = if fp32 { Precision::F32 } else { Precision::Int8 };
+            Cmd::Convert {
+                checkpoint,
+                arch: a,
+                fp32,
+                out,
+            } => {
+                let precision = if fp32 {
+                    Precision::F32
+                } else {
+                    Precision::Int8
+                };
                 let bytes = convert_sam(&read(&checkpoint)?, &arch(a), precision)?;
                 write(&out, &bytes)?;
-                println!("wrote {} ({:.1} MB, {:?})", out.display(), bytes.len() as f64 / 1e6, precision);
+                println!(
+                    "wrote {} ({:.1} MB, {:?})",
+                    out.display(),
+                    bytes.len() as f64 / 1e6,
+                    precision
+                );
             }
-            Cmd::Segment { model, image, r#box, out, backend } => {
+            Cmd::Segment {
+                model,
+                image,
+                r#box,
+                out,
+                backend,
+            } => {
                 let dev = device(backend)?;
                 let m = load_model(&model, &dev)?;
                 let img: Planes = decode_image(&read(&image)?)?;
                 let emb = m.embed(&img)?;
                 let pred = pollster::block_on(m.predict(&emb, &UserPrompt::from_box(r#box)))?;
-                write(&out, &encode_mask_png(&pred.mask, img.width(), img.height())?)?;
+                write(
+                    &out,
+                    &encode_mask_png(&pred.mask, img.width(), img.height())?,
+                )?;
                 let area = pred.mask.iter().filter(|&&v| v > 0).count();
-                println!("wrote {} ({area} pixels, predicted IoU {:.3})", out.display(), pred.iou);
+                println!(
+                    "wrote {} ({area} pixels, predicted IoU {:.3})",
+                    out.display(),
+                    pred.iou
+                );
             }
-            Cmd::Eval { pred, gt, tau, spacing } => {
+            Cmd::Eval {
+                pred,
+                gt,
+                tau,
+                spacing,
+            } => {
                 let (p, w, h) = load_mask(&pred)?;
                 let (g, gw, gh) = load_mask(&gt)?;
                 if (w, h) != (gw, gh) {
-                    return Err(Error::Input(format!("mask sizes differ: {w}×{h} vs {gw}×{gh}")));
+                    return Err(Error::Input(format!(
+                        "mask sizes differ: {w}×{h} vs {gw}×{gh}"
+                    )));
                 }
                 println!("DSC {:.4}", dice(&g, &p));
-                println!("NSD {:.4} (tolerance {tau})", nsd(&g, &p, w, h, spacing, tau));
+                println!(
+                    "NSD {:.4} (tolerance {tau})",
+                    nsd(&g, &p, w, h, spacing, tau)
+                );
             }
-            Cmd::Bench { model, backend, runs } => {
+            Cmd::Bench {
+                model,
+                backend,
+                runs,
+            } => {
                 let dev = device(backend)?;
                 let m = load_model(&model, &dev)?;
                 let s = m.arch().input_size();
-                let img = Planes::gray(medseg::imaging::GrayImage::new(s, s, (0..s * s).map(|i| (i % 251) as u8).collect()));
-                let prompt = UserPrompt::from_box([s as f32 * 0.3, s as f32 * 0.3, s as f32 * 0.6, s as f32 * 0.7]);
-                let sync = |t: Tensor<4>| -> Result<()> { medseg::weights::to_host(t.slice([0..1, 0..1, 0..1, 0..1])).map(|_| ()) };
+                let img = Planes::gray(medseg::imaging::GrayImage::new(
+                    s,
+                    s,
+                    (0..s * s).map(|i| (i % 251) as u8).collect(),
+                ));
+                let prompt = UserPrompt::from_box([
+                    s as f32 * 0.3,
+                    s as f32 * 0.3,
+                    s as f32 * 0.6,
+                    s as f32 * 0.7,
+                ]);
+                let sync = |t: Tensor<4>| -> Result<()> {
+                    medseg::weights::to_host(t.slice([0..1, 0..1, 0..1, 0..1])).map(|_| ())
+                };
                 // Warm-up (kernel compilation, allocation).
                 let emb = m.embed(&img)?;
                 sync(emb.tensor.clone())?;
@@ -250,14 +321,36 @@ medseg eval --pred mask.png --gt truth.png"
                     pollster::block_on(m.predict(&emb, &prompt))?;
                     dec.push(t.elapsed().as_secs_f64() * 1e3);
                 }
-                println!("model {} on {}", m.arch().display(), match backend { Backend::Cpu => "cpu (flex)", Backend::Wgpu => "wgpu" });
-                println!("encoder median {:.1} ms (min {:.1}, max {:.1})", median(enc.clone()), enc.iter().cloned().fold(f64::INFINITY, f64::min), enc.iter().cloned().fold(0.0, f64::max));
-                println!("decoder median {:.1} ms (min {:.1}, max {:.1})", median(dec.clone()), dec.iter().cloned().fold(f64::INFINITY, f64::min), dec.iter().cloned().fold(0.0, f64::max));
+                println!(
+                    "model {} on {}",
+                    m.arch().display(),
+                    match backend {
+                        Backend::Cpu => "cpu (flex)",
+                        Backend::Wgpu => "wgpu",
+                    }
+                );
+                println!(
+                    "encoder median {:.1} ms (min {:.1}, max {:.1})",
+                    median(enc.clone()),
+                    enc.iter().cloned().fold(f64::INFINITY, f64::min),
+                    enc.iter().cloned().fold(0.0, f64::max)
+                );
+                println!(
+                    "decoder median {:.1} ms (min {:.1}, max {:.1})",
+                    median(dec.clone()),
+                    dec.iter().cloned().fold(f64::INFINITY, f64::min),
+                    dec.iter().cloned().fold(0.0, f64::max)
+                );
             }
             Cmd::Info { model } => {
                 let bytes = read(&model)?;
                 let (h, _) = model_file::read_header(&bytes)?;
-                println!("arch {} ({:?}), {:.1} MB", h.arch, h.precision, bytes.len() as f64 / 1e6);
+                println!(
+                    "arch {} ({:?}), {:.1} MB",
+                    h.arch,
+                    h.precision,
+                    bytes.len() as f64 / 1e6
+                );
                 println!("converted from checkpoint sha256 {}", h.source_sha256);
                 println!("config {}", h.config);
             }

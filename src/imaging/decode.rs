@@ -32,9 +32,15 @@ impl Planes {
         if self.planes.len() == 1 {
             return self.planes[0].clone();
         }
-        let (r, g, b) = (&self.planes[0].data, &self.planes[1].data, &self.planes[2].data);
+        let (r, g, b) = (
+            &self.planes[0].data,
+            &self.planes[1].data,
+            &self.planes[2].data,
+        );
         let data = (0..r.len())
-            .map(|i| ((r[i] as u32 * 299 + g[i] as u32 * 587 + b[i] as u32 * 114 + 500) / 1000) as u8)
+            .map(|i| {
+                ((r[i] as u32 * 299 + g[i] as u32 * 587 + b[i] as u32 * 114 + 500) / 1000) as u8
+            })
             .collect();
         GrayImage::new(self.width(), self.height(), data)
     }
@@ -62,7 +68,9 @@ pub fn decode_image(bytes: &[u8]) -> Result<Planes> {
     if reader.format().is_none() {
         return Err(Error::Decode("not a PNG or JPEG file".into()));
     }
-    let decoder = reader.into_decoder().map_err(|e| Error::Decode(e.to_string()))?;
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| Error::Decode(e.to_string()))?;
     let (w, h) = decoder.dimensions();
     check_size(w as usize, h as usize)?;
     let color = decoder.color_type();
@@ -76,7 +84,11 @@ pub fn decode_image(bytes: &[u8]) -> Result<Planes> {
             .collect();
         Ok(Planes { planes })
     } else {
-        Ok(Planes::gray(GrayImage::new(w, h, img.to_luma8().into_raw())))
+        Ok(Planes::gray(GrayImage::new(
+            w,
+            h,
+            img.to_luma8().into_raw(),
+        )))
     }
 }
 
@@ -108,9 +120,15 @@ mod tests {
 
     #[test]
     fn rejects_text_truncation_and_giants() {
-        assert!(matches!(decode_image(b"hello, not an image"), Err(Error::Decode(_))));
+        assert!(matches!(
+            decode_image(b"hello, not an image"),
+            Err(Error::Decode(_))
+        ));
         let png = encode_gray_png(&GrayImage::new(64, 64, vec![7; 4096])).unwrap();
-        assert!(matches!(decode_image(&png[..png.len() / 2]), Err(Error::Decode(_))));
+        assert!(matches!(
+            decode_image(&png[..png.len() / 2]),
+            Err(Error::Decode(_))
+        ));
         assert!(matches!(check_size(20000, 20000), Err(Error::Input(_))));
         assert!(matches!(check_size(0, 5), Err(Error::Decode(_))));
     }

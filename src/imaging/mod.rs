@@ -14,8 +14,16 @@ pub struct GrayImage {
 
 impl GrayImage {
     pub fn new(width: usize, height: usize, data: Vec<u8>) -> Self {
-        assert_eq!(data.len(), width * height, "pixel count must match the size");
-        GrayImage { width, height, data }
+        assert_eq!(
+            data.len(),
+            width * height,
+            "pixel count must match the size"
+        );
+        GrayImage {
+            width,
+            height,
+            data,
+        }
     }
 }
 

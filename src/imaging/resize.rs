@@ -20,7 +20,10 @@ fn sat_u8(v: i32) -> u8 {
 /// `cv2.resize(src, (dw, dh), interpolation=cv2.INTER_AREA)` for one uint8 channel.
 pub fn resize_area(src: &GrayImage, dw: usize, dh: usize) -> GrayImage {
     let (w, h) = (src.width, src.height);
-    assert!(w > 0 && h > 0 && dw > 0 && dh > 0, "resize needs non-empty sizes");
+    assert!(
+        w > 0 && h > 0 && dw > 0 && dh > 0,
+        "resize needs non-empty sizes"
+    );
     if dw == w && dh == h {
         return src.clone();
     }
@@ -76,7 +79,11 @@ fn area_fast(src: &GrayImage, dw: usize, dh: usize, kx: usize, ky: usize) -> Vec
                         count += 1;
                     }
                 }
-                if count == 0 { 0 } else { sat_u8(round_even(sum as f32 / count as f32)) }
+                if count == 0 {
+                    0
+                } else {
+                    sat_u8(round_even(sum as f32 / count as f32))
+                }
             };
         }
     }
@@ -100,13 +107,25 @@ fn area_taps(ssize: usize, dsize: usize, scale: f64) -> Vec<Tap> {
         let s2 = (f2.floor() as i64).min(ssize as i64 - 1);
         let s1 = (f1.ceil() as i64).min(s2);
         if s1 as f64 - f1 > 1e-3 {
-            taps.push(Tap { d, s: (s1 - 1) as usize, alpha: ((s1 as f64 - f1) / cell) as f32 });
+            taps.push(Tap {
+                d,
+                s: (s1 - 1) as usize,
+                alpha: ((s1 as f64 - f1) / cell) as f32,
+            });
         }
         for s in s1..s2 {
-            taps.push(Tap { d, s: s as usize, alpha: (1.0 / cell) as f32 });
+            taps.push(Tap {
+                d,
+                s: s as usize,
+                alpha: (1.0 / cell) as f32,
+            });
         }
         if f2 - s2 as f64 > 1e-3 {
-            taps.push(Tap { d, s: s2 as usize, alpha: ((f2 - s2 as f64).min(1.0).min(cell) / cell) as f32 });
+            taps.push(Tap {
+                d,
+                s: s2 as usize,
+                alpha: ((f2 - s2 as f64).min(1.0).min(cell) / cell) as f32,
+            });
         }
     }
     taps
@@ -137,7 +156,9 @@ fn area_general(src: &GrayImage, dw: usize, dh: usize, sx: f64, sy: f64) -> Vec<
             sum.iter_mut().zip(&buf).for_each(|(s, b)| *s = t.alpha * b);
             cur = t.d;
         } else {
-            sum.iter_mut().zip(&buf).for_each(|(s, b)| *s += t.alpha * b);
+            sum.iter_mut()
+                .zip(&buf)
+                .for_each(|(s, b)| *s += t.alpha * b);
         }
     }
     flush(&mut out, cur, &sum);
@@ -146,7 +167,12 @@ fn area_general(src: &GrayImage, dw: usize, dh: usize, sx: f64, sy: f64) -> Vec<
 
 /// Fixed-point weights (×2048) of OpenCV's INTER_AREA when enlarging: each output pixel takes
 /// the source pixel it starts in, blended with the next only over the fraction it overhangs.
-fn upscale_coeffs(ssize: usize, dsize: usize, scale: f64, inv: f64) -> Vec<(usize, i32, i32, bool)> {
+fn upscale_coeffs(
+    ssize: usize,
+    dsize: usize,
+    scale: f64,
+    inv: f64,
+) -> Vec<(usize, i32, i32, bool)> {
     (0..dsize)
         .map(|d| {
             let mut s = (d as f64 * scale).floor() as i64;
@@ -165,7 +191,15 @@ fn upscale_coeffs(ssize: usize, dsize: usize, scale: f64, inv: f64) -> Vec<(usiz
         .collect()
 }
 
-fn area_upscale(src: &GrayImage, dw: usize, dh: usize, sx: f64, sy: f64, inv_x: f64, inv_y: f64) -> Vec<u8> {
+fn area_upscale(
+    src: &GrayImage,
+    dw: usize,
+    dh: usize,
+    sx: f64,
+    sy: f64,
+    inv_x: f64,
+    inv_y: f64,
+) -> Vec<u8> {
     let (w, h) = (src.width, src.height);
     let xc = upscale_coeffs(w, dw, sx, inv_x);
     let yc = upscale_coeffs(h, dh, sy, inv_y);
@@ -174,7 +208,11 @@ fn area_upscale(src: &GrayImage, dw: usize, dh: usize, sx: f64, sy: f64, inv_x: 
         let row = &src.data[y * w..(y + 1) * w];
         xc.iter()
             .map(|&(s, a0, a1, edge)| {
-                if edge { row[s] as i32 * 2048 } else { row[s] as i32 * a0 + row[s + 1] as i32 * a1 }
+                if edge {
+                    row[s] as i32 * 2048
+                } else {
+                    row[s] as i32 * a0 + row[s + 1] as i32 * a1
+                }
             })
             .collect()
     };
@@ -229,7 +267,14 @@ mod tests {
     use super::*;
 
     fn img(w: usize, h: usize, f: impl Fn(usize, usize) -> u8) -> GrayImage {
-        GrayImage::new(w, h, (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).map(|(x, y)| f(x, y)).collect())
+        GrayImage::new(
+            w,
+            h,
+            (0..h)
+                .flat_map(|y| (0..w).map(move |x| (x, y)))
+                .map(|(x, y)| f(x, y))
+                .collect(),
+        )
     }
 
     #[test]
@@ -254,7 +299,10 @@ mod tests {
             let taps = area_taps(s, d, s as f64 / d as f64);
             for o in 0..d {
                 let total: f32 = taps.iter().filter(|t| t.d == o).map(|t| t.alpha).sum();
-                assert!((total - 1.0).abs() < 1e-4, "{s}->{d} out {o}: weights sum {total}");
+                assert!(
+                    (total - 1.0).abs() < 1e-4,
+                    "{s}->{d} out {o}: weights sum {total}"
+                );
             }
         }
         let flat = img(300, 200, |_, _| 77);
@@ -267,7 +315,10 @@ mod tests {
         assert!(resize_area(&flat, 256, 154).data.iter().all(|&v| v == 200));
         // 2× enlargement with INTER_AREA duplicates pixels (no blending at integer factors).
         let src = GrayImage::new(2, 1, vec![0, 100]);
-        assert_eq!(resize_area(&src, 4, 2).data, vec![0, 0, 100, 100, 0, 0, 100, 100]);
+        assert_eq!(
+            resize_area(&src, 4, 2).data,
+            vec![0, 0, 100, 100, 0, 0, 100, 100]
+        );
     }
 
     #[test]

@@ -13,7 +13,10 @@ pub enum Window {
 
 impl Window {
     /// MedSAM's default CT soft-tissue window (WL 40, WW 400).
-    pub const CT_SOFT_TISSUE: Window = Window::Ct { level: 40.0, width: 400.0 };
+    pub const CT_SOFT_TISSUE: Window = Window::Ct {
+        level: 40.0,
+        width: 400.0,
+    };
 }
 
 /// NumPy's default (linear) percentile of sorted data.
@@ -29,7 +32,11 @@ pub fn apply(values: &[f32], window: Window) -> Vec<u8> {
     let (lo, hi) = match window {
         Window::Ct { level, width } => (level - width / 2.0, level + width / 2.0),
         Window::MrPercentile => {
-            let mut nz: Vec<f64> = values.iter().filter(|v| v.is_finite() && **v > 0.0).map(|&v| v as f64).collect();
+            let mut nz: Vec<f64> = values
+                .iter()
+                .filter(|v| v.is_finite() && **v > 0.0)
+                .map(|&v| v as f64)
+                .collect();
             if nz.is_empty() {
                 return vec![0; values.len()];
             }
@@ -37,8 +44,16 @@ pub fn apply(values: &[f32], window: Window) -> Vec<u8> {
             (percentile(&nz, 0.5), percentile(&nz, 99.5))
         }
     };
-    let clipped: Vec<f64> =
-        values.iter().map(|&v| if v.is_finite() { (v as f64).clamp(lo, hi) } else { lo }).collect();
+    let clipped: Vec<f64> = values
+        .iter()
+        .map(|&v| {
+            if v.is_finite() {
+                (v as f64).clamp(lo, hi)
+            } else {
+                lo
+            }
+        })
+        .collect();
     let min = clipped.iter().copied().fold(f64::INFINITY, f64::min);
     let max = clipped.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let range = max - min;
@@ -49,7 +64,11 @@ pub fn apply(values: &[f32], window: Window) -> Vec<u8> {
             if matches!(window, Window::MrPercentile) && raw == 0.0 {
                 return 0;
             }
-            if range > 0.0 { ((c - min) / range * 255.0) as u8 } else { 0 }
+            if range > 0.0 {
+                ((c - min) / range * 255.0) as u8
+            } else {
+                0
+            }
         })
         .collect()
 }
@@ -66,7 +85,10 @@ mod tests {
     #[test]
     fn ct_window_clips_and_stretches() {
         // −1000 HU (air) and 1000 HU (bone) clip to the window ends.
-        let v = apply(&[-1000.0, -160.0, 40.0, 240.0, 1000.0], Window::CT_SOFT_TISSUE);
+        let v = apply(
+            &[-1000.0, -160.0, 40.0, 240.0, 1000.0],
+            Window::CT_SOFT_TISSUE,
+        );
         assert_eq!(v, vec![0, 0, 127, 255, 255]);
     }
 

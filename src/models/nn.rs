@@ -5,7 +5,7 @@
 
 use crate::weights::Loader;
 use burn::tensor::Tensor;
-use burn::tensor::module::{conv2d, conv_transpose2d, layer_norm, linear};
+use burn::tensor::module::{conv_transpose2d, conv2d, layer_norm, linear};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 /// `nn.Linear`. The weight is stored transposed (in, out) for burn's `linear`.
@@ -46,7 +46,14 @@ pub struct ConvSpec {
 
 impl ConvSpec {
     pub fn new(c_in: usize, c_out: usize, k: usize) -> Self {
-        ConvSpec { c_in, c_out, k, stride: 1, pad: 0, groups: 1 }
+        ConvSpec {
+            c_in,
+            c_out,
+            k,
+            stride: 1,
+            pad: 0,
+            groups: 1,
+        }
     }
     pub fn stride(mut self, s: usize) -> Self {
         self.stride = s;
@@ -72,7 +79,11 @@ impl Conv2d {
     pub fn load(l: &mut Loader, p: &str, spec: ConvSpec, bias: bool) -> Self {
         let w = l.tensor(&format!("{p}.weight"), spec.weight_shape());
         let b = bias.then(|| l.tensor(&format!("{p}.bias"), [spec.c_out]));
-        Conv2d { w, b, opts: spec.options() }
+        Conv2d {
+            w,
+            b,
+            opts: spec.options(),
+        }
     }
 
     /// A convolution without bias followed by an eval-mode BatchNorm (`{p}.c`, `{p}.bn`), folded
@@ -92,7 +103,11 @@ impl Conv2d {
             w[o * per..(o + 1) * per].iter_mut().for_each(|v| *v *= s);
             b[o] = beta[o] - mean[o] * s;
         }
-        Conv2d { w: l.upload(w, shape), b: Some(l.upload(b, [c])), opts: spec.options() }
+        Conv2d {
+            w: l.upload(w, shape),
+            b: Some(l.upload(b, [c])),
+            opts: spec.options(),
+        }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -130,7 +145,11 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn load(l: &mut Loader, p: &str, dim: usize, eps: f64) -> Self {
-        LayerNorm { g: l.tensor(&format!("{p}.weight"), [dim]), b: l.tensor(&format!("{p}.bias"), [dim]), eps }
+        LayerNorm {
+            g: l.tensor(&format!("{p}.weight"), [dim]),
+            b: l.tensor(&format!("{p}.bias"), [dim]),
+            eps,
+        }
     }
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         layer_norm(x, self.g.clone(), Some(self.b.clone()), self.eps)

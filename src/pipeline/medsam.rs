@@ -44,7 +44,10 @@ pub struct UserPrompt {
 
 impl UserPrompt {
     pub fn from_box(b: [f32; 4]) -> Self {
-        UserPrompt { bbox: Some(b), points: vec![] }
+        UserPrompt {
+            bbox: Some(b),
+            points: vec![],
+        }
     }
 }
 
@@ -69,7 +72,10 @@ impl MedSam {
 
     pub fn from_state_dict(sd: &StateDict, arch: &SamArch, device: &Device) -> Result<Self> {
         let (model, _) = Sam::load(sd, arch, device)?;
-        Ok(MedSam { model, device: device.clone() })
+        Ok(MedSam {
+            model,
+            device: device.clone(),
+        })
     }
 
     pub fn arch(&self) -> &SamArch {
@@ -83,7 +89,13 @@ impl MedSam {
         let (resized, (nw, nh)) = match self.arch() {
             SamArch::LiteMedsam(_) => {
                 let (nw, nh) = longest_side_size(w, h, s);
-                (img.planes.iter().map(|p| resize_area(p, nw, nh).data).collect::<Vec<_>>(), (nw, nh))
+                (
+                    img.planes
+                        .iter()
+                        .map(|p| resize_area(p, nw, nh).data)
+                        .collect::<Vec<_>>(),
+                    (nw, nh),
+                )
             }
             SamArch::MedsamVit(_) => {
                 // Approximation: the official code uses skimage's order-3 resize (see README).
@@ -92,7 +104,10 @@ impl MedSam {
                     .iter()
                     .map(|p| {
                         let f: Vec<f32> = p.data.iter().map(|&v| v as f32).collect();
-                        bilinear(&f, w, h, s, s).iter().map(|v| v.round().clamp(0.0, 255.0) as u8).collect()
+                        bilinear(&f, w, h, s, s)
+                            .iter()
+                            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+                            .collect()
                     })
                     .collect::<Vec<Vec<u8>>>();
                 (planes, (s, s))
@@ -100,8 +115,18 @@ impl MedSam {
         };
         // Grey images are three identical channels.
         let channels: Vec<&Vec<u8>> = (0..3).map(|c| &resized[c.min(resized.len() - 1)]).collect();
-        let min = channels.iter().flat_map(|c| c.iter()).copied().min().unwrap_or(0) as f32;
-        let max = channels.iter().flat_map(|c| c.iter()).copied().max().unwrap_or(0) as f32;
+        let min = channels
+            .iter()
+            .flat_map(|c| c.iter())
+            .copied()
+            .min()
+            .unwrap_or(0) as f32;
+        let max = channels
+            .iter()
+            .flat_map(|c| c.iter())
+            .copied()
+            .max()
+            .unwrap_or(0) as f32;
         let range = (max - min).max(1e-8);
         let mut input = vec![0f32; 3 * s * s];
         for (c, plane) in channels.iter().enumerate() {
@@ -119,7 +144,12 @@ impl MedSam {
         let s = self.arch().input_size();
         let (input, resized) = self.preprocess(img)?;
         let x = Tensor::from_data(TensorData::new(input, [1, 3, s, s]), &self.device);
-        Ok(ImageEmbedding { tensor: self.model.embed(x), width: img.width(), height: img.height(), resized })
+        Ok(ImageEmbedding {
+            tensor: self.model.embed(x),
+            width: img.width(),
+            height: img.height(),
+            resized,
+        })
     }
 
     /// Maps a prompt from image pixels to model input pixels, validating it.
@@ -127,19 +157,34 @@ impl MedSam {
         let (w, h) = (emb.width as f32, emb.height as f32);
         let s = self.arch().input_size() as f32;
         let lite = matches!(self.arch(), SamArch::LiteMedsam(_));
-        let (kx, ky) = if lite { let k = s / w.max(h); (k, k) } else { (s / w, s / h) };
+        let (kx, ky) = if lite {
+            let k = s / w.max(h);
+            (k, k)
+        } else {
+            (s / w, s / h)
+        };
         let bbox = match p.bbox {
             None => None,
             Some(b) => {
                 if b.iter().any(|v| !v.is_finite()) {
                     return Err(Error::Prompt("box coordinates must be numbers".into()));
                 }
-                let [x0, y0, x1, y1] = [b[0].clamp(0.0, w), b[1].clamp(0.0, h), b[2].clamp(0.0, w), b[3].clamp(0.0, h)];
+                let [x0, y0, x1, y1] = [
+                    b[0].clamp(0.0, w),
+                    b[1].clamp(0.0, h),
+                    b[2].clamp(0.0, w),
+                    b[3].clamp(0.0, h),
+                ];
                 if b[2] <= 0.0 || b[3] <= 0.0 || b[0] >= w || b[1] >= h {
-                    return Err(Error::Prompt(format!("the box {b:?} lies outside the {}×{} image", emb.width, emb.height)));
+                    return Err(Error::Prompt(format!(
+                        "the box {b:?} lies outside the {}×{} image",
+                        emb.width, emb.height
+                    )));
                 }
                 if x1 <= x0 || y1 <= y0 {
-                    return Err(Error::Prompt(format!("the box {b:?} is empty: x1 must exceed x0 and y1 exceed y0")));
+                    return Err(Error::Prompt(format!(
+                        "the box {b:?} is empty: x1 must exceed x0 and y1 exceed y0"
+                    )));
                 }
                 // LiteMedSAM truncates the scaled box to integers (resize_box_to_256).
                 let m = |v: f32, k: f32| if lite { (v * k).trunc() } else { v * k };
@@ -149,7 +194,9 @@ impl MedSam {
         let mut points = Vec::with_capacity(p.points.len());
         for &(x, y, pos) in &p.points {
             if !(x.is_finite() && y.is_finite()) || x < 0.0 || y < 0.0 || x >= w || y >= h {
-                return Err(Error::Prompt(format!("the point ({x}, {y}) lies outside the image")));
+                return Err(Error::Prompt(format!(
+                    "the point ({x}, {y}) lies outside the image"
+                )));
             }
             points.push((x * kx, y * ky, pos));
         }
@@ -162,25 +209,47 @@ impl MedSam {
         let out = self.model.decode(&emb.tensor, &mp, false)?;
         let [_, _, lh, lw] = out.logits.dims();
         let logits = weights::to_host_async(out.logits).await?;
-        let iou = weights::to_host_async(out.iou).await?.first().copied().unwrap_or(0.0);
+        let iou = weights::to_host_async(out.iou)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0.0);
         let mask = self.postprocess(&logits, lw, lh, emb);
-        Ok(Prediction { mask, low_res_logits: logits, iou })
+        Ok(Prediction {
+            mask,
+            low_res_logits: logits,
+            iou,
+        })
     }
 
     /// Low-res logits (lw×lh) → 0/1 mask at the image's size.
-    pub fn postprocess(&self, logits: &[f32], lw: usize, lh: usize, emb: &ImageEmbedding) -> Vec<u8> {
+    pub fn postprocess(
+        &self,
+        logits: &[f32],
+        lw: usize,
+        lh: usize,
+        emb: &ImageEmbedding,
+    ) -> Vec<u8> {
         let sigmoid = |v: f32| 1.0 / (1.0 + (-v).exp());
         let (w, h) = (emb.width, emb.height);
         match self.arch() {
             SamArch::LiteMedsam(_) => {
                 let (nw, nh) = emb.resized;
-                let crop: Vec<f32> = (0..nh).flat_map(|y| logits[y * lw..y * lw + nw].iter().copied()).collect();
-                bilinear(&crop, nw, nh, w, h).iter().map(|&v| (sigmoid(v) > 0.5) as u8).collect()
+                let crop: Vec<f32> = (0..nh)
+                    .flat_map(|y| logits[y * lw..y * lw + nw].iter().copied())
+                    .collect();
+                bilinear(&crop, nw, nh, w, h)
+                    .iter()
+                    .map(|&v| (sigmoid(v) > 0.5) as u8)
+                    .collect()
             }
             SamArch::MedsamVit(_) => {
                 let probs: Vec<f32> = logits.iter().map(|&v| sigmoid(v)).collect();
                 let _ = lh;
-                bilinear(&probs, lw, lh, w, h).iter().map(|&v| (v > 0.5) as u8).collect()
+                bilinear(&probs, lw, lh, w, h)
+                    .iter()
+                    .map(|&v| (v > 0.5) as u8)
+                    .collect()
             }
         }
     }

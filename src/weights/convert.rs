@@ -13,5 +13,13 @@ pub fn convert_sam(checkpoint: &[u8], arch: &SamArch, precision: Precision) -> R
     // Build on the CPU to check every key and shape and learn which tensors the model uses.
     let (_, used) = Sam::load(&sd, arch, &Device::flex())?;
     let kept: StateDict = sd.into_iter().filter(|(k, _)| used.contains(k)).collect();
-    Ok(model_file::write(arch.name(), arch.config_json(), precision, &sha256_hex(checkpoint), &kept))
+    let policy = |name: &str| arch.quant_group(name);
+    Ok(model_file::write(
+        arch.name(),
+        arch.config_json(),
+        precision,
+        &policy,
+        &sha256_hex(checkpoint),
+        &kept,
+    ))
 }

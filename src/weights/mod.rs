@@ -31,7 +31,12 @@ pub struct Loader<'a> {
 
 impl<'a> Loader<'a> {
     pub fn new(src: &'a StateDict, device: &Device) -> Self {
-        Loader { src, device: device.clone(), problems: vec![], used: BTreeSet::new() }
+        Loader {
+            src,
+            device: device.clone(),
+            problems: vec![],
+            used: BTreeSet::new(),
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -48,7 +53,8 @@ impl<'a> Loader<'a> {
                 vec![0.0; shape.iter().product()]
             }
             Some(t) if t.shape != shape => {
-                self.problems.push(format!("{name}: shape {:?}, expected {shape:?}", t.shape));
+                self.problems
+                    .push(format!("{name}: shape {:?}, expected {shape:?}", t.shape));
                 vec![0.0; shape.iter().product()]
             }
             Some(t) => t.data.clone(),
@@ -70,15 +76,31 @@ impl<'a> Loader<'a> {
             return Ok(self.used);
         }
         let n = self.problems.len();
-        let missing = self.problems.iter().filter(|p| p.starts_with("missing")).count();
+        let missing = self
+            .problems
+            .iter()
+            .filter(|p| p.starts_with("missing"))
+            .count();
         let head = if missing == self.used.len() {
-            format!("this file is not a {model} checkpoint: none of its {n} expected tensors are present")
+            format!(
+                "this file is not a {model} checkpoint: none of its {n} expected tensors are present"
+            )
         } else {
-            format!("this file does not match {model}: {n} of {} tensors are missing or mis-shaped", self.used.len())
+            format!(
+                "this file does not match {model}: {n} of {} tensors are missing or mis-shaped",
+                self.used.len()
+            )
         };
         let list: Vec<&str> = self.problems.iter().take(8).map(String::as_str).collect();
-        let more = if n > 8 { format!("; and {} more", n - 8) } else { String::new() };
-        Err(Error::Weights(format!("{head} ({}{more})", list.join("; "))))
+        let more = if n > 8 {
+            format!("; and {} more", n - 8)
+        } else {
+            String::new()
+        };
+        Err(Error::Weights(format!(
+            "{head} ({}{more})",
+            list.join("; ")
+        )))
     }
 }
 
@@ -93,6 +115,11 @@ pub fn to_host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 
 /// Reads a tensor back to the host as f32, without blocking (works in the browser).
 pub async fn to_host_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    let data = t.into_data_async().await.map_err(|e| Error::Device(format!("{e:?}")))?;
-    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("{e:?}")))
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| Error::Device(format!("{e:?}")))?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Device(format!("{e:?}")))
 }

@@ -30,6 +30,16 @@ struct Entry {
     shape: Vec<usize>,
     dtype: Precision,
     offset: usize,
+    /// Int8 only: weights per scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<usize>,
+}
+
+/// For each tensor name, the int8 group size to use, or `None` to keep it f32.
+pub type QuantPolicy<'a> = &'a dyn Fn(&str) -> Option<usize>;
+
+fn groups_per_row(cols: usize, group: usize) -> usize {
+    cols.div_ceil(group).max(1)
 }
 
 /// What the header tells about a model file.
@@ -49,37 +59,61 @@ pub struct Header {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn quantizable(t: &HostTensor) -> bool {
     t.shape.len() >= 2 && t.data.len() >= MIN_QUANT_NUMEL
 }
 
-/// Serializes `tensors` as a model file.
+/// Serializes `tensors` as a model file; with `Precision::Int8`, `policy` picks what to quantize.
 pub fn write(
     arch: &str,
     config: serde_json::Value,
     precision: Precision,
+    policy: QuantPolicy,
     source_sha256: &str,
     tensors: &StateDict,
 ) -> Vec<u8> {
     let mut payload: Vec<u8> = Vec::new();
     let mut entries = Vec::new();
     for (name, t) in tensors {
-        let dtype = if precision == Precision::Int8 && quantizable(t) { Precision::Int8 } else { Precision::F32 };
-        entries.push(Entry { name: name.clone(), shape: t.shape.clone(), dtype, offset: payload.len() });
-        match dtype {
-            Precision::F32 => t.data.iter().for_each(|v| payload.extend_from_slice(&v.to_le_bytes())),
-            Precision::Int8 => {
-                let (scales, q) = quantize_rows(t);
-                scales.iter().for_each(|v| payload.extend_from_slice(&v.to_le_bytes()));
+        let group = if precision == Precision::Int8 && quantizable(t) {
+            policy(name)
+        } else {
+            None
+        };
+        let dtype = if group.is_some() {
+            Precision::Int8
+        } else {
+            Precision::F32
+        };
+        entries.push(Entry {
+            name: name.clone(),
+            shape: t.shape.clone(),
+            dtype,
+            offset: payload.len(),
+            group,
+        });
+        match group {
+            None => t
+                .data
+                .iter()
+                .for_each(|v| payload.extend_from_slice(&v.to_le_bytes())),
+            Some(g) => {
+                let (scales, q) = quantize_groups(t, g);
+                scales.iter().for_each(|v| {
+                    payload.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())
+                });
                 payload.extend(q.iter().map(|&v| v as u8));
             }
         }
     }
     let header = Header {
-        format: 1,
+        format: 2,
         arch: arch.to_owned(),
         config,
         precision,
@@ -96,17 +130,32 @@ pub fn write(
     out
 }
 
-/// Symmetric per-row int8: scale = max|row| / 127, q = round(v / scale).
-fn quantize_rows(t: &HostTensor) -> (Vec<f32>, Vec<i8>) {
+/// Symmetric int8 per group. Each group's clipping range is chosen to minimize the squared
+/// rounding error (searching 60–100 % of its max |w|), which matters for groups with outliers.
+/// Scales are rounded to f16 first, so the stored scale is the one the search used.
+fn quantize_groups(t: &HostTensor, group: usize) -> (Vec<f32>, Vec<i8>) {
     let rows = t.shape[0];
     let cols = t.data.len() / rows;
-    let mut scales = Vec::with_capacity(rows);
+    let f16 = |v: f32| half::f16::from_f32(v).to_f32();
+    let quant = |v: f32, scale: f32| (v / scale).round().clamp(-127.0, 127.0);
+    let mut scales = Vec::with_capacity(rows * groups_per_row(cols, group));
     let mut q = Vec::with_capacity(t.data.len());
     for row in t.data.chunks(cols) {
-        let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-        scales.push(scale);
-        q.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
+        for g in row.chunks(group) {
+            let max = g.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = |scale: f32| -> f32 {
+                g.iter()
+                    .map(|&v| (v - quant(v, scale) * scale).powi(2))
+                    .sum()
+            };
+            let scale = (60..=100)
+                .map(|pct| f16(max * pct as f32 / 100.0 / 127.0))
+                .filter(|s| *s > 0.0)
+                .min_by(|a, b| err(*a).total_cmp(&err(*b)))
+                .unwrap_or(1.0);
+            scales.push(scale);
+            q.extend(g.iter().map(|&v| quant(v, scale) as i8));
+        }
     }
     (scales, q)
 }
@@ -115,7 +164,9 @@ fn quantize_rows(t: &HostTensor) -> (Vec<f32>, Vec<i8>) {
 pub fn read_header(bytes: &[u8]) -> Result<(Header, usize)> {
     let err = |m: &str| Error::Weights(m.to_owned());
     if bytes.len() < 12 || &bytes[..8] != MAGIC {
-        return Err(err("not a medseg model file (convert the official checkpoint with `medseg convert`)"));
+        return Err(err(
+            "not a medseg model file (convert the official checkpoint with `medseg convert`)",
+        ));
     }
     let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
     if len > MAX_HEADER || 12 + len > bytes.len() {
@@ -123,8 +174,11 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, usize)> {
     }
     let header: Header = serde_json::from_slice(&bytes[12..12 + len])
         .map_err(|e| Error::Weights(format!("model file header is damaged: {e}")))?;
-    if header.format != 1 {
-        return Err(Error::Weights(format!("model file format {} is newer than this app", header.format)));
+    if header.format != 2 {
+        return Err(Error::Weights(format!(
+            "model file format {} is not supported (this app reads format 2); convert the checkpoint again",
+            header.format
+        )));
     }
     Ok((header, 12 + len))
 }
@@ -133,39 +187,61 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, usize)> {
 pub fn read(bytes: &[u8], arch: &str) -> Result<(Header, StateDict)> {
     let (header, start) = read_header(bytes)?;
     if header.arch != arch {
-        return Err(Error::Weights(format!("this model file holds {}, not {arch}", header.arch)));
+        return Err(Error::Weights(format!(
+            "this model file holds {}, not {arch}",
+            header.arch
+        )));
     }
     let payload = &bytes[start..];
     if sha256_hex(payload) != header.payload_sha256 {
-        return Err(Error::Weights("model file is corrupt or truncated (checksum mismatch)".into()));
+        return Err(Error::Weights(
+            "model file is corrupt or truncated (checksum mismatch)".into(),
+        ));
     }
     let mut out = StateDict::new();
     for e in &header.tensors {
         let numel: usize = e.shape.iter().product();
         let rows = e.shape.first().copied().unwrap_or(1).max(1);
+        let cols = numel / rows;
+        let group = e.group.unwrap_or(cols).max(1);
+        let n_scales = rows * groups_per_row(cols, group);
         let size = match e.dtype {
             Precision::F32 => numel * 4,
-            Precision::Int8 => rows * 4 + numel,
+            Precision::Int8 => n_scales * 2 + numel,
         };
-        let b = payload
-            .get(e.offset..e.offset + size)
-            .ok_or_else(|| Error::Weights(format!("model file tensor {} lies outside the file", e.name)))?;
+        let b = payload.get(e.offset..e.offset + size).ok_or_else(|| {
+            Error::Weights(format!(
+                "model file tensor {} lies outside the file",
+                e.name
+            ))
+        })?;
         let f32s = |b: &[u8]| -> Vec<f32> {
-            b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
         };
         let data = match e.dtype {
             Precision::F32 => f32s(b),
             Precision::Int8 => {
-                let scales = f32s(&b[..rows * 4]);
-                let cols = numel / rows;
-                b[rows * 4..]
+                let scales: Vec<f32> = b[..n_scales * 2]
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect();
+                let gpr = groups_per_row(cols, group);
+                b[n_scales * 2..]
                     .iter()
                     .enumerate()
-                    .map(|(i, &q)| q as i8 as f32 * scales[i / cols.max(1)])
+                    .map(|(i, &q)| q as i8 as f32 * scales[(i / cols) * gpr + (i % cols) / group])
                     .collect()
             }
         };
-        out.insert(e.name.clone(), HostTensor { shape: e.shape.clone(), data });
+        out.insert(
+            e.name.clone(),
+            HostTensor {
+                shape: e.shape.clone(),
+                data,
+            },
+        );
     }
     Ok((header, out))
 }
@@ -176,16 +252,37 @@ mod tests {
 
     fn sample() -> StateDict {
         let mut sd = StateDict::new();
-        let w: Vec<f32> = (0..64 * 100).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
-        sd.insert("w".into(), HostTensor { shape: vec![64, 100], data: w });
-        sd.insert("b".into(), HostTensor { shape: vec![3], data: vec![0.1, -2.0, 3.5] });
+        let w: Vec<f32> = (0..64 * 100)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        sd.insert(
+            "w".into(),
+            HostTensor {
+                shape: vec![64, 100],
+                data: w,
+            },
+        );
+        sd.insert(
+            "b".into(),
+            HostTensor {
+                shape: vec![3],
+                data: vec![0.1, -2.0, 3.5],
+            },
+        );
         sd
     }
 
     #[test]
     fn f32_round_trip_is_exact() {
         let sd = sample();
-        let bytes = write("test", serde_json::json!({}), Precision::F32, "abc", &sd);
+        let bytes = write(
+            "test",
+            serde_json::json!({}),
+            Precision::F32,
+            &|_| Some(32),
+            "abc",
+            &sd,
+        );
         let (h, back) = read(&bytes, "test").unwrap();
         assert_eq!(back, sd);
         assert_eq!(h.source_sha256, "abc");
@@ -194,26 +291,74 @@ mod tests {
     #[test]
     fn int8_round_trip_is_within_half_a_step() {
         let sd = sample();
-        let bytes = write("test", serde_json::json!({}), Precision::Int8, "abc", &sd);
+        let bytes = write(
+            "test",
+            serde_json::json!({}),
+            Precision::Int8,
+            &|_| Some(32),
+            "abc",
+            &sd,
+        );
         let (_, back) = read(&bytes, "test").unwrap();
         assert_eq!(back["b"], sd["b"], "rank-1 tensors stay f32");
         for (row_a, row_b) in sd["w"].data.chunks(100).zip(back["w"].data.chunks(100)) {
+            // Never worse than plain per-row min–max rounding (half a step of max|row|/127).
             let step = row_a.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
-            for (a, b) in row_a.iter().zip(row_b) {
-                assert!((a - b).abs() <= step * 0.5 + 1e-6, "{a} vs {b}");
-            }
+            let mse = row_a
+                .iter()
+                .zip(row_b)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f32>()
+                / 100.0;
+            assert!(mse <= (step * 0.5).powi(2), "row mse {mse} vs step {step}");
         }
-        assert!(bytes.len() < 64 * 100 + 64 * 4 + 2000);
+        // 100 columns in groups of 32 → 4 f16 scales per row.
+        assert!(bytes.len() < 64 * 100 + 64 * 4 * 2 + 2000);
+        let none = write(
+            "test",
+            serde_json::json!({}),
+            Precision::Int8,
+            &|_| None,
+            "abc",
+            &sd,
+        );
+        assert_eq!(
+            read(&none, "test").unwrap().1,
+            sd,
+            "a policy may keep everything f32"
+        );
     }
 
     #[test]
     fn detects_corruption_truncation_and_wrong_arch() {
-        let mut bytes = write("test", serde_json::json!({}), Precision::Int8, "abc", &sample());
-        assert!(read(&bytes, "other").unwrap_err().to_string().contains("not other"));
+        let mut bytes = write(
+            "test",
+            serde_json::json!({}),
+            Precision::Int8,
+            &|_| Some(32),
+            "abc",
+            &sample(),
+        );
+        assert!(
+            read(&bytes, "other")
+                .unwrap_err()
+                .to_string()
+                .contains("not other")
+        );
         assert!(read(&bytes[..bytes.len() - 10], "test").is_err());
         let n = bytes.len();
         bytes[n - 5] ^= 0xff;
-        assert!(read(&bytes, "test").unwrap_err().to_string().contains("checksum"));
-        assert!(read(b"PK\x03\x04 not ours", "test").unwrap_err().to_string().contains("not a medseg model"));
+        assert!(
+            read(&bytes, "test")
+                .unwrap_err()
+                .to_string()
+                .contains("checksum")
+        );
+        assert!(
+            read(b"PK\x03\x04 not ours", "test")
+                .unwrap_err()
+                .to_string()
+                .contains("not a medseg model")
+        );
     }
 }

@@ -149,9 +149,16 @@ fn materialize(name: &str, t: &TensorRef, raw: &[u8]) -> Result<HostTensor> {
     let mut data = Vec::with_capacity(numel);
     if numel > 0 {
         // Furthest element reachable through the strides must lie inside the storage.
-        let last = t.offset + t.shape.iter().zip(&t.stride).map(|(d, s)| (d - 1) * s).sum::<usize>();
+        let last = t.offset
+            + t.shape
+                .iter()
+                .zip(&t.stride)
+                .map(|(d, s)| (d - 1) * s)
+                .sum::<usize>();
         if (last + 1) * es > raw.len() {
-            return Err(bad(format!("tensor {name} points past the end of its storage (file truncated?)")));
+            return Err(bad(format!(
+                "tensor {name} points past the end of its storage (file truncated?)"
+            )));
         }
         let mut idx = vec![0usize; t.shape.len()];
         for _ in 0..numel {
@@ -166,12 +173,17 @@ fn materialize(name: &str, t: &TensorRef, raw: &[u8]) -> Result<HostTensor> {
             }
         }
     }
-    Ok(HostTensor { shape: t.shape.clone(), data })
+    Ok(HostTensor {
+        shape: t.shape.clone(),
+        data,
+    })
 }
 
 fn find_state_dict(root: Value) -> Result<Vec<(String, TensorRef)>> {
     let Value::Dict(items) = root else {
-        return Err(bad("checkpoint does not hold a dict of tensors (a whole pickled model is not supported)"));
+        return Err(bad(
+            "checkpoint does not hold a dict of tensors (a whole pickled model is not supported)",
+        ));
     };
     let tensors: Vec<(String, TensorRef)> = items
         .iter()
@@ -184,8 +196,9 @@ fn find_state_dict(root: Value) -> Result<Vec<(String, TensorRef)>> {
         return Ok(strip_module(tensors));
     }
     for wrapper in ["model", "state_dict", "model_state_dict"] {
-        if let Some((_, inner @ Value::Dict(_))) =
-            items.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == wrapper))
+        if let Some((_, inner @ Value::Dict(_))) = items
+            .iter()
+            .find(|(k, _)| matches!(k, Value::Str(s) if s == wrapper))
         {
             return find_state_dict(inner.clone());
         }
@@ -208,7 +221,12 @@ struct Unpickler<'a> {
 
 impl<'a> Unpickler<'a> {
     fn new(data: &'a [u8]) -> Self {
-        Unpickler { data, pos: 0, stack: Vec::new(), memo: HashMap::new() }
+        Unpickler {
+            data,
+            pos: 0,
+            stack: Vec::new(),
+            memo: HashMap::new(),
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -247,7 +265,9 @@ impl<'a> Unpickler<'a> {
         Ok(Value::Str(String::from_utf8_lossy(b).into_owned()))
     }
     fn pop(&mut self) -> Result<Value> {
-        self.stack.pop().ok_or_else(|| bad("checkpoint pickle is malformed (stack underflow)"))
+        self.stack
+            .pop()
+            .ok_or_else(|| bad("checkpoint pickle is malformed (stack underflow)"))
     }
     fn pop_mark(&mut self) -> Result<Vec<Value>> {
         let m = self
@@ -260,7 +280,9 @@ impl<'a> Unpickler<'a> {
         Ok(items)
     }
     fn top(&mut self) -> Result<&mut Value> {
-        self.stack.last_mut().ok_or_else(|| bad("checkpoint pickle is malformed (empty stack)"))
+        self.stack
+            .last_mut()
+            .ok_or_else(|| bad("checkpoint pickle is malformed (empty stack)"))
     }
     fn memoize(&mut self, k: u32) -> Result<()> {
         let v = self.top()?.clone();
@@ -268,7 +290,11 @@ impl<'a> Unpickler<'a> {
         Ok(())
     }
     fn get(&mut self, k: u32) -> Result<()> {
-        let v = self.memo.get(&k).cloned().ok_or_else(|| bad("checkpoint pickle is malformed (memo)"))?;
+        let v = self
+            .memo
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| bad("checkpoint pickle is malformed (memo)"))?;
         self.stack.push(v);
         Ok(())
     }
@@ -380,7 +406,8 @@ impl<'a> Unpickler<'a> {
                 }
                 b'G' => {
                     let b = self.take(8)?;
-                    self.stack.push(Value::Float(f64::from_be_bytes(b.try_into().unwrap())))
+                    self.stack
+                        .push(Value::Float(f64::from_be_bytes(b.try_into().unwrap())))
                 }
                 b't' => {
                     let items = self.pop_mark()?;
@@ -453,7 +480,7 @@ impl<'a> Unpickler<'a> {
                     return Err(bad(format!(
                         "checkpoint pickle uses an unsupported opcode 0x{other:02x} at byte {}",
                         self.pos - 1
-                    )))
+                    )));
                 }
             }
         }
@@ -468,7 +495,10 @@ fn persistent_load(pid: Value) -> Result<Value> {
         [Value::Str(kind), Value::Global(_, ty), Value::Str(key), ..] if kind == "storage" => {
             let dtype = Dtype::from_storage(ty)
                 .ok_or_else(|| bad(format!("checkpoint uses an unsupported storage type {ty}")))?;
-            Ok(Value::Storage { dtype, key: key.clone() })
+            Ok(Value::Storage {
+                dtype,
+                key: key.clone(),
+            })
         }
         _ => Err(bad("checkpoint storage reference is malformed")),
     }
@@ -497,22 +527,29 @@ fn reduce(func: Value, args: Value) -> Result<Value> {
     };
     match (module.as_str(), name.as_str()) {
         ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
-            match (args.first(), args.get(1), args.get(2).and_then(ints), args.get(3).and_then(ints)) {
-                (Some(Value::Storage { dtype, key }), Some(Value::Int(off)), Some(shape), Some(stride))
-                    if shape.len() == stride.len() =>
-                {
-                    Ok(Value::Tensor(TensorRef {
-                        dtype: *dtype,
-                        key: key.clone(),
-                        offset: *off as usize,
-                        shape,
-                        stride,
-                    }))
-                }
+            match (
+                args.first(),
+                args.get(1),
+                args.get(2).and_then(ints),
+                args.get(3).and_then(ints),
+            ) {
+                (
+                    Some(Value::Storage { dtype, key }),
+                    Some(Value::Int(off)),
+                    Some(shape),
+                    Some(stride),
+                ) if shape.len() == stride.len() => Ok(Value::Tensor(TensorRef {
+                    dtype: *dtype,
+                    key: key.clone(),
+                    offset: *off as usize,
+                    shape,
+                    stride,
+                })),
                 _ => Err(bad("checkpoint tensor record is malformed")),
             }
         }
-        ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
+        ("torch._utils", "_rebuild_parameter")
+        | ("torch._utils", "_rebuild_parameter_with_state") => {
             Ok(args.into_iter().next().unwrap_or(Value::None))
         }
         ("collections", "OrderedDict") | ("builtins", "dict") => Ok(Value::Dict(vec![])),

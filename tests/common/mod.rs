@@ -12,7 +12,11 @@ pub fn root() -> PathBuf {
 
 pub fn shared(rel: &str) -> PathBuf {
     let p = root().join("../shared").join(rel);
-    assert!(p.exists(), "missing {}: the tests need ../shared beside the checkout", p.display());
+    assert!(
+        p.exists(),
+        "missing {}: the tests need ../shared beside the checkout",
+        p.display()
+    );
     p
 }
 
@@ -22,7 +26,10 @@ pub fn lite_medsam_pth() -> Vec<u8> {
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join("models/lite_medsam.pth"));
     std::fs::read(&p).unwrap_or_else(|e| {
-        panic!("cannot read {} ({e}); run scripts/fetch-weights.sh first", p.display())
+        panic!(
+            "cannot read {} ({e}); run scripts/fetch-weights.sh first",
+            p.display()
+        )
     })
 }
 
@@ -40,9 +47,17 @@ impl Fixture {
         let mut tensors = HashMap::new();
         for (k, v) in st.tensors() {
             let data: Vec<f32> = match v.dtype() {
-                Dtype::F32 => v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+                Dtype::F32 => v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
                 Dtype::U8 => v.data().iter().map(|&b| b as f32).collect(),
-                Dtype::I32 => v.data().chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+                Dtype::I32 => v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+                    .collect(),
                 d => panic!("unexpected dtype {d:?} in {name}"),
             };
             tensors.insert(k.to_string(), (v.shape().to_vec(), data));
@@ -50,7 +65,11 @@ impl Fixture {
         Fixture { tensors, meta }
     }
     pub fn get(&self, k: &str) -> &[f32] {
-        &self.tensors.get(k).unwrap_or_else(|| panic!("fixture has no {k}")).1
+        &self
+            .tensors
+            .get(k)
+            .unwrap_or_else(|| panic!("fixture has no {k}"))
+            .1
     }
     pub fn shape(&self, k: &str) -> &[usize] {
         &self.tensors[k].0

@@ -13,7 +13,14 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn load(l: &mut Loader, p: &str, d_in: usize, hidden: usize, d_out: usize, depth: usize) -> Self {
+    fn load(
+        l: &mut Loader,
+        p: &str,
+        d_in: usize,
+        hidden: usize,
+        d_out: usize,
+        depth: usize,
+    ) -> Self {
         let layers = (0..depth)
             .map(|i| {
                 let a = if i == 0 { d_in } else { hidden };
@@ -67,7 +74,16 @@ impl MaskDecoder {
             up_norm: LayerNorm2d::load(l, &format!("{p}.output_upscaling.1"), dim / 4),
             up2: ConvTranspose2d::load(l, &format!("{p}.output_upscaling.3"), dim / 4, dim / 8, 2),
             hyper: (0..n_masks)
-                .map(|i| Mlp::load(l, &format!("{p}.output_hypernetworks_mlps.{i}"), dim, dim, dim / 8, 3))
+                .map(|i| {
+                    Mlp::load(
+                        l,
+                        &format!("{p}.output_hypernetworks_mlps.{i}"),
+                        dim,
+                        dim,
+                        dim / 8,
+                        3,
+                    )
+                })
                 .collect(),
             iou_head: Mlp::load(l, &format!("{p}.iou_prediction_head"), dim, 256, n_masks, 3),
         }
@@ -86,23 +102,43 @@ impl MaskDecoder {
         let [b, _, _] = sparse.dims();
         let [_, c, h, w] = image.dims();
         let [nt, _] = self.output_tokens.dims();
-        let tokens = Tensor::cat(vec![self.output_tokens.clone().unsqueeze::<3>().expand([b, nt, c]), sparse], 1);
+        let tokens = Tensor::cat(
+            vec![
+                self.output_tokens
+                    .clone()
+                    .unsqueeze::<3>()
+                    .expand([b, nt, c]),
+                sparse,
+            ],
+            1,
+        );
         let src = image.expand([b, c, h, w]) + dense;
         let pos = image_pe.expand([b, c, h, w]);
         let (hs, src) = self.transformer.forward(src, pos, tokens);
 
         let src = src.swap_dims(1, 2).reshape([b, c, h, w]);
-        let up = gelu(self.up2.forward(gelu(self.up_norm.forward(self.up1.forward(src)))));
+        let up = gelu(
+            self.up2
+                .forward(gelu(self.up_norm.forward(self.up1.forward(src)))),
+        );
         let [_, cu, hu, wu] = up.dims();
         let range = if multimask { 1..nt - 1 } else { 0..1 };
         let hyper: Vec<Tensor<3>> = range
             .clone()
-            .map(|i| self.hyper[i].forward(hs.clone().slice([0..b, 1 + i..2 + i, 0..c]).reshape([b, c])).unsqueeze_dim(1))
+            .map(|i| {
+                self.hyper[i]
+                    .forward(hs.clone().slice([0..b, 1 + i..2 + i, 0..c]).reshape([b, c]))
+                    .unsqueeze_dim(1)
+            })
             .collect();
         let n = hyper.len();
         let hyper = Tensor::cat(hyper, 1);
-        let logits = hyper.matmul(up.reshape([b, cu, hu * wu])).reshape([b, n, hu, wu]);
-        let iou_all = self.iou_head.forward(hs.slice([0..b, 0..1, 0..c]).reshape([b, c]));
+        let logits = hyper
+            .matmul(up.reshape([b, cu, hu * wu]))
+            .reshape([b, n, hu, wu]);
+        let iou_all = self
+            .iou_head
+            .forward(hs.slice([0..b, 0..1, 0..c]).reshape([b, c]));
         let iou = iou_all.slice([0..b, range]);
         Decoded { logits, iou }
     }

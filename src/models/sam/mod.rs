@@ -42,11 +42,18 @@ impl SamArch {
         }
     }
     pub fn from_name(name: &str, config: serde_json::Value) -> Result<Self> {
-        let bad = |e: serde_json::Error| Error::Weights(format!("model file config is invalid: {e}"));
+        let bad =
+            |e: serde_json::Error| Error::Weights(format!("model file config is invalid: {e}"));
         match name {
-            "litemedsam" => Ok(SamArch::LiteMedsam(serde_json::from_value(config).map_err(bad)?)),
-            "medsam_vit" => Ok(SamArch::MedsamVit(serde_json::from_value(config).map_err(bad)?)),
-            other => Err(Error::Weights(format!("model file holds {other}, not a MedSAM model"))),
+            "litemedsam" => Ok(SamArch::LiteMedsam(
+                serde_json::from_value(config).map_err(bad)?,
+            )),
+            "medsam_vit" => Ok(SamArch::MedsamVit(
+                serde_json::from_value(config).map_err(bad)?,
+            )),
+            other => Err(Error::Weights(format!(
+                "model file holds {other}, not a MedSAM model"
+            ))),
         }
     }
     pub fn config_json(&self) -> serde_json::Value {
@@ -55,6 +62,27 @@ impl SamArch {
             SamArch::MedsamVit(c) => serde_json::to_value(c).unwrap(),
         }
     }
+    /// Int8 group size per tensor (None keeps f32). Measured on the LiteMedSAM fixtures:
+    /// per-channel int8 everywhere lost up to 1.5 Dice points on small lesions; the full-
+    /// resolution first stage and the first downsampling (256² and 128² maps, where errors
+    /// spread most) stay f32, the rest of the encoder uses groups of 32 and the decoder 128.
+    pub fn quant_group(&self, name: &str) -> Option<usize> {
+        let f32_prefixes: &[&str] = match self {
+            SamArch::LiteMedsam(_) => &[
+                "image_encoder.layers.0.",
+                "image_encoder.layers.1.downsample.",
+            ],
+            SamArch::MedsamVit(_) => &["image_encoder.patch_embed."],
+        };
+        if f32_prefixes.iter().any(|p| name.starts_with(p)) {
+            None
+        } else if name.starts_with("image_encoder.") {
+            Some(32)
+        } else {
+            Some(128)
+        }
+    }
+
     /// Side of the square model input in pixels.
     pub fn input_size(&self) -> usize {
         match self {
@@ -92,14 +120,19 @@ pub struct Sam {
 impl Sam {
     /// Builds the model from a state dict (official checkpoint or model file), checking every
     /// tensor; also returns the names of the tensors used.
-    pub fn load(sd: &StateDict, arch: &SamArch, device: &Device) -> Result<(Self, BTreeSet<String>)> {
+    pub fn load(
+        sd: &StateDict,
+        arch: &SamArch,
+        device: &Device,
+    ) -> Result<(Self, BTreeSet<String>)> {
         let mut l = Loader::new(sd, device);
         let encoder = match arch {
             SamArch::LiteMedsam(c) => Encoder::Tiny(TinyVit::load(&mut l, "image_encoder", c)),
             SamArch::MedsamVit(c) => Encoder::Vit(Vit::load(&mut l, "image_encoder", c)),
         };
         let (dim, g) = (256, arch.grid());
-        let prompt_encoder = PromptEncoder::load(&mut l, "prompt_encoder", dim, arch.input_size(), g);
+        let prompt_encoder =
+            PromptEncoder::load(&mut l, "prompt_encoder", dim, arch.input_size(), g);
         let decoder = MaskDecoder::load(&mut l, "mask_decoder", dim);
         let pe = prompt_encoder.dense_pe();
         let dense_pe = l.upload(pe.data, [1, dim, g, g]);
@@ -107,7 +140,17 @@ impl Sam {
             .upload(prompt_encoder.no_mask.clone(), [1, dim, 1, 1])
             .expand([1, dim, g, g]);
         let used = l.finish(arch.display())?;
-        Ok((Sam { arch: arch.clone(), encoder, prompt_encoder, decoder, dense_pe, no_mask }, used))
+        Ok((
+            Sam {
+                arch: arch.clone(),
+                encoder,
+                prompt_encoder,
+                decoder,
+                dense_pe,
+                no_mask,
+            },
+            used,
+        ))
     }
 
     /// (1, 3, S, S) preprocessed image → (1, 256, g, g) embedding.
@@ -119,14 +162,27 @@ impl Sam {
     }
 
     /// Decodes one prompt against an embedding; coordinates in model input pixels.
-    pub fn decode(&self, embedding: &Tensor<4>, prompt: &Prompt, multimask: bool) -> Result<Decoded> {
+    pub fn decode(
+        &self,
+        embedding: &Tensor<4>,
+        prompt: &Prompt,
+        multimask: bool,
+    ) -> Result<Decoded> {
         if prompt.points.is_empty() && prompt.bbox.is_none() {
             return Err(Error::Prompt("draw a box or click a point first".into()));
         }
         let sparse = self.prompt_encoder.sparse(prompt);
         let [n, c] = [sparse.shape[0], sparse.shape[1]];
-        let sparse: Tensor<3> =
-            Tensor::from_data(burn::tensor::TensorData::new(sparse.data, [1, n, c]), &embedding.device());
-        Ok(self.decoder.forward(embedding.clone(), self.dense_pe.clone(), sparse, self.no_mask.clone(), multimask))
+        let sparse: Tensor<3> = Tensor::from_data(
+            burn::tensor::TensorData::new(sparse.data, [1, n, c]),
+            &embedding.device(),
+        );
+        Ok(self.decoder.forward(
+            embedding.clone(),
+            self.dense_pe.clone(),
+            sparse,
+            self.no_mask.clone(),
+            multimask,
+        ))
     }
 }

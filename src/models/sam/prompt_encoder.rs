@@ -33,7 +33,10 @@ impl PromptEncoder {
     pub fn load(l: &mut Loader, p: &str, dim: usize, input: usize, grid: usize) -> Self {
         let e = |l: &mut Loader, n: &str| l.host(&format!("{p}.{n}"), &[1, dim]);
         PromptEncoder {
-            gaussian: l.host(&format!("{p}.pe_layer.positional_encoding_gaussian_matrix"), &[2, dim / 2]),
+            gaussian: l.host(
+                &format!("{p}.pe_layer.positional_encoding_gaussian_matrix"),
+                &[2, dim / 2],
+            ),
             kinds: [
                 e(l, "point_embeddings.0.weight"),
                 e(l, "point_embeddings.1.weight"),
@@ -53,15 +56,20 @@ impl PromptEncoder {
         let half = self.dim / 2;
         let (cx, cy) = (2.0 * x - 1.0, 2.0 * y - 1.0);
         let two_pi = (2.0 * std::f64::consts::PI) as f32;
-        let proj: Vec<f32> =
-            (0..half).map(|j| two_pi * (cx * self.gaussian[j] + cy * self.gaussian[half + j])).collect();
+        let proj: Vec<f32> = (0..half)
+            .map(|j| two_pi * (cx * self.gaussian[j] + cy * self.gaussian[half + j]))
+            .collect();
         out.extend(proj.iter().map(|v| v.sin()));
         out.extend(proj.iter().map(|v| v.cos()));
     }
 
     fn pe_input_coords(&self, x: f32, y: f32, out: &mut Vec<f32>) {
         // SAM shifts to pixel centres before normalizing.
-        self.pe((x + 0.5) / self.input_size.1 as f32, (y + 0.5) / self.input_size.0 as f32, out)
+        self.pe(
+            (x + 0.5) / self.input_size.1 as f32,
+            (y + 0.5) / self.input_size.0 as f32,
+            out,
+        )
     }
 
     /// Sparse embeddings (tokens, dim): points (plus a padding point when there is no box),
@@ -93,7 +101,10 @@ impl PromptEncoder {
                 n += 1;
             }
         }
-        HostTensor { shape: vec![n, self.dim], data }
+        HostTensor {
+            shape: vec![n, self.dim],
+            data,
+        }
     }
 
     /// Positional encoding of the embedding grid, (dim, h, w) row-major.
@@ -102,7 +113,11 @@ impl PromptEncoder {
         let mut hwc = Vec::with_capacity(h * w * self.dim);
         for i in 0..h {
             for j in 0..w {
-                self.pe((j as f32 + 0.5) / w as f32, (i as f32 + 0.5) / h as f32, &mut hwc);
+                self.pe(
+                    (j as f32 + 0.5) / w as f32,
+                    (i as f32 + 0.5) / h as f32,
+                    &mut hwc,
+                );
             }
         }
         let mut chw = vec![0f32; hwc.len()];
@@ -111,6 +126,9 @@ impl PromptEncoder {
                 chw[c * h * w + p] = hwc[p * self.dim + c];
             }
         }
-        HostTensor { shape: vec![self.dim, h, w], data: chw }
+        HostTensor {
+            shape: vec![self.dim, h, w],
+            data: chw,
+        }
     }
 }

@@ -52,7 +52,11 @@ impl MbConv {
         let h = dim * expand;
         MbConv {
             conv1: Conv2d::load_folded_bn(l, &format!("{p}.conv1"), ConvSpec::new(dim, h, 1)),
-            conv2: Conv2d::load_folded_bn(l, &format!("{p}.conv2"), ConvSpec::new(h, h, 3).pad(1).groups(h)),
+            conv2: Conv2d::load_folded_bn(
+                l,
+                &format!("{p}.conv2"),
+                ConvSpec::new(h, h, 3).pad(1).groups(h),
+            ),
             conv3: Conv2d::load_folded_bn(l, &format!("{p}.conv3"), ConvSpec::new(h, dim, 1)),
         }
     }
@@ -130,7 +134,11 @@ impl Attention {
         let [b, n, c] = x.dims();
         let (h, kd) = (self.heads, self.key_dim);
         // Per head the projection holds [q | k | v] side by side.
-        let qkv = self.qkv.forward(self.norm.forward(x)).reshape([b, n, h, 3 * kd]).swap_dims(1, 2);
+        let qkv = self
+            .qkv
+            .forward(self.norm.forward(x))
+            .reshape([b, n, h, 3 * kd])
+            .swap_dims(1, 2);
         let q = qkv.clone().slice([0..b, 0..h, 0..n, 0..kd]);
         let k = qkv.clone().slice([0..b, 0..h, 0..n, kd..2 * kd]);
         let v = qkv.slice([0..b, 0..h, 0..n, 2 * kd..3 * kd]);
@@ -157,7 +165,8 @@ impl Mlp {
         }
     }
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.fc2.forward(gelu(self.fc1.forward(self.norm.forward(x))))
+        self.fc2
+            .forward(gelu(self.fc1.forward(self.norm.forward(x))))
     }
 }
 
@@ -170,11 +179,22 @@ struct Block {
 }
 
 impl Block {
-    fn load(l: &mut Loader, p: &str, dim: usize, heads: usize, ws: usize, mlp_ratio: usize) -> Self {
+    fn load(
+        l: &mut Loader,
+        p: &str,
+        dim: usize,
+        heads: usize,
+        ws: usize,
+        mlp_ratio: usize,
+    ) -> Self {
         Block {
             attn: Attention::load(l, &format!("{p}.attn"), dim, heads, ws),
             mlp: Mlp::load(l, &format!("{p}.mlp"), dim, dim * mlp_ratio),
-            local_conv: Conv2d::load_folded_bn(l, &format!("{p}.local_conv"), ConvSpec::new(dim, dim, 3).pad(1).groups(dim)),
+            local_conv: Conv2d::load_folded_bn(
+                l,
+                &format!("{p}.local_conv"),
+                ConvSpec::new(dim, dim, 3).pad(1).groups(dim),
+            ),
             ws,
         }
     }
@@ -200,15 +220,30 @@ impl Block {
                 m = Tensor::cat(vec![m, z], 2);
             }
             let (nh, nw) = (ph / ws, pw / ws);
-            let win = m.reshape([b, nh, ws, nw, ws, c]).swap_dims(2, 3).reshape([b * nh * nw, ws * ws, c]);
+            let win = m.reshape([b, nh, ws, nw, ws, c]).swap_dims(2, 3).reshape([
+                b * nh * nw,
+                ws * ws,
+                c,
+            ]);
             let out = self.attn.forward(win);
-            let m = out.reshape([b, nh, nw, ws, ws, c]).swap_dims(2, 3).reshape([b, ph, pw, c]);
-            let m = if pb > 0 || pr > 0 { m.slice([0..b, 0..h, 0..w, 0..c]) } else { m };
+            let m = out
+                .reshape([b, nh, nw, ws, ws, c])
+                .swap_dims(2, 3)
+                .reshape([b, ph, pw, c]);
+            let m = if pb > 0 || pr > 0 {
+                m.slice([0..b, 0..h, 0..w, 0..c])
+            } else {
+                m
+            };
             m.reshape([b, l, c])
         };
         let x = x + attn;
         let x = x.swap_dims(1, 2).reshape([b, c, h, w]);
-        let x = self.local_conv.forward(x).reshape([b, c, l]).swap_dims(1, 2);
+        let x = self
+            .local_conv
+            .forward(x)
+            .reshape([b, c, l])
+            .swap_dims(1, 2);
         x.clone() + self.mlp.forward(x)
     }
 }
@@ -228,10 +263,25 @@ pub struct TinyVit {
 impl TinyVit {
     pub fn load(l: &mut Loader, p: &str, cfg: &TinyVitConfig) -> Self {
         let d = cfg.embed_dims;
-        let embed1 = Conv2d::load_folded_bn(l, &format!("{p}.patch_embed.seq.0"), ConvSpec::new(3, d[0] / 2, 1));
-        let embed2 = Conv2d::load_folded_bn(l, &format!("{p}.patch_embed.seq.2"), ConvSpec::new(d[0] / 2, d[0], 1));
+        let embed1 = Conv2d::load_folded_bn(
+            l,
+            &format!("{p}.patch_embed.seq.0"),
+            ConvSpec::new(3, d[0] / 2, 1),
+        );
+        let embed2 = Conv2d::load_folded_bn(
+            l,
+            &format!("{p}.patch_embed.seq.2"),
+            ConvSpec::new(d[0] / 2, d[0], 1),
+        );
         let conv_blocks = (0..cfg.depths[0])
-            .map(|i| MbConv::load(l, &format!("{p}.layers.0.blocks.{i}"), d[0], cfg.mbconv_expand_ratio))
+            .map(|i| {
+                MbConv::load(
+                    l,
+                    &format!("{p}.layers.0.blocks.{i}"),
+                    d[0],
+                    cfg.mbconv_expand_ratio,
+                )
+            })
             .collect();
         let mut merges = Vec::new();
         let mut stages = Vec::new();
@@ -241,19 +291,43 @@ impl TinyVit {
                     (0..cfg.depths[s])
                         .map(|i| {
                             let bp = format!("{p}.layers.{s}.blocks.{i}");
-                            Block::load(l, &bp, d[s], cfg.num_heads[s], cfg.window_sizes[s], cfg.mlp_ratio)
+                            Block::load(
+                                l,
+                                &bp,
+                                d[s],
+                                cfg.num_heads[s],
+                                cfg.window_sizes[s],
+                                cfg.mlp_ratio,
+                            )
                         })
                         .collect(),
                 );
             }
             if s < 3 {
                 // The official code keeps full resolution when merging into the 320-wide stage.
-                let stride = if matches!(d[s + 1], 320 | 448 | 576) { 1 } else { 2 };
-                merges.push(PatchMerging::load(l, &format!("{p}.layers.{s}.downsample"), d[s], d[s + 1], stride));
+                let stride = if matches!(d[s + 1], 320 | 448 | 576) {
+                    1
+                } else {
+                    2
+                };
+                merges.push(PatchMerging::load(
+                    l,
+                    &format!("{p}.layers.{s}.downsample"),
+                    d[s],
+                    d[s + 1],
+                    stride,
+                ));
             }
         }
         let neck = Neck::load(l, &format!("{p}.neck"), d[3], cfg.out_chans);
-        TinyVit { embed1, embed2, conv_blocks, merges, stages, neck }
+        TinyVit {
+            embed1,
+            embed2,
+            conv_blocks,
+            merges,
+            stages,
+            neck,
+        }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

@@ -29,7 +29,8 @@ impl Attention {
 
     fn heads(&self, x: Tensor<3>) -> Tensor<4> {
         let [b, n, c] = x.dims();
-        x.reshape([b, n, self.heads, c / self.heads]).swap_dims(1, 2)
+        x.reshape([b, n, self.heads, c / self.heads])
+            .swap_dims(1, 2)
     }
 
     fn forward(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
@@ -58,7 +59,14 @@ struct Block {
 }
 
 impl Block {
-    fn load(l: &mut Loader, p: &str, dim: usize, heads: usize, mlp: usize, skip_first_pe: bool) -> Self {
+    fn load(
+        l: &mut Loader,
+        p: &str,
+        dim: usize,
+        heads: usize,
+        mlp: usize,
+        skip_first_pe: bool,
+    ) -> Self {
         let ln = |l: &mut Loader, n: &str| LayerNorm::load(l, &format!("{p}.{n}"), dim, 1e-5);
         Block {
             self_attn: Attention::load(l, &format!("{p}.self_attn"), dim, heads, 1),
@@ -74,9 +82,16 @@ impl Block {
         }
     }
 
-    fn forward(&self, queries: Tensor<3>, keys: Tensor<3>, qpe: &Tensor<3>, kpe: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+    fn forward(
+        &self,
+        queries: Tensor<3>,
+        keys: Tensor<3>,
+        qpe: &Tensor<3>,
+        kpe: &Tensor<3>,
+    ) -> (Tensor<3>, Tensor<3>) {
         let queries = if self.skip_first_pe {
-            self.self_attn.forward(queries.clone(), queries.clone(), queries)
+            self.self_attn
+                .forward(queries.clone(), queries.clone(), queries)
         } else {
             let q = queries.clone() + qpe.clone();
             queries.clone() + self.self_attn.forward(q.clone(), q, queries)
@@ -85,14 +100,18 @@ impl Block {
 
         let q = queries.clone() + qpe.clone();
         let k = keys.clone() + kpe.clone();
-        let queries = self.norm2.forward(queries + self.cross_t2i.forward(q, k, keys.clone()));
+        let queries = self
+            .norm2
+            .forward(queries + self.cross_t2i.forward(q, k, keys.clone()));
 
         let mlp = self.lin2.forward(relu(self.lin1.forward(queries.clone())));
         let queries = self.norm3.forward(queries + mlp);
 
         let q = queries.clone() + qpe.clone();
         let k = keys.clone() + kpe.clone();
-        let keys = self.norm4.forward(keys + self.cross_i2t.forward(k, q, queries.clone()));
+        let keys = self
+            .norm4
+            .forward(keys + self.cross_i2t.forward(k, q, queries.clone()));
         (queries, keys)
     }
 }
@@ -105,18 +124,36 @@ pub struct TwoWayTransformer {
 }
 
 impl TwoWayTransformer {
-    pub fn load(l: &mut Loader, p: &str, depth: usize, dim: usize, heads: usize, mlp: usize) -> Self {
+    pub fn load(
+        l: &mut Loader,
+        p: &str,
+        depth: usize,
+        dim: usize,
+        heads: usize,
+        mlp: usize,
+    ) -> Self {
         TwoWayTransformer {
             layers: (0..depth)
                 .map(|i| Block::load(l, &format!("{p}.layers.{i}"), dim, heads, mlp, i == 0))
                 .collect(),
-            final_attn: Attention::load(l, &format!("{p}.final_attn_token_to_image"), dim, heads, 2),
+            final_attn: Attention::load(
+                l,
+                &format!("{p}.final_attn_token_to_image"),
+                dim,
+                heads,
+                2,
+            ),
             norm_final: LayerNorm::load(l, &format!("{p}.norm_final_attn"), dim, 1e-5),
         }
     }
 
     /// image (B, C, H, W), image_pe (B, C, H, W), tokens (B, N, C) → (tokens, image tokens (B, HW, C)).
-    pub fn forward(&self, image: Tensor<4>, image_pe: Tensor<4>, tokens: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+    pub fn forward(
+        &self,
+        image: Tensor<4>,
+        image_pe: Tensor<4>,
+        tokens: Tensor<3>,
+    ) -> (Tensor<3>, Tensor<3>) {
         let [b, c, h, w] = image.dims();
         let keys0 = image.reshape([b, c, h * w]).swap_dims(1, 2);
         let kpe = image_pe.reshape([b, c, h * w]).swap_dims(1, 2);
@@ -126,7 +163,9 @@ impl TwoWayTransformer {
         }
         let q = queries.clone() + tokens;
         let k = keys.clone() + kpe;
-        let queries = self.norm_final.forward(queries + self.final_attn.forward(q, k, keys.clone()));
+        let queries = self
+            .norm_final
+            .forward(queries + self.final_attn.forward(q, k, keys.clone()));
         (queries, keys)
     }
 }

@@ -83,11 +83,23 @@ impl Attention {
         let [b, h, w, c] = x.dims();
         let (nh, hd) = (self.heads, c / self.heads);
         let bh = b * nh;
-        let qkv = self.qkv.forward(x).reshape([b, h * w, 3, nh, hd]).permute([2, 0, 3, 1, 4]);
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([b, h * w, 3, nh, hd])
+            .permute([2, 0, 3, 1, 4]);
         let qkv = qkv.reshape([3, bh, h * w, hd]);
-        let q = qkv.clone().slice([0..1, 0..bh, 0..h * w, 0..hd]).reshape([bh, h * w, hd]);
-        let k = qkv.clone().slice([1..2, 0..bh, 0..h * w, 0..hd]).reshape([bh, h * w, hd]);
-        let v = qkv.slice([2..3, 0..bh, 0..h * w, 0..hd]).reshape([bh, h * w, hd]);
+        let q = qkv
+            .clone()
+            .slice([0..1, 0..bh, 0..h * w, 0..hd])
+            .reshape([bh, h * w, hd]);
+        let k = qkv
+            .clone()
+            .slice([1..2, 0..bh, 0..h * w, 0..hd])
+            .reshape([bh, h * w, hd]);
+        let v = qkv
+            .slice([2..3, 0..bh, 0..h * w, 0..hd])
+            .reshape([bh, h * w, hd]);
         let scale = (hd as f64).powf(-0.5);
         let attn = (q.clone() * scale).matmul(k.swap_dims(1, 2));
 
@@ -112,7 +124,11 @@ impl Attention {
             + rel_h.unsqueeze_dim::<5>(4).expand([bh, h, w, h, w])
             + rel_w.unsqueeze_dim::<5>(3).expand([bh, h, w, h, w]);
         let attn = softmax(attn.reshape([bh, h * w, h * w]), 2);
-        let out = attn.matmul(v).reshape([b, nh, h, w, hd]).permute([0, 2, 3, 1, 4]).reshape([b, h, w, c]);
+        let out = attn
+            .matmul(v)
+            .reshape([b, nh, h, w, hd])
+            .permute([0, 2, 3, 1, 4])
+            .reshape([b, h, w, c]);
         self.proj.forward(out)
     }
 }
@@ -139,19 +155,33 @@ impl Block {
             let (ph, pw) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
             let mut m = y;
             if ph > h {
-                m = Tensor::cat(vec![m.clone(), Tensor::zeros([b, ph - h, w, c], &m.device())], 1);
+                m = Tensor::cat(
+                    vec![m.clone(), Tensor::zeros([b, ph - h, w, c], &m.device())],
+                    1,
+                );
             }
             if pw > w {
-                m = Tensor::cat(vec![m.clone(), Tensor::zeros([b, ph, pw - w, c], &m.device())], 2);
+                m = Tensor::cat(
+                    vec![m.clone(), Tensor::zeros([b, ph, pw - w, c], &m.device())],
+                    2,
+                );
             }
             let (nh, nw) = (ph / ws, pw / ws);
-            let win = m.reshape([b, nh, ws, nw, ws, c]).swap_dims(2, 3).reshape([b * nh * nw, ws, ws, c]);
+            let win =
+                m.reshape([b, nh, ws, nw, ws, c])
+                    .swap_dims(2, 3)
+                    .reshape([b * nh * nw, ws, ws, c]);
             let out = self.attn.forward(win);
-            let m = out.reshape([b, nh, nw, ws, ws, c]).swap_dims(2, 3).reshape([b, ph, pw, c]);
+            let m = out
+                .reshape([b, nh, nw, ws, ws, c])
+                .swap_dims(2, 3)
+                .reshape([b, ph, pw, c]);
             m.slice([0..b, 0..h, 0..w, 0..c])
         };
         let x = x + y;
-        let mlp = self.lin2.forward(gelu(self.lin1.forward(self.norm2.forward(x.clone()))));
+        let mlp = self
+            .lin2
+            .forward(gelu(self.lin1.forward(self.norm2.forward(x.clone()))));
         x + mlp
     }
 }
@@ -178,7 +208,11 @@ impl Vit {
         let blocks = (0..cfg.depth)
             .map(|i| {
                 let bp = format!("{p}.blocks.{i}");
-                let window = if cfg.global_attn_indexes.contains(&i) { 0 } else { cfg.window_size };
+                let window = if cfg.global_attn_indexes.contains(&i) {
+                    0
+                } else {
+                    cfg.window_size
+                };
                 let size = if window == 0 { g } else { window };
                 Block {
                     norm1: LayerNorm::load(l, &format!("{bp}.norm1"), d, 1e-6),
@@ -191,7 +225,12 @@ impl Vit {
             })
             .collect();
         let neck = Neck::load(l, &format!("{p}.neck"), d, cfg.out_chans);
-        Vit { patch, pos, blocks, neck }
+        Vit {
+            patch,
+            pos,
+            blocks,
+            neck,
+        }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
