@@ -40,7 +40,6 @@ struct Ui {
     opacity: RwSignal<f64>,
     metrics: RwSignal<Option<(f64, f64)>>,
     image_name: RwSignal<String>,
-    zoom: RwSignal<f64>,
 }
 
 impl Ui {
@@ -58,7 +57,6 @@ impl Ui {
             opacity: RwSignal::new(0.45),
             metrics: RwSignal::new(None),
             image_name: RwSignal::new(String::new()),
-            zoom: RwSignal::new(1.0),
         }
     }
 
@@ -338,6 +336,13 @@ fn export_all(ui: Ui) {
     }
 }
 
+fn zoom(f: impl Fn(f64) -> f64) {
+    with(|s| {
+        s.zoom = f(s.zoom).clamp(0.25, 8.0);
+        canvas::redraw(s);
+    });
+}
+
 fn undo(ui: Ui, redo: bool) {
     if with(|s| if redo { s.redo() } else { s.undo() }) {
         ui.sync();
@@ -445,6 +450,7 @@ pub fn App() -> impl IntoView {
         }
     };
 
+    let _resize = window_event_listener(leptos::ev::resize, move |_| with(|s| canvas::redraw(s)));
     let _keys = window_event_listener(leptos::ev::keydown, move |ev| {
         if ev
             .target()
@@ -461,9 +467,9 @@ pub fn App() -> impl IntoView {
             ("r", false) => ui.tool.set(Tool::Brush),
             ("e", false) => ui.tool.set(Tool::Eraser),
             ("Delete" | "Backspace", false) => delete_selected(ui),
-            ("+" | "=", false) => ui.zoom.update(|z| *z = (*z * 1.25).min(8.0)),
-            ("-", false) => ui.zoom.update(|z| *z = (*z / 1.25).max(0.25)),
-            ("0", false) => ui.zoom.set(1.0),
+            ("+" | "=", false) => zoom(|z| z * 1.25),
+            ("-", false) => zoom(|z| z / 1.25),
+            ("0", false) => zoom(|_| 1.0),
             _ => return,
         }
         ev.prevent_default();
@@ -486,14 +492,14 @@ pub fn App() -> impl IntoView {
                 <section class="viewer" on:dragover=|ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop
                     on:wheel=move |ev: web_sys::WheelEvent| if ev.ctrl_key() {
                         ev.prevent_default();
-                        ui.zoom.update(|z| *z = if ev.delta_y() < 0.0 { (*z * 1.1).min(8.0) } else { (*z / 1.1).max(0.25) });
+                        zoom(|z| if ev.delta_y() < 0.0 { z * 1.1 } else { z / 1.1 });
                     }>
                     <Show when=move || !ui.image_name.get().is_empty()
                         fallback=|| view! { <div class="empty">"Drop a PNG or JPEG scan here, or press Open."<br/>
                             <small>"Images never leave this computer."</small></div> }>
                         {()}
                     </Show>
-                    <canvas id="view" style:width=move || format!("{}%", 100.0 * ui.zoom.get())
+                    <canvas id="view"
                         class:hidden=move || ui.image_name.get().is_empty()
                         on:mousedown=on_down on:mousemove=on_move on:mouseup=on_up on:mouseleave=on_up
                         on:contextmenu=|ev: MouseEvent| ev.prevent_default()></canvas>

@@ -44,6 +44,8 @@ pub struct State {
     pub level: f64,
     pub width: f64,
     pub opacity: f64,
+    /// Display zoom relative to fitting the viewer.
+    pub zoom: f64,
     /// Box being dragged, image pixels.
     pub drag_box: Option<[f32; 4]>,
     pub next_id: usize,
@@ -94,7 +96,7 @@ impl State {
 }
 
 thread_local! {
-    static STATE: RefCell<State> = RefCell::new(State { level: 127.5, width: 255.0, opacity: 0.45, ..Default::default() });
+    static STATE: RefCell<State> = RefCell::new(State { level: 127.5, width: 255.0, opacity: 0.45, zoom: 1.0, ..Default::default() });
 }
 
 /// Runs `f` on the page state. Never hold it across an `.await`.
