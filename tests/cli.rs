@@ -74,90 +74,31 @@ fn segments_a_ct_slice_and_evaluates_it() {
     assert!(text.contains("NSD"), "{text}");
 }
 
+fn segment(model: &str, image: &str, bbox: &str, out: &str) -> Output {
+    medseg(&[
+        "segment", "--model", model, "--image", image, "--box", bbox, "--out", out,
+    ])
+}
+
 #[test]
 fn bad_input_fails_cleanly() {
     let img = shared("fixtures/litemedsam_lung2_z22_image.png");
     let out_mask = tmp("never.png");
     let not_png = tmp("notes.png");
     std::fs::write(&not_png, b"just some text").unwrap();
-    let out = medseg(&[
-        "segment",
-        "--model",
-        &model(),
-        "--image",
-        s(&not_png),
-        "--box",
-        "1,1,9,9",
-        "--out",
-        s(&out_mask),
-    ]);
-    assert_clean_failure(&out, "cannot read image");
-
-    let out = medseg(&[
-        "segment",
-        "--model",
-        &model(),
-        "--image",
-        s(&img),
-        "--box",
-        "600,600,700,700",
-        "--out",
-        s(&out_mask),
-    ]);
-    assert_clean_failure(&out, "outside");
-
-    let out = medseg(&[
-        "segment",
-        "--model",
-        &model(),
-        "--image",
-        s(&img),
-        "--box",
-        "40,40,40,90",
-        "--out",
-        s(&out_mask),
-    ]);
-    assert_clean_failure(&out, "empty");
-
     let universeg = shared("fixtures/universeg_v1_random_seed20261126.pt");
-    let out = medseg(&[
-        "segment",
-        "--model",
-        s(&universeg),
-        "--image",
-        s(&img),
-        "--box",
-        "1,1,9,9",
-        "--out",
-        s(&out_mask),
-    ]);
-    assert_clean_failure(&out, "not a LiteMedSAM checkpoint");
-
-    let out = medseg(&[
-        "segment",
-        "--model",
-        &model(),
-        "--image",
-        s(&img),
-        "--box",
-        "1,2,3",
-        "--out",
-        s(&out_mask),
-    ]);
-    assert_clean_failure(&out, "x0,y0,x1,y1");
-
-    let out = medseg(&[
-        "segment",
-        "--model",
-        "/nonexistent/model.medseg",
-        "--image",
-        s(&img),
-        "--box",
-        "1,1,9,9",
-        "--out",
-        s(&out_mask),
-    ]);
-    assert_clean_failure(&out, "cannot read");
+    let (m, i, o) = (model(), s(&img).to_owned(), s(&out_mask).to_owned());
+    let cases: [(&str, &str, &str, &str); 6] = [
+        (&m, s(&not_png), "1,1,9,9", "cannot read image"),
+        (&m, &i, "600,600,700,700", "outside"),
+        (&m, &i, "40,40,40,90", "empty"),
+        (s(&universeg), &i, "1,1,9,9", "not a LiteMedSAM checkpoint"),
+        (&m, &i, "1,2,3", "x0,y0,x1,y1"),
+        ("/nonexistent/model.medseg", &i, "1,1,9,9", "cannot read"),
+    ];
+    for (model, image, bbox, want) in cases {
+        assert_clean_failure(&segment(model, image, bbox, &o), want);
+    }
     assert!(!out_mask.exists(), "no mask may be written on failure");
 }
 
