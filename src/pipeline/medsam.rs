@@ -245,7 +245,6 @@ impl MedSam {
             }
             SamArch::MedsamVit(_) => {
                 let probs: Vec<f32> = logits.iter().map(|&v| sigmoid(v)).collect();
-                let _ = lh;
                 bilinear(&probs, lw, lh, w, h)
                     .iter()
                     .map(|&v| (v > 0.5) as u8)
