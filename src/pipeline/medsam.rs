@@ -115,18 +115,12 @@ impl MedSam {
         };
         // Grey images are three identical channels.
         let channels: Vec<&Vec<u8>> = (0..3).map(|c| &resized[c.min(resized.len() - 1)]).collect();
-        let min = channels
+        // Min–max over all values; repeating a grey plane does not change them.
+        let (min, max) = resized
             .iter()
-            .flat_map(|c| c.iter())
-            .copied()
-            .min()
-            .unwrap_or(0) as f32;
-        let max = channels
-            .iter()
-            .flat_map(|c| c.iter())
-            .copied()
-            .max()
-            .unwrap_or(0) as f32;
+            .flatten()
+            .fold((u8::MAX, u8::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let (min, max) = (min as f32, max as f32);
         let range = (max - min).max(1e-8);
         let mut input = vec![0f32; 3 * s * s];
         for (c, plane) in channels.iter().enumerate() {

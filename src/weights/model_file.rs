@@ -272,17 +272,21 @@ mod tests {
         sd
     }
 
+    fn write_sample(precision: Precision, sd: &StateDict) -> Vec<u8> {
+        write(
+            "test",
+            serde_json::json!({}),
+            precision,
+            &|_| Some(32),
+            "abc",
+            sd,
+        )
+    }
+
     #[test]
     fn f32_round_trip_is_exact() {
         let sd = sample();
-        let bytes = write(
-            "test",
-            serde_json::json!({}),
-            Precision::F32,
-            &|_| Some(32),
-            "abc",
-            &sd,
-        );
+        let bytes = write_sample(Precision::F32, &sd);
         let (h, back) = read(&bytes, "test").unwrap();
         assert_eq!(back, sd);
         assert_eq!(h.source_sha256, "abc");
@@ -291,14 +295,7 @@ mod tests {
     #[test]
     fn int8_round_trip_is_within_half_a_step() {
         let sd = sample();
-        let bytes = write(
-            "test",
-            serde_json::json!({}),
-            Precision::Int8,
-            &|_| Some(32),
-            "abc",
-            &sd,
-        );
+        let bytes = write_sample(Precision::Int8, &sd);
         let (_, back) = read(&bytes, "test").unwrap();
         assert_eq!(back["b"], sd["b"], "rank-1 tensors stay f32");
         for (row_a, row_b) in sd["w"].data.chunks(100).zip(back["w"].data.chunks(100)) {
@@ -331,14 +328,7 @@ mod tests {
 
     #[test]
     fn detects_corruption_truncation_and_wrong_arch() {
-        let mut bytes = write(
-            "test",
-            serde_json::json!({}),
-            Precision::Int8,
-            &|_| Some(32),
-            "abc",
-            &sample(),
-        );
+        let mut bytes = write_sample(Precision::Int8, &sample());
         assert!(
             read(&bytes, "other")
                 .unwrap_err()
