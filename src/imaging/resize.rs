@@ -254,6 +254,93 @@ pub fn bilinear(src: &[f32], w: usize, h: usize, dw: usize, dh: usize) -> Vec<f3
     out
 }
 
+/// Pillow's `Image.resize(size, BILINEAR)` on an 8-bit image (UniverSeg's example loaders):
+/// a triangle filter widened by the scale when shrinking (so it antialiases), applied
+/// horizontally then vertically with Pillow's 22-bit fixed-point weights and 8-bit rounding
+/// between the passes.
+pub fn resize_pil_bilinear(src: &GrayImage, dw: usize, dh: usize) -> GrayImage {
+    assert!(src.width > 0 && src.height > 0 && dw > 0 && dh > 0);
+    let (w, h) = (src.width, src.height);
+    let mut cur = src.clone();
+    if dw != w {
+        let taps = pil_taps(w, dw);
+        let mut out = vec![0u8; dw * h];
+        for y in 0..h {
+            let row = &cur.data[y * w..(y + 1) * w];
+            for (x, (start, k)) in taps.iter().enumerate() {
+                out[y * dw + x] = pil_apply(k, |i| row[start + i]);
+            }
+        }
+        cur = GrayImage::new(dw, h, out);
+    }
+    if dh != h {
+        let taps = pil_taps(h, dh);
+        let mut out = vec![0u8; dw * dh];
+        for (y, (start, k)) in taps.iter().enumerate() {
+            for x in 0..dw {
+                out[y * dw + x] = pil_apply(k, |i| cur.data[(start + i) * dw + x]);
+            }
+        }
+        cur = GrayImage::new(dw, dh, out);
+    }
+    cur
+}
+
+/// Pillow's fixed-point precision for 8-bit resampling.
+const PIL_BITS: u32 = 22;
+
+/// Per output pixel: first source index and fixed-point weights (Pillow's `precompute_coeffs`
+/// and `normalize_coeffs_8bpc`).
+fn pil_taps(n_in: usize, n_out: usize) -> Vec<(usize, Vec<i64>)> {
+    let scale = n_in as f64 / n_out as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale; // the triangle's support is 1
+    (0..n_out)
+        .map(|o| {
+            let center = (o as f64 + 0.5) * scale;
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(n_in as i64) as usize;
+            let w: Vec<f64> = (xmin..xmax)
+                .map(|x| (1.0 - ((x as f64 - center + 0.5) / filterscale).abs()).max(0.0))
+                .collect();
+            let total: f64 = w.iter().sum();
+            let k = w
+                .iter()
+                .map(|&v| {
+                    let v = if total != 0.0 { v / total } else { v };
+                    let f = v * (1u64 << PIL_BITS) as f64;
+                    (if v < 0.0 { f - 0.5 } else { f + 0.5 }) as i64
+                })
+                .collect();
+            (xmin, k)
+        })
+        .collect()
+}
+
+fn pil_apply(k: &[i64], px: impl Fn(usize) -> u8) -> u8 {
+    let acc = k
+        .iter()
+        .enumerate()
+        .fold(1i64 << (PIL_BITS - 1), |a, (i, &w)| a + px(i) as i64 * w);
+    (acc >> PIL_BITS).clamp(0, 255) as u8
+}
+
+/// Nearest-neighbour resize sampling at pixel centres (Pillow's NEAREST), for label maps.
+pub fn resize_nearest(src: &GrayImage, dw: usize, dh: usize) -> GrayImage {
+    let index = |o: usize, n_in: usize, n_out: usize| {
+        (((o as f64 + 0.5) * n_in as f64 / n_out as f64) as usize).min(n_in - 1)
+    };
+    let xs: Vec<usize> = (0..dw).map(|x| index(x, src.width, dw)).collect();
+    let data = (0..dh)
+        .flat_map(|y| {
+            let row = index(y, src.height, dh) * src.width;
+            xs.iter().map(move |&x| row + x)
+        })
+        .map(|i| src.data[i])
+        .collect();
+    GrayImage::new(dw, dh, data)
+}
+
 /// Longest-side target size with the official rounding: int(x·s + 0.5).
 pub fn longest_side_size(w: usize, h: usize, target: usize) -> (usize, usize) {
     let s = target as f64 / w.max(h) as f64;
@@ -333,5 +420,31 @@ mod tests {
         assert_eq!(longest_side_size(512, 512, 256), (256, 256));
         assert_eq!(longest_side_size(512, 301, 256), (256, 151));
         assert_eq!(longest_side_size(100, 30, 256), (256, 77));
+    }
+
+    #[test]
+    fn pil_bilinear_matches_pillow() {
+        // Values from Pillow 13: Image.fromarray(a).resize((2, 1), Image.BILINEAR) etc.
+        let src = GrayImage::new(4, 1, vec![0, 100, 200, 255]);
+        // Halving: support 2 around centres 1 and 3, triangle weights .75/.75/.25 renormalised.
+        assert_eq!(resize_pil_bilinear(&src, 2, 1).data, vec![71, 209]);
+        let flat = img(300, 200, |_, _| 91);
+        assert!(
+            resize_pil_bilinear(&flat, 128, 128)
+                .data
+                .iter()
+                .all(|&v| v == 91)
+        );
+        // Enlarging [0, 100] to 4 is plain linear interpolation at pixel centres.
+        let src = GrayImage::new(2, 1, vec![0, 100]);
+        assert_eq!(resize_pil_bilinear(&src, 4, 1).data, vec![0, 25, 75, 100]);
+    }
+
+    #[test]
+    fn nearest_samples_pixel_centres() {
+        let src = img(4, 4, |x, y| (y * 4 + x) as u8);
+        assert_eq!(resize_nearest(&src, 2, 2).data, vec![5, 7, 13, 15]);
+        let src = GrayImage::new(2, 1, vec![0, 255]);
+        assert_eq!(resize_nearest(&src, 4, 1).data, vec![0, 0, 255, 255]);
     }
 }

@@ -2,3 +2,4 @@
 
 pub mod nn;
 pub mod sam;
+pub mod universeg;

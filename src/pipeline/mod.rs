@@ -1,3 +1,4 @@
 //! What a user asks for, with pre- and postprocessing exactly as the official code does it.
 
 pub mod medsam;
+pub mod universeg;

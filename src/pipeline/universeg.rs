@@ -1,0 +1,281 @@
+//! In-context segmentation with UniverSeg v1: a support set of image–mask pairs defines the task.
+//!
+//! Preprocessing as the official example loaders: grey 8-bit image resized to 128×128 with
+//! Pillow's bilinear filter, divided by 255; labels resized with nearest-neighbour and kept 0/1.
+//! Output: logits → sigmoid, averaged over ensemble members, bilinear back to the image size,
+//! > 0.5. Ensembling predicts from several random subsets of the support set, as the paper does.
+
+use crate::error::{Error, Result};
+use crate::imaging::GrayImage;
+use crate::imaging::resize::{bilinear, resize_nearest, resize_pil_bilinear};
+use crate::models::universeg::{UniverSegConfig, UniverSegNet};
+use crate::weights::{self, Loader, StateDict, model_file};
+use burn::tensor::{Device, Tensor, TensorData};
+use std::collections::BTreeSet;
+
+/// The architecture name in model files.
+pub const ARCH: &str = "universeg_v1";
+/// Support items per device batch: bounds the transient memory of one block to roughly
+/// `CHUNK × 64 channels × 128² × 4 bytes × 3` (≈ 200 MB at 16).
+pub const DEFAULT_CHUNK: usize = 16;
+
+/// One support example at model resolution: image in [0, 1] and label in {0, 1}.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SupportItem {
+    pub image: Vec<f32>,
+    pub label: Vec<f32>,
+}
+
+/// How many predictions to average and from how many support items each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ensemble {
+    /// Number of predictions averaged (1 = no ensembling).
+    pub members: usize,
+    /// Support items per prediction (clamped to the set's size).
+    pub subset: usize,
+    pub seed: u64,
+}
+
+impl Default for Ensemble {
+    /// One prediction from the whole support set.
+    fn default() -> Self {
+        Ensemble {
+            members: 1,
+            subset: usize::MAX,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UniverSeg {
+    net: UniverSegNet,
+    device: Device,
+    /// Support items per device batch.
+    pub chunk: usize,
+}
+
+impl UniverSeg {
+    /// Builds the model from a state dict (official checkpoint or model file), checking every
+    /// tensor; also returns the names of the tensors used.
+    pub fn load(
+        sd: &StateDict,
+        config: &UniverSegConfig,
+        device: &Device,
+    ) -> Result<(Self, BTreeSet<String>)> {
+        let mut l = Loader::new(sd, device);
+        let net = UniverSegNet::load(&mut l, config);
+        let used = l.finish("UniverSeg")?;
+        let model = UniverSeg {
+            net,
+            device: device.clone(),
+            chunk: DEFAULT_CHUNK,
+        };
+        Ok((model, used))
+    }
+
+    /// Loads one of our model files (any precision).
+    pub fn from_model_file(bytes: &[u8], device: &Device) -> Result<Self> {
+        let (header, sd) = model_file::read(bytes, ARCH)?;
+        let config: UniverSegConfig = serde_json::from_value(header.config)
+            .map_err(|e| Error::Weights(format!("model file config is invalid: {e}")))?;
+        Ok(Self::load(&sd, &config, device)?.0)
+    }
+
+    /// Side of the square model input.
+    pub fn size(&self) -> usize {
+        self.net.config.size
+    }
+
+    /// A grey image at model resolution, in [0, 1].
+    pub fn prepare_image(&self, img: &GrayImage) -> Vec<f32> {
+        let s = self.size();
+        resize_pil_bilinear(img, s, s)
+            .data
+            .iter()
+            .map(|&v| v as f32 / 255.0)
+            .collect()
+    }
+
+    /// An image and its mask (0 = background, one other value = foreground) as a support item.
+    pub fn prepare_pair(&self, img: &GrayImage, mask: &GrayImage) -> Result<SupportItem> {
+        if (img.width, img.height) != (mask.width, mask.height) {
+            return Err(Error::Input(format!(
+                "the mask is {}×{} but its image is {}×{}: a support pair needs both at the same size",
+                mask.width, mask.height, img.width, img.height
+            )));
+        }
+        check_binary(mask)?;
+        let s = self.size();
+        let label = resize_nearest(mask, s, s)
+            .data
+            .iter()
+            .map(|&v| (v > 0) as u8 as f32)
+            .collect();
+        Ok(SupportItem {
+            image: self.prepare_image(img),
+            label,
+        })
+    }
+
+    /// Logits (size²) for one prepared target given the whole support set.
+    pub async fn logits(&self, target: &[f32], support: &[&SupportItem]) -> Result<Vec<f32>> {
+        let s = self.size();
+        let n = s * s;
+        if support.is_empty() {
+            return Err(Error::Input(
+                "the support set is empty: add at least one image with its mask".into(),
+            ));
+        }
+        if target.len() != n {
+            return Err(Error::Input(format!(
+                "the target has {} pixels, expected {s}×{s}",
+                target.len()
+            )));
+        }
+        for (i, item) in support.iter().enumerate() {
+            if item.image.len() != n || item.label.len() != n {
+                return Err(Error::Input(format!(
+                    "support item {} is not {s}×{s} (image {} and label {} pixels)",
+                    i + 1,
+                    item.image.len(),
+                    item.label.len()
+                )));
+            }
+        }
+        let t = Tensor::from_data(TensorData::new(target.to_vec(), [1, 1, s, s]), &self.device);
+        let chunks = support
+            .chunks(self.chunk.max(1))
+            .map(|c| {
+                let mut host = Vec::with_capacity(c.len() * 2 * n);
+                for item in c {
+                    host.extend_from_slice(&item.image);
+                    host.extend_from_slice(&item.label);
+                }
+                Tensor::from_data(TensorData::new(host, [c.len(), 2, s, s]), &self.device)
+            })
+            .collect();
+        weights::to_host_async(self.net.forward(t, chunks)).await
+    }
+
+    /// Foreground probabilities (size²): the mean of the ensemble members' sigmoids.
+    pub async fn probabilities(
+        &self,
+        target: &[f32],
+        support: &[SupportItem],
+        ens: &Ensemble,
+    ) -> Result<Vec<f32>> {
+        let subset = ens.subset.clamp(1, support.len().max(1));
+        let members = if subset >= support.len() {
+            1
+        } else {
+            ens.members.max(1)
+        };
+        let mut rng = SplitMix(ens.seed);
+        let mut mean = vec![0f32; target.len()];
+        for _ in 0..members {
+            let picked: Vec<&SupportItem> = if subset >= support.len() {
+                support.iter().collect()
+            } else {
+                rng.sample(support.len(), subset)
+                    .into_iter()
+                    .map(|i| &support[i])
+                    .collect()
+            };
+            let logits = self.logits(target, &picked).await?;
+            for (m, l) in mean.iter_mut().zip(logits) {
+                *m += sigmoid(l) / members as f32;
+            }
+        }
+        Ok(mean)
+    }
+
+    /// 0/1 mask at the image's size.
+    pub async fn segment(
+        &self,
+        img: &GrayImage,
+        support: &[SupportItem],
+        ens: &Ensemble,
+    ) -> Result<Vec<u8>> {
+        let probs = self
+            .probabilities(&self.prepare_image(img), support, ens)
+            .await?;
+        Ok(self.postprocess(&probs, img.width, img.height))
+    }
+
+    /// Probabilities at model resolution → 0/1 mask at w×h (bilinear, half-pixel centres).
+    pub fn postprocess(&self, probs: &[f32], w: usize, h: usize) -> Vec<u8> {
+        let s = self.size();
+        bilinear(probs, s, s, w, h)
+            .iter()
+            .map(|&v| (v > 0.5) as u8)
+            .collect()
+    }
+}
+
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// Masks must have one foreground value: 0/1, 0/255, or any single non-zero grey level.
+fn check_binary(mask: &GrayImage) -> Result<()> {
+    let mut seen = [false; 256];
+    mask.data.iter().for_each(|&v| seen[v as usize] = true);
+    let levels: Vec<usize> = (1..256).filter(|&v| seen[v]).collect();
+    if levels.len() > 1 {
+        let shown: Vec<String> = levels.iter().take(5).map(|v| v.to_string()).collect();
+        return Err(Error::Input(format!(
+            "the mask is not binary: it has {} foreground levels ({}{}); use 0 for background and one value for the object",
+            levels.len(),
+            shown.join(", "),
+            if levels.len() > 5 { ", …" } else { "" }
+        )));
+    }
+    Ok(())
+}
+
+/// A small seeded generator (SplitMix64): reproducible support subsets without a dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// `k` distinct indices from 0..n (partial Fisher–Yates), sorted.
+    fn sample(&mut self, n: usize, k: usize) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..n).collect();
+        for i in 0..k.min(n) {
+            let j = i + (self.next() % (n - i) as u64) as usize;
+            idx.swap(i, j);
+        }
+        let mut out = idx[..k.min(n)].to_vec();
+        out.sort_unstable();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_masks_accept_one_foreground_level() {
+        assert!(check_binary(&GrayImage::new(3, 1, vec![0, 255, 255])).is_ok());
+        assert!(check_binary(&GrayImage::new(2, 1, vec![0, 0])).is_ok());
+        let e = check_binary(&GrayImage::new(3, 1, vec![0, 1, 2])).unwrap_err();
+        assert!(e.to_string().contains("not binary"), "{e}");
+    }
+
+    #[test]
+    fn subsets_are_distinct_seeded_and_in_range() {
+        let a = SplitMix(7).sample(64, 8);
+        assert_eq!(a, SplitMix(7).sample(64, 8));
+        assert_eq!(a.len(), 8);
+        assert!(a.windows(2).all(|w| w[0] < w[1]) && a[7] < 64);
+        assert_ne!(a, SplitMix(8).sample(64, 8));
+    }
+}
