@@ -33,4 +33,19 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// The same error with `what` (e.g. which file) put in front of its message.
+    pub fn context(self, what: &str) -> Error {
+        let pre = |m: String| format!("{what}: {m}");
+        match self {
+            Error::Decode(m) => Error::Decode(pre(m)),
+            Error::Weights(m) => Error::Weights(pre(m)),
+            Error::Prompt(m) => Error::Prompt(pre(m)),
+            Error::Input(m) => Error::Input(pre(m)),
+            Error::Device(m) => Error::Device(pre(m)),
+            Error::Io(m) => Error::Io(pre(m)),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;

@@ -106,7 +106,120 @@ fn bad_input_fails_cleanly() {
 fn help_explains_the_commands() {
     let out = medseg(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["convert", "segment", "eval", "bench"] {
+    for cmd in ["convert", "segment", "universeg", "eval", "bench"] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
+    }
+}
+
+/// Writes the UniverSeg fixture's support set and target as 8-bit PNGs into `dir`.
+fn universeg_pngs(dir: &std::path::Path) -> Fixture {
+    use medseg::imaging::{GrayImage, decode::encode_gray_png};
+    const N: usize = 128 * 128;
+    let f = Fixture::load("universeg_v1_random_seed20261126.safetensors");
+    std::fs::create_dir_all(dir).unwrap();
+    let png = |v: &[f32], scale: f32, name: &str| {
+        let px = v.iter().map(|&x| (x * scale).round() as u8).collect();
+        let bytes = encode_gray_png(&GrayImage::new(128, 128, px)).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    let (im, lb) = (f.get("support_images"), f.get("support_labels"));
+    for i in 0..im.len() / N {
+        png(&im[i * N..(i + 1) * N], 255.0, &format!("s{i}_image.png"));
+        png(&lb[i * N..(i + 1) * N], 255.0, &format!("s{i}_mask.png"));
+    }
+    png(f.get("target"), 255.0, "target.png");
+    f
+}
+
+fn read_mask(p: &std::path::Path) -> Vec<bool> {
+    let img = medseg::imaging::decode::decode_image(&std::fs::read(p).unwrap())
+        .unwrap()
+        .luma();
+    img.data.iter().map(|&v| v > 0).collect()
+}
+
+#[test]
+fn universeg_segments_from_a_folder_of_pairs() {
+    let dir = tmp("universeg/support");
+    let f = universeg_pngs(&dir);
+    let weights = shared("fixtures/universeg_v1_random_seed20261126.pt");
+    let out_mask = tmp("universeg/target_mask.png");
+    let run = |query: &PathBuf, out: &PathBuf| {
+        let o = medseg(&[
+            "universeg",
+            "--weights",
+            s(&weights),
+            "--support",
+            s(&dir),
+            "--query",
+            s(query),
+            "--out",
+            s(out),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&dir.join("target.png"), &out_mask);
+    let mask = read_mask(&out_mask);
+    let official: Vec<bool> = f.get("logits").iter().map(|&v| v > 0.0).collect();
+    // The PNGs round the fixture's float inputs to 8 bits; the random-weight logits sit
+    // close to 0, so a few pixels flip.
+    let d = medseg::metrics::dice(&official, &mask);
+    eprintln!("UniverSeg CLI mask vs official (float inputs): Dice {d:.4}");
+    assert!(d >= 0.95, "Dice {d}");
+
+    // A folder of queries writes one mask per image, the same as the single run.
+    let out_dir = tmp("universeg/out");
+    run(&dir, &out_dir);
+    assert_eq!(read_mask(&out_dir.join("target_mask.png")), mask);
+    assert!(out_dir.join("s0_image_mask.png").exists());
+}
+
+#[test]
+fn universeg_bad_input_fails_cleanly() {
+    let good = tmp("universeg-bad/good");
+    universeg_pngs(&good);
+    let weights = shared("fixtures/universeg_v1_random_seed20261126.pt");
+    let target = good.join("target.png");
+    let empty = tmp("universeg-bad/empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mixed = tmp("universeg-bad/mixed");
+    universeg_pngs(&mixed);
+    std::fs::copy(
+        shared("fixtures/litemedsam_lung2_z22_gt.png"),
+        mixed.join("s1_mask.png"),
+    )
+    .unwrap();
+    let grey = tmp("universeg-bad/grey");
+    universeg_pngs(&grey);
+    std::fs::copy(grey.join("s2_image.png"), grey.join("s2_mask.png")).unwrap();
+    let lite = model();
+    let out = s(&tmp("universeg-bad/never.png")).to_owned();
+    let cases = [
+        (lite.as_str(), s(&good), "not a UniverSeg checkpoint"),
+        (s(&weights), s(&empty), "no support pairs"),
+        (
+            s(&weights),
+            s(&mixed),
+            "input: support pair s1: the mask is 512×512",
+        ),
+        (
+            s(&weights),
+            s(&grey),
+            "input: support pair s2: the mask is not binary",
+        ),
+    ];
+    for (w, support, want) in cases {
+        let o = medseg(&[
+            "universeg",
+            "--weights",
+            w,
+            "--support",
+            support,
+            "--query",
+            s(&target),
+            "--out",
+            &out,
+        ]);
+        assert_clean_failure(&o, want);
     }
 }

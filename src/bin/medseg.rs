@@ -18,7 +18,8 @@ mod cli {
     use medseg::models::sam::tiny_vit::TinyVitConfig;
     use medseg::models::sam::vit::VitConfig;
     use medseg::pipeline::medsam::{MedSam, UserPrompt};
-    use medseg::weights::convert::convert_sam;
+    use medseg::pipeline::universeg::{Ensemble, SupportItem, UniverSeg, pair_files};
+    use medseg::weights::convert::{convert_sam, convert_universeg};
     use medseg::weights::model_file::{self, Precision};
     use medseg::{Error, Result};
     use std::path::{Path, PathBuf};
@@ -28,12 +29,13 @@ mod cli {
     #[command(
         name = "medseg",
         version,
-        about = "Medical image segmentation with MedSAM / LiteMedSAM, on your own machine.",
-        long_about = "Medical image segmentation with MedSAM / LiteMedSAM, on your own machine.\n\n\
+        about = "Medical image segmentation with MedSAM / LiteMedSAM and UniverSeg, on your own machine.",
+        long_about = "Medical image segmentation with MedSAM / LiteMedSAM and UniverSeg, on your own machine.\n\n\
 Typical use:\n  \
 medseg convert --checkpoint lite_medsam.pth --out models/litemedsam.int8.medseg\n  \
 medseg segment --model models/litemedsam.int8.medseg --image ct.png --box 321,334,392,398 --out mask.png\n  \
-medseg eval --pred mask.png --gt truth.png"
+medseg eval --pred mask.png --gt truth.png\n  \
+medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --query new.png --out new_mask.png"
     )]
     struct Cli {
         #[command(subcommand)]
@@ -54,13 +56,16 @@ medseg eval --pred mask.png --gt truth.png"
         Litemedsam,
         /// MedSAM ViT-B (1024×1024 input), `medsam_vit_b.pth`.
         MedsamVitB,
+        /// UniverSeg v1, `universeg_v1_nf64_ss64_STA.pt`.
+        Universeg,
     }
 
     #[derive(Subcommand)]
     enum Cmd {
         /// Convert an official PyTorch checkpoint into a medseg model file (int8 by default).
         Convert {
-            /// The official checkpoint (.pth), e.g. lite_medsam.pth or medsam_vit_b.pth.
+            /// The official checkpoint, e.g. lite_medsam.pth, medsam_vit_b.pth or
+            /// universeg_v1_nf64_ss64_STA.pt.
             #[arg(long)]
             checkpoint: PathBuf,
             #[arg(long, value_enum, default_value = "litemedsam")]
@@ -86,6 +91,32 @@ medseg eval --pred mask.png --gt truth.png"
             /// Output mask PNG (same size as the image).
             #[arg(long)]
             out: PathBuf,
+            #[arg(long, value_enum, default_value = "cpu")]
+            backend: Backend,
+        },
+        /// Segment new images from examples (UniverSeg): a folder of NAME_image.png /
+        /// NAME_mask.png pairs defines the task; no training.
+        Universeg {
+            /// UniverSeg weights: the official .pt or a medseg model file.
+            #[arg(long)]
+            weights: PathBuf,
+            /// Folder of support pairs NAME_image.png + NAME_mask.png (mask 0 = background).
+            #[arg(long)]
+            support: PathBuf,
+            /// An image, or a folder of images (files ending in _mask are skipped).
+            #[arg(long)]
+            query: PathBuf,
+            /// Output mask PNG (0/255, the query's size), or a folder when --query is one.
+            #[arg(long)]
+            out: PathBuf,
+            /// Average this many predictions, each from a random subset of the support.
+            #[arg(long, default_value_t = 1)]
+            ensemble: usize,
+            /// Support items per ensemble member (default: all).
+            #[arg(long)]
+            subset: Option<usize>,
+            #[arg(long, default_value_t = 0)]
+            seed: u64,
             #[arg(long, value_enum, default_value = "cpu")]
             backend: Backend,
         },
@@ -186,9 +217,51 @@ medseg eval --pred mask.png --gt truth.png"
 
     fn arch(a: Arch) -> SamArch {
         match a {
-            Arch::Litemedsam => SamArch::LiteMedsam(TinyVitConfig::lite_medsam()),
             Arch::MedsamVitB => SamArch::MedsamVit(VitConfig::medsam_vit_b()),
+            _ => SamArch::LiteMedsam(TinyVitConfig::lite_medsam()),
         }
+    }
+
+    fn load_universeg(path: &Path, dev: &Device) -> Result<UniverSeg> {
+        let bytes = read(path)?;
+        if bytes.starts_with(b"PK") {
+            let file = convert_universeg(&bytes, Precision::F32)?;
+            return UniverSeg::from_model_file(&file, dev);
+        }
+        UniverSeg::from_model_file(&bytes, dev)
+    }
+
+    fn list_dir(dir: &Path) -> Result<Vec<String>> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::Io(format!("cannot read folder {}: {e}", dir.display())))?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| e.path().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn is_image_name(p: &str) -> bool {
+        let l = p.to_ascii_lowercase();
+        [".png", ".jpg", ".jpeg", ".bmp"]
+            .iter()
+            .any(|e| l.ends_with(e))
+    }
+
+    /// Support pairs from a folder, each checked (sizes, binary mask) with the file named.
+    fn load_support(m: &UniverSeg, dir: &Path) -> Result<Vec<SupportItem>> {
+        let pairs = pair_files(&list_dir(dir)?)?;
+        pairs
+            .iter()
+            .map(|(name, img, mask)| {
+                let named = |e: Error| e.context(&format!("support pair {name}"));
+                let i = decode_image(&read(Path::new(img))?).map_err(named)?.luma();
+                let k = decode_image(&read(Path::new(mask))?).map_err(named)?.luma();
+                m.prepare_pair(&i, &k).map_err(named)
+            })
+            .collect()
     }
 
     /// Loads a model file, or converts an official checkpoint on the fly (LiteMedSAM layout
@@ -234,7 +307,11 @@ medseg eval --pred mask.png --gt truth.png"
                 } else {
                     Precision::Int8
                 };
-                let bytes = convert_sam(&read(&checkpoint)?, &arch(a), precision)?;
+                let ck = read(&checkpoint)?;
+                let bytes = match a {
+                    Arch::Universeg => convert_universeg(&ck, precision)?,
+                    _ => convert_sam(&ck, &arch(a), precision)?,
+                };
                 write(&out, &bytes)?;
                 println!(
                     "wrote {} ({:.1} MB, {:?})",
@@ -265,6 +342,52 @@ medseg eval --pred mask.png --gt truth.png"
                     out.display(),
                     pred.iou
                 );
+            }
+            Cmd::Universeg {
+                weights,
+                support,
+                query,
+                out,
+                ensemble,
+                subset,
+                seed,
+                backend,
+            } => {
+                let dev = device(backend)?;
+                let m = load_universeg(&weights, &dev)?;
+                let sup = load_support(&m, &support)?;
+                let ens = Ensemble {
+                    members: ensemble,
+                    subset: subset.unwrap_or(usize::MAX),
+                    seed,
+                };
+                let jobs: Vec<(PathBuf, PathBuf)> = if query.is_dir() {
+                    list_dir(&query)?
+                        .into_iter()
+                        .filter(|p| is_image_name(p) && !p.to_ascii_lowercase().contains("_mask."))
+                        .map(|p| {
+                            let p = PathBuf::from(p);
+                            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                            (p, out.join(format!("{name}_mask.png")))
+                        })
+                        .collect()
+                } else {
+                    vec![(query.clone(), out.clone())]
+                };
+                if jobs.is_empty() {
+                    return Err(Error::Input(format!("no images in {}", query.display())));
+                }
+                for (img_path, out_path) in jobs {
+                    let img = decode_image(&read(&img_path)?)?.luma();
+                    let mask = pollster::block_on(m.segment(&img, &sup, &ens))?;
+                    write(&out_path, &encode_mask_png(&mask, img.width, img.height)?)?;
+                    let area = mask.iter().filter(|&&v| v > 0).count();
+                    println!(
+                        "wrote {} ({area} pixels, support of {})",
+                        out_path.display(),
+                        sup.len()
+                    );
+                }
             }
             Cmd::Eval {
                 pred,

@@ -213,6 +213,52 @@ impl UniverSeg {
     }
 }
 
+/// Pairs support files by name: `NAME_image.EXT` with `NAME_mask.EXT` (any NAME, PNG/JPEG/BMP
+/// extensions, case-insensitive). Returns (NAME, image file, mask file) sorted by NAME; a file
+/// without its partner is an error that names it. Other files are ignored.
+pub fn pair_files(names: &[String]) -> Result<Vec<(String, String, String)>> {
+    use std::collections::BTreeMap;
+    let mut pairs: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
+    for name in names {
+        let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+        let Some((stem, ext)) = base.rsplit_once('.') else {
+            continue;
+        };
+        if !["png", "jpg", "jpeg", "bmp"].contains(&ext.to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        let lower = stem.to_ascii_lowercase();
+        let (key, is_mask) = if let Some(k) = lower.strip_suffix("_mask") {
+            (&stem[..k.len()], true)
+        } else if let Some(k) = lower.strip_suffix("_image") {
+            (&stem[..k.len()], false)
+        } else {
+            continue;
+        };
+        let slot = pairs.entry(key.to_owned()).or_default();
+        let side = if is_mask { &mut slot.1 } else { &mut slot.0 };
+        if let Some(prev) = side.replace(name.clone()) {
+            return Err(Error::Input(format!(
+                "two files claim the same role: {prev} and {name}"
+            )));
+        }
+    }
+    if pairs.is_empty() {
+        return Err(Error::Input(
+            "no support pairs found: name them NAME_image.png and NAME_mask.png".into(),
+        ));
+    }
+    pairs
+        .into_iter()
+        .map(|(key, pair)| match pair {
+            (Some(i), Some(m)) => Ok((key, i, m)),
+            (Some(i), None) => Err(Error::Input(format!("{i} has no mask ({key}_mask.png)"))),
+            (None, Some(m)) => Err(Error::Input(format!("{m} has no image ({key}_image.png)"))),
+            (None, None) => unreachable!("an entry exists only once a file claimed it"),
+        })
+        .collect()
+}
+
 fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
 }
@@ -277,5 +323,28 @@ mod tests {
         assert_eq!(a.len(), 8);
         assert!(a.windows(2).all(|w| w[0] < w[1]) && a[7] < 64);
         assert_ne!(a, SplitMix(8).sample(64, 8));
+    }
+
+    #[test]
+    fn support_files_pair_by_prefix() {
+        let names: Vec<String> = [
+            "b_mask.png",
+            "dir/a_image.PNG",
+            "a_mask.png",
+            "b_image.jpg",
+            "notes.txt",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let p = pair_files(&names).unwrap();
+        assert_eq!(
+            p[0],
+            ("a".into(), "dir/a_image.PNG".into(), "a_mask.png".into())
+        );
+        assert_eq!(p[1].0, "b");
+        let e = pair_files(&["c_image.png".to_string()]).unwrap_err();
+        assert!(e.to_string().contains("c_image.png has no mask"), "{e}");
+        assert!(pair_files(&["x.png".to_string()]).is_err());
     }
 }
