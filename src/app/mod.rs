@@ -3,6 +3,8 @@
 
 mod canvas;
 mod state;
+mod storage;
+mod task;
 mod web;
 
 use crate::imaging::GrayImage;
@@ -121,6 +123,7 @@ async fn init_backend(ui: Ui) -> Device {
 
 async fn load_model(ui: Ui) {
     let device = init_backend(ui).await;
+    with(|s| s.device = Some(device.clone()));
     ui.status.set("Loading LiteMedSAM…".into());
     let bytes = match web::fetch_bytes(MODEL_PATH, |done, total| {
         if total > 0.0 {
@@ -367,7 +370,9 @@ fn delete_selected(ui: Ui) {
 #[component]
 pub fn App() -> impl IntoView {
     let ui = Ui::new();
+    let t = task::TaskUi::new();
     spawn_local(load_model(ui));
+    spawn_local(task::find_weights(ui, t));
 
     // Mouse state for the current drag: (button, start x, start y, start level, start width).
     let drag = StoredValue::new(None::<(i16, f32, f32, f64, f64)>);
@@ -446,7 +451,12 @@ pub fn App() -> impl IntoView {
             .and_then(|d| d.files())
             .and_then(|l| l.get(0))
         {
-            spawn_local(open_file(ui, f));
+            let name = f.name().to_ascii_lowercase();
+            if [".pt", ".pth", ".medseg"].iter().any(|e| name.ends_with(e)) {
+                spawn_local(task::add_weights(ui, t, f));
+            } else {
+                spawn_local(open_file(ui, f));
+            }
         }
     };
 
@@ -470,6 +480,8 @@ pub fn App() -> impl IntoView {
             ("+" | "=", false) => zoom(|z| z * 1.25),
             ("-", false) => zoom(|z| z / 1.25),
             ("0", false) => zoom(|_| 1.0),
+            ("a", false) => task::add_current(ui, t),
+            ("u", false) => spawn_local(task::run_current(ui, t)),
             _ => return,
         }
         ev.prevent_default();
@@ -548,6 +560,7 @@ pub fn App() -> impl IntoView {
                             <button title="Delete (Del)" on:click=move |_| delete_selected(ui)>"Delete"</button>
                         </div>
                     </div>
+                    <task::TaskPanel ui=ui t=t/>
                     <div class="panel">
                         <h3>"Evaluation"</h3>
                         <p class="hint">"Open a reference mask (file name containing “mask”) to compare."</p>

@@ -4,6 +4,8 @@
 use crate::imaging::GrayImage;
 use crate::imaging::decode::Planes;
 use crate::pipeline::medsam::{ImageEmbedding, MedSam};
+use crate::pipeline::universeg::UniverSeg;
+use burn::tensor::Device;
 use std::cell::RefCell;
 
 pub const PALETTE: [[u8; 3]; 8] = [
@@ -30,7 +32,12 @@ pub struct Obj {
 
 #[derive(Default)]
 pub struct State {
+    /// The compute device chosen at start-up (WebGPU or the CPU fallback).
+    pub device: Option<Device>,
     pub model: Option<MedSam>,
+    pub universeg: Option<UniverSeg>,
+    /// The task's support set (UniverSeg).
+    pub support: Vec<super::task::SupportEntry>,
     pub image: Option<Planes>,
     pub display: Option<GrayImage>,
     pub embedding: Option<ImageEmbedding>,

@@ -25,6 +25,25 @@ pub async fn yield_now() {
     let _ = JsFuture::from(p).await;
 }
 
+/// Waits `ms` milliseconds without blocking the page.
+pub async fn sleep(ms: i32) {
+    let p = Promise::new(&mut |resolve, _| {
+        let _ = web_sys::window()
+            .unwrap()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = JsFuture::from(p).await;
+}
+
+/// A `blob:` URL for bytes made in the tab (thumbnails); revoke it when done.
+pub fn object_url(bytes: &[u8], mime: &str) -> Result<String, String> {
+    let arr = js_sys::Array::of1(&Uint8Array::from(bytes));
+    let opts = BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = Blob::new_with_u8_array_sequence_and_options(&arr, &opts).map_err(js_err)?;
+    Url::create_object_url_with_blob(&blob).map_err(js_err)
+}
+
 pub async fn read_file(file: &File) -> Result<Vec<u8>, String> {
     let buf = JsFuture::from(file.array_buffer()).await.map_err(js_err)?;
     Ok(Uint8Array::new(&buf).to_vec())

@@ -18,7 +18,7 @@ mod cli {
     use medseg::models::sam::tiny_vit::TinyVitConfig;
     use medseg::models::sam::vit::VitConfig;
     use medseg::pipeline::medsam::{MedSam, UserPrompt};
-    use medseg::pipeline::universeg::{Ensemble, SupportItem, UniverSeg, pair_files};
+    use medseg::pipeline::universeg::{self, Ensemble, SupportItem, UniverSeg, pair_files};
     use medseg::weights::convert::{convert_sam, convert_universeg};
     use medseg::weights::model_file::{self, Precision};
     use medseg::{Error, Result};
@@ -133,7 +133,8 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             #[arg(long, value_parser = parse_pair, default_value = "1,1")]
             spacing: (f64, f64),
         },
-        /// Time the image encoder and the mask decoder (medians over several runs).
+        /// Time a model: MedSAM encoder and decoder, or UniverSeg per query at S = 1, 8, 64
+        /// (medians over several runs).
         Bench {
             #[arg(long)]
             model: PathBuf,
@@ -294,6 +295,80 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
         v[v.len() / 2]
     }
 
+    fn backend_name(b: Backend) -> &'static str {
+        match b {
+            Backend::Cpu => "cpu (flex)",
+            Backend::Wgpu => "wgpu",
+        }
+    }
+
+    /// Peak resident memory of this process in MB since the last reset (Linux; 0 elsewhere).
+    fn peak_rss_mb(reset: bool) -> f64 {
+        if reset {
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
+            return 0.0;
+        }
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    /// Time per query for support sets of 1, 8 and 64 (synthetic discs), with peak memory.
+    fn bench_universeg(bytes: &[u8], dev: &Device, backend: Backend, runs: usize) -> Result<()> {
+        let m = UniverSeg::from_model_file(bytes, dev)?;
+        let n = m.size();
+        let item = |k: usize| {
+            let (cx, cy, r) = (
+                40.0 + (k % 7) as f32 * 7.0,
+                50.0 + (k % 5) as f32 * 6.0,
+                20.0,
+            );
+            let label: Vec<f32> = (0..n * n)
+                .map(|i| {
+                    let (x, y) = ((i % n) as f32 - cx, (i / n) as f32 - cy);
+                    (x * x + y * y <= r * r) as u8 as f32
+                })
+                .collect();
+            let image = label
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| 0.2 + 0.6 * l + (i % 13) as f32 * 0.01)
+                .collect();
+            SupportItem { image, label }
+        };
+        let support: Vec<SupportItem> = (0..64).map(item).collect();
+        let target = item(99).image;
+        println!(
+            "model UniverSeg v1 on {} (chunk {})",
+            backend_name(backend),
+            m.chunk
+        );
+        for s in [1usize, 8, 64] {
+            let refs: Vec<&SupportItem> = support[..s].iter().collect();
+            pollster::block_on(m.logits(&target, &refs))?; // warm-up
+            peak_rss_mb(true);
+            let mut times = vec![];
+            for _ in 0..runs.max(1) {
+                let t = Instant::now();
+                pollster::block_on(m.logits(&target, &refs))?;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            println!(
+                "S={s:<3} query median {:.1} ms (min {:.1}, max {:.1}), peak RSS {:.0} MB",
+                median(times.clone()),
+                times.iter().cloned().fold(f64::INFINITY, f64::min),
+                times.iter().cloned().fold(0.0, f64::max),
+                peak_rss_mb(false)
+            );
+        }
+        Ok(())
+    }
+
     fn dispatch(cmd: Cmd) -> Result<()> {
         match cmd {
             Cmd::Convert {
@@ -414,6 +489,10 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
                 runs,
             } => {
                 let dev = device(backend)?;
+                let bytes = read(&model)?;
+                if model_file::read_header(&bytes).is_ok_and(|(h, _)| h.arch == universeg::ARCH) {
+                    return bench_universeg(&bytes, &dev, backend, runs);
+                }
                 let m = load_model(&model, &dev)?;
                 let s = m.arch().input_size();
                 let img = Planes::gray(medseg::imaging::GrayImage::new(
@@ -444,14 +523,7 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
                     pollster::block_on(m.predict(&emb, &prompt))?;
                     dec.push(t.elapsed().as_secs_f64() * 1e3);
                 }
-                println!(
-                    "model {} on {}",
-                    m.arch().display(),
-                    match backend {
-                        Backend::Cpu => "cpu (flex)",
-                        Backend::Wgpu => "wgpu",
-                    }
-                );
+                println!("model {} on {}", m.arch().display(), backend_name(backend));
                 println!(
                     "encoder median {:.1} ms (min {:.1}, max {:.1})",
                     median(enc.clone()),

@@ -8,6 +8,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import os from 'node:os';
 import { serve } from './serve.mjs';
+import { writeSupport, nativeMask, convertNative } from './universeg.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const FIX = path.resolve(ROOT, '../shared/fixtures');
@@ -124,11 +125,91 @@ async function session(mode, server) {
     await page.screenshot({ path: path.join(ART, `bad-input-${mode}.png`) });
   });
 
+  if (mode === 'cpu') await universegChecks(page, prefix, waitPhase);
+
   await check(`${prefix} nothing left the page's origin`, async () => {
     assert(egress.length === 0, `requests: ${egress.join(', ')}`);
   });
   await ctx.close();
   fs.rmSync(userDir, { recursive: true, force: true });
+}
+
+// UniverSeg, CPU session: the page's masks against the native CLI on the same files.
+async function universegChecks(page, prefix, waitPhase) {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'medseg-universeg-'));
+  const bin = path.join(ROOT, 'target/debug/medseg');
+  const pt = path.join(FIX, 'universeg_v1_random_seed20261126.pt');
+  const model = convertNative(bin, pt, path.join(work, 'universeg.int8.medseg'));
+  const taskPhase = (want, ms) => page.waitForFunction((w) => document.querySelector('.task')?.dataset.taskPhase === w, want, { timeout: ms });
+  const supportCount = (n, ms) => page.waitForFunction((k) => document.querySelectorAll('#support-list li').length === k, n, { timeout: ms });
+  const expectError = async (re) => {
+    await page.waitForSelector('#error', { timeout: 30_000 });
+    const msg = await page.textContent('#error');
+    await page.click('#error button');
+    assert(re.test(msg), `message "${msg}"`);
+  };
+  const runAndCompare = async (set, label) => {
+    const native = nativeMask(bin, model, path.dirname(set.files[0]), set.target, path.join(work, `native-${label}.png`));
+    await page.setInputFiles('#file', set.target);
+    await waitPhase('ready', 900_000);
+    const t1 = Date.now();
+    await page.click('#task-run');
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('UniverSeg mask in'), null, { timeout: 600_000 });
+    const ms = Date.now() - t1;
+    const heap = await page.getAttribute('.task', 'data-heap-mb');
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
+    const file = path.join(ART, `universeg-${label}.png`);
+    await dl.saveAs(file);
+    const got = gray(readPng(file)), want = gray(readPng(native));
+    const d = dice(got, want), area = got.reduce((a, v) => a + (v > 0), 0);
+    console.log(`  ${prefix} UniverSeg ${label}: page vs native Dice ${d.toFixed(4)} (${area} px), ${ms} ms per query, wasm heap ${heap} MB`);
+    assert(area > 0 && area < got.length, `degenerate mask (${area} px)`);
+    assert(d >= 0.99, `Dice ${d}`);
+  };
+
+  await check(`${prefix} UniverSeg: the .pt dropped in the page converts and is kept`, async () => {
+    await taskPhase('no-weights', 120_000);
+    assert((await page.textContent('#task-weights')).includes('github.com/JJGO/UniverSeg'), 'no instructions without weights');
+    await page.setInputFiles('#universeg-weights', { name: 'lite_medsam.pth', mimeType: 'application/octet-stream', buffer: fs.readFileSync(path.join(FIX, 'sam_vit_small_random_seed7.pt')) });
+    await expectError(/not a UniverSeg checkpoint/);
+    await page.setInputFiles('#universeg-weights', pt);
+    await page.waitForFunction(() => document.querySelector('#task-weights')?.textContent.includes('kept in this browser'), null, { timeout: 120_000 });
+  });
+
+  await check(`${prefix} UniverSeg: bad support input gives clear messages`, async () => {
+    await page.click('#task-run');
+    await expectError(/support set is empty/);
+    const bad = writeSupport(FIX, path.join(work, 'bad/support'), 2);
+    fs.copyFileSync(bad.files[0], bad.files[1]); // p00_mask.png is now a grey image
+    await page.setInputFiles('#support-import', bad.files);
+    await expectError(/p00: .*not binary/);
+    await supportCount(1, 10_000);
+    await page.click('#support-clear');
+    await supportCount(0, 10_000);
+  });
+
+  await check(`${prefix} UniverSeg: support imported in the page, mask equals native (S = 5)`, async () => {
+    const set = writeSupport(FIX, path.join(work, 's5/support'), 5);
+    await page.setInputFiles('#support-import', set.files);
+    await supportCount(5, 60_000);
+    await runAndCompare(set, 's5');
+    await page.screenshot({ path: path.join(ART, 'universeg-cpu.png') });
+  });
+
+  await check(`${prefix} UniverSeg: S = 64 runs in chunks and equals native`, async () => {
+    await page.click('#support-clear');
+    const set = writeSupport(FIX, path.join(work, 's64/support'), 64);
+    await page.setInputFiles('#support-import', set.files);
+    await supportCount(64, 120_000);
+    await runAndCompare(set, 's64');
+  });
+
+  await check(`${prefix} UniverSeg: weights are restored from browser storage after a reload`, async () => {
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#task-weights')?.textContent.includes('kept in this browser'), null, { timeout: 120_000 });
+    await waitPhase('idle', 120_000);
+  });
+  fs.rmSync(work, { recursive: true, force: true });
 }
 
 const dist = path.join(ROOT, 'dist');

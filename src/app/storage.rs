@@ -1,0 +1,68 @@
+//! The browser's own storage (IndexedDB), for what the user asks the page to keep: converted
+//! model files, and later autosaved work. Nothing here leaves the machine.
+
+use super::web::js_err;
+use js_sys::Uint8Array;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen(inline_js = r#"
+const DB = "medseg", STORE = "files";
+function open() {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(DB, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+function run(mode, f) {
+  return open().then(db => new Promise((resolve, reject) => {
+    const tx = db.transaction(STORE, mode);
+    const req = f(tx.objectStore(STORE));
+    tx.oncomplete = () => { db.close(); resolve(req.result); };
+    tx.onerror = tx.onabort = () => { db.close(); reject(tx.error || req.error); };
+  }));
+}
+export function idb_put(key, bytes) { return run("readwrite", s => s.put(bytes, key)); }
+export function idb_get(key) { return run("readonly", s => s.get(key)); }
+export function idb_delete(key) { return run("readwrite", s => s.delete(key)); }
+"#)]
+extern "C" {
+    fn idb_put(key: &str, bytes: Uint8Array) -> js_sys::Promise;
+    fn idb_get(key: &str) -> js_sys::Promise;
+    fn idb_delete(key: &str) -> js_sys::Promise;
+}
+
+/// Why storing failed, in words a user can act on (quota errors say so).
+fn storage_err(v: JsValue) -> String {
+    let m = js_err(v);
+    if m.contains("Quota") || m.contains("quota") {
+        format!("the browser's storage is full ({m}); free space or clear this site's data")
+    } else {
+        format!("the browser refused to store it ({m})")
+    }
+}
+
+pub async fn put(key: &str, bytes: &[u8]) -> Result<(), String> {
+    JsFuture::from(idb_put(key, Uint8Array::from(bytes)))
+        .await
+        .map(|_| ())
+        .map_err(storage_err)
+}
+
+/// The stored bytes, or None when nothing is stored under `key` (or storage is unavailable).
+pub async fn get(key: &str) -> Option<Vec<u8>> {
+    let v = JsFuture::from(idb_get(key)).await.ok()?;
+    if v.is_undefined() || v.is_null() {
+        return None;
+    }
+    Some(Uint8Array::new(&v).to_vec())
+}
+
+pub async fn delete(key: &str) -> Result<(), String> {
+    JsFuture::from(idb_delete(key))
+        .await
+        .map(|_| ())
+        .map_err(storage_err)
+}
