@@ -22,3 +22,9 @@ echo "$SHA  $PTH" | sha256sum --check --quiet || { echo "lite_medsam.pth checksu
 if true; then
   cargo run --quiet --bin medseg -- convert --checkpoint "$PTH" --out "$OUT"
 fi
+# UniverSeg is not on any registry: when the user has put the official checkpoint in models/,
+# convert it too (the app then serves it; otherwise users drop the .pt into the page).
+if [ -f models/universeg_v1_nf64_ss64_STA.pt ]; then
+  cargo run --quiet --bin medseg -- convert --arch universeg \
+    --checkpoint models/universeg_v1_nf64_ss64_STA.pt --out models/universeg.int8.medseg
+fi

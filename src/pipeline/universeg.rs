@@ -29,9 +29,9 @@ pub struct SupportItem {
 /// How many predictions to average and from how many support items each.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ensemble {
-    /// Number of predictions averaged (1 = no ensembling).
+    /// Number of predictions averaged (1 = no ensembling: one prediction from the whole set).
     pub members: usize,
-    /// Support items per prediction (clamped to the set's size).
+    /// Support items per prediction when `members` > 1 (clamped to the set's size).
     pub subset: usize,
     pub seed: u64,
 }
@@ -165,11 +165,16 @@ impl UniverSeg {
         support: &[SupportItem],
         ens: &Ensemble,
     ) -> Result<Vec<f32>> {
-        let subset = ens.subset.clamp(1, support.len().max(1));
+        // One member means no ensembling: the whole set, whatever the subset size says.
+        let subset = if ens.members <= 1 {
+            support.len()
+        } else {
+            ens.subset.clamp(1, support.len().max(1))
+        };
         let members = if subset >= support.len() {
             1
         } else {
-            ens.members.max(1)
+            ens.members
         };
         let mut rng = SplitMix(ens.seed);
         let mut mean = vec![0f32; target.len()];
