@@ -81,6 +81,15 @@ fn wasm_heap_mb() -> f64 {
         / 1e6
 }
 
+/// On the CPU path each chunk runs between two yields to the page: small chunks keep it
+/// responsive (about a second per step in wasm); on the GPU larger chunks batch better.
+fn tuned(ui: Ui, mut m: UniverSeg) -> UniverSeg {
+    if ui.backend.get_untracked().starts_with("CPU") {
+        m.chunk = 4;
+    }
+    m
+}
+
 fn describe(m: &UniverSeg, bytes: usize, origin: &str) -> String {
     format!(
         "UniverSeg v1 ready ({:.1} MB, {origin}); input {}×{}.",
@@ -110,7 +119,7 @@ pub async fn find_weights(ui: Ui, t: TaskUi) {
         match UniverSeg::from_model_file(&bytes, &device) {
             Ok(m) => {
                 t.weights.set(describe(&m, bytes.len(), origin));
-                with(|s| s.universeg = Some(m));
+                with(|s| s.universeg = Some(tuned(ui, m)));
                 t.phase.set("ready");
                 return;
             }
@@ -180,7 +189,7 @@ pub async fn add_weights(ui: Ui, t: TaskUi, file: web_sys::File) {
                 Err(_) => "this session only",
             };
             t.weights.set(describe(&m, size, origin));
-            with(|s| s.universeg = Some(m));
+            with(|s| s.universeg = Some(tuned(ui, m)));
             t.phase.set("ready");
             if let Err(e) = kept {
                 ui.fail(format!("UniverSeg works now but could not be kept: {e}"));
@@ -410,7 +419,11 @@ pub async fn run_current(ui: Ui, t: TaskUi) {
         .set(format!("UniverSeg with {} examples…", support.len()));
     web::yield_now().await;
     let t0 = js_sys::Date::now();
-    let result = m.segment(&img, &support, &ensemble(t)).await;
+    let mut pace = async |f: f32| {
+        ui.progress.set(Some(f as f64));
+        web::yield_now().await
+    };
+    let result = m.segment(&img, &support, &ensemble(t), &mut pace).await;
     ui.progress.set(None);
     t.heap_mb.set(wasm_heap_mb());
     t.phase.set("ready");
@@ -453,8 +466,13 @@ pub async fn run_batch(ui: Ui, t: TaskUi, files: Vec<web_sys::File>) {
         let out = async {
             let bytes = web::read_file(f).await?;
             let img = decode_image(&bytes).map_err(|e| e.to_string())?.luma();
+            let n = files.len() as f64;
+            let mut pace = async |f: f32| {
+                ui.progress.set(Some((k as f64 + f as f64) / n));
+                web::yield_now().await
+            };
             let mask = m
-                .segment(&img, &support, &ensemble(t))
+                .segment(&img, &support, &ensemble(t), &mut pace)
                 .await
                 .map_err(|e| e.to_string())?;
             encode_mask_png(&mask, img.width, img.height).map_err(|e| e.to_string())

@@ -133,7 +133,7 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             #[arg(long, value_parser = parse_pair, default_value = "1,1")]
             spacing: (f64, f64),
         },
-        /// Time a model: MedSAM encoder and decoder, or UniverSeg per query at S = 1, 8, 64
+        /// Time a model: MedSAM encoder and decoder, or UniverSeg per query at S = 1, 8, 32, 64
         /// (medians over several runs).
         Bench {
             #[arg(long)]
@@ -318,7 +318,7 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             .map_or(0.0, |kb| kb / 1024.0)
     }
 
-    /// Time per query for support sets of 1, 8 and 64 (synthetic discs), with peak memory.
+    /// Time per query for support sets of 1, 8, 32 and 64 (synthetic discs), with peak memory.
     fn bench_universeg(bytes: &[u8], dev: &Device, backend: Backend, runs: usize) -> Result<()> {
         let m = UniverSeg::from_model_file(bytes, dev)?;
         let n = m.size();
@@ -348,7 +348,7 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             backend_name(backend),
             m.chunk
         );
-        for s in [1usize, 8, 64] {
+        for s in [1usize, 8, 32, 64] {
             let refs: Vec<&SupportItem> = support[..s].iter().collect();
             pollster::block_on(m.logits(&target, &refs))?; // warm-up
             peak_rss_mb(true);
@@ -454,7 +454,7 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
                 }
                 for (img_path, out_path) in jobs {
                     let img = decode_image(&read(&img_path)?)?.luma();
-                    let mask = pollster::block_on(m.segment(&img, &sup, &ens))?;
+                    let mask = pollster::block_on(m.segment(&img, &sup, &ens, &mut async |_| {}))?;
                     write(&out_path, &encode_mask_png(&mask, img.width, img.height)?)?;
                     let area = mask.iter().filter(|&&v| v > 0).count();
                     println!(

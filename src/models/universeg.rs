@@ -107,8 +107,14 @@ impl CrossBlock {
         }
     }
 
-    /// `target` (1, C, H, W); `support` chunks (n_i, C', H, W) with Σ n_i = S.
-    fn forward(&self, target: Tensor<4>, support: &[Tensor<4>]) -> (Tensor<4>, Vec<Tensor<4>>) {
+    /// `target` (1, C, H, W); `support` chunks (n_i, C', H, W) with Σ n_i = S. `pace` runs
+    /// after each chunk.
+    async fn forward(
+        &self,
+        target: Tensor<4>,
+        support: &[Tensor<4>],
+        pace: &mut impl AsyncFnMut(),
+    ) -> (Tensor<4>, Vec<Tensor<4>>) {
         let n: usize = support.iter().map(|c| c.dims()[0]).sum();
         let t = conv2d(
             target,
@@ -128,6 +134,7 @@ impl CrossBlock {
             if let Some(conv) = &self.support {
                 out.push(conv.forward(s + t.clone()));
             }
+            pace().await;
         }
         let mean = sum.expect("support is never empty here") / n as f32;
         (self.target.forward(t + mean), out)
@@ -199,14 +206,26 @@ impl UniverSegNet {
         }
     }
 
+    /// Number of `pace` calls one forward pass makes with `chunks` support chunks.
+    pub fn steps(&self, chunks: usize) -> usize {
+        (self.enc.len() + self.dec.len() - 1) * chunks
+    }
+
     /// Logits (1, 1, H, W) for one `target` (1, 1, H, W) given `support` chunks, each
     /// (n_i, 2, H, W) holding image and label channels; H and W divisible by 2^(blocks−1).
-    pub fn forward(&self, target: Tensor<4>, support: Vec<Tensor<4>>) -> Tensor<4> {
+    /// `pace` is awaited after every chunk of every block ([`Self::steps`] times): the page
+    /// yields to the browser there and reports progress, so a large support set never freezes it.
+    pub async fn forward(
+        &self,
+        target: Tensor<4>,
+        support: Vec<Tensor<4>>,
+        pace: &mut impl AsyncFnMut(),
+    ) -> Tensor<4> {
         let (mut t, mut s) = (target, support);
         let mut skips = Vec::new();
         let last = self.enc.len() - 1;
         for (i, block) in self.enc.iter().enumerate() {
-            (t, s) = block.forward(t, &s);
+            (t, s) = block.forward(t, &s, pace).await;
             if i < last {
                 skips.push((t.clone(), s.clone()));
                 t = down(t);
@@ -223,7 +242,7 @@ impl UniverSegNet {
                 .zip(s_skip)
                 .map(|(x, skip)| Tensor::cat(vec![up(x), skip], 1))
                 .collect();
-            (t, s) = block.forward(t, &s);
+            (t, s) = block.forward(t, &s, pace).await;
         }
         // Σᵢ cat(up(sᵢ), skipᵢ) = cat(up(Σᵢ sᵢ), Σᵢ skipᵢ): upsampling is linear too.
         let (t_skip, s_skip) = skips.pop().expect("one skip per decoder block");

@@ -120,6 +120,16 @@ impl UniverSeg {
 
     /// Logits (size²) for one prepared target given the whole support set.
     pub async fn logits(&self, target: &[f32], support: &[&SupportItem]) -> Result<Vec<f32>> {
+        self.logits_paced(target, support, &mut async |_| {}).await
+    }
+
+    /// As [`Self::logits`], awaiting `pace(fraction done)` between steps (the page yields there).
+    pub async fn logits_paced(
+        &self,
+        target: &[f32],
+        support: &[&SupportItem],
+        pace: &mut impl AsyncFnMut(f32),
+    ) -> Result<Vec<f32>> {
         let s = self.size();
         let n = s * s;
         if support.is_empty() {
@@ -154,8 +164,15 @@ impl UniverSeg {
                 }
                 Tensor::from_data(TensorData::new(host, [c.len(), 2, s, s]), &self.device)
             })
-            .collect();
-        weights::to_host_async(self.net.forward(t, chunks)).await
+            .collect::<Vec<_>>();
+        let total = self.net.steps(chunks.len()).max(1) as f32;
+        let mut done = 0usize;
+        let mut step = async || {
+            done += 1;
+            pace(done as f32 / total).await
+        };
+        let logits = self.net.forward(t, chunks, &mut step).await;
+        weights::to_host_async(logits).await
     }
 
     /// Foreground probabilities (size²): the mean of the ensemble members' sigmoids.
@@ -164,6 +181,18 @@ impl UniverSeg {
         target: &[f32],
         support: &[SupportItem],
         ens: &Ensemble,
+    ) -> Result<Vec<f32>> {
+        self.probabilities_paced(target, support, ens, &mut async |_| {})
+            .await
+    }
+
+    /// As [`Self::probabilities`], awaiting `pace(fraction done)` between steps.
+    pub async fn probabilities_paced(
+        &self,
+        target: &[f32],
+        support: &[SupportItem],
+        ens: &Ensemble,
+        pace: &mut impl AsyncFnMut(f32),
     ) -> Result<Vec<f32>> {
         // One member means no ensembling: the whole set, whatever the subset size says.
         let subset = if ens.members <= 1 {
@@ -178,7 +207,7 @@ impl UniverSeg {
         };
         let mut rng = SplitMix(ens.seed);
         let mut mean = vec![0f32; target.len()];
-        for _ in 0..members {
+        for member in 0..members {
             let picked: Vec<&SupportItem> = if subset >= support.len() {
                 support.iter().collect()
             } else {
@@ -187,7 +216,8 @@ impl UniverSeg {
                     .map(|i| &support[i])
                     .collect()
             };
-            let logits = self.logits(target, &picked).await?;
+            let mut member_pace = async |f: f32| pace((member as f32 + f) / members as f32).await;
+            let logits = self.logits_paced(target, &picked, &mut member_pace).await?;
             for (m, l) in mean.iter_mut().zip(logits) {
                 *m += sigmoid(l) / members as f32;
             }
@@ -195,15 +225,16 @@ impl UniverSeg {
         Ok(mean)
     }
 
-    /// 0/1 mask at the image's size.
+    /// 0/1 mask at the image's size; `pace(fraction done)` is awaited between steps.
     pub async fn segment(
         &self,
         img: &GrayImage,
         support: &[SupportItem],
         ens: &Ensemble,
+        pace: &mut impl AsyncFnMut(f32),
     ) -> Result<Vec<u8>> {
         let probs = self
-            .probabilities(&self.prepare_image(img), support, ens)
+            .probabilities_paced(&self.prepare_image(img), support, ens, pace)
             .await?;
         Ok(self.postprocess(&probs, img.width, img.height))
     }
