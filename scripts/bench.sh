@@ -22,3 +22,11 @@ for backend in cpu wgpu; do
       'BEGIN { printf "ratio medseg-%s / onnxruntime, %s: %.2f\n", be, p, a / b }'
   done
 done
+
+# UniverSeg v1: time per query at S = 1, 8, 32, 64 with peak memory. The fixture checkpoint has
+# the official architecture and size (random weights), which is all timing needs.
+target/release/medseg convert --arch universeg --checkpoint ../shared/fixtures/universeg_v1_random_seed20261126.pt \
+  --out .cache/universeg-bench.int8.medseg > /dev/null
+for backend in cpu wgpu; do
+  target/release/medseg bench --model .cache/universeg-bench.int8.medseg --backend $backend --runs "${UNIVERSEG_RUNS:-3}" 2>&1 || true
+done

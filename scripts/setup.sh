@@ -37,4 +37,5 @@ fi
 [ -d tests/e2e/node_modules/playwright-core ] || { log "npm: playwright-core, pngjs"; (cd tests/e2e && npm ci --no-audit --no-fund --silent); }
 
 scripts/fetch-weights.sh
+scripts/fetch-data.sh
 log "ready"

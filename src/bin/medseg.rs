@@ -12,7 +12,10 @@ fn main() {
 mod cli {
     use burn::tensor::{Device, DeviceKind, Tensor};
     use clap::{Parser, Subcommand, ValueEnum};
+    use medseg::imaging::GrayImage;
     use medseg::imaging::decode::{Planes, decode_image, encode_mask_png};
+    use medseg::imaging::volume::read_volume;
+    use medseg::imaging::window::{self, Window};
     use medseg::metrics::{dice, nsd};
     use medseg::models::sam::SamArch;
     use medseg::models::sam::tiny_vit::TinyVitConfig;
@@ -51,6 +54,13 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
     }
 
     #[derive(Clone, Copy, ValueEnum)]
+    enum WindowArg {
+        Auto,
+        Ct,
+        Mr,
+    }
+
+    #[derive(Clone, Copy, ValueEnum)]
     enum Arch {
         /// LiteMedSAM (TinyViT encoder, 256×256 input), `lite_medsam.pth`.
         Litemedsam,
@@ -82,9 +92,16 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             /// A medseg model file (from `medseg convert`) or an official .pth checkpoint.
             #[arg(long)]
             model: PathBuf,
-            /// PNG or JPEG image.
+            /// PNG or JPEG image, or a volume (.nrrd, .nii, .nii.gz) with --slice.
             #[arg(long)]
             image: PathBuf,
+            /// Axial slice of a volume (0-based, file order).
+            #[arg(long)]
+            slice: Option<usize>,
+            /// Intensity window for volumes: ct (WL 40/WW 400), mr (0.5–99.5 percentiles), or
+            /// auto (ct when the volume has air below −500, as HU do).
+            #[arg(long, value_enum, default_value = "auto")]
+            window: WindowArg,
             /// Box in image pixels: x0,y0,x1,y1.
             #[arg(long, value_parser = parse_box)]
             r#box: [f32; 4],
@@ -281,6 +298,48 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
         MedSam::from_model_file(&bytes, dev)
     }
 
+    fn is_volume_name(p: &Path) -> bool {
+        let l = p.to_string_lossy().to_ascii_lowercase();
+        [".nrrd", ".nii", ".nii.gz"].iter().any(|e| l.ends_with(e))
+    }
+
+    /// A 2D image, or one slice of a volume windowed over the whole volume (as the official
+    /// 3D preprocessing does).
+    fn load_image(path: &Path, slice: Option<usize>, w: WindowArg) -> Result<Planes> {
+        let bytes = read(path)?;
+        if !is_volume_name(path) {
+            if slice.is_some() {
+                return Err(Error::Input(
+                    "--slice is for volumes (.nrrd, .nii, .nii.gz)".into(),
+                ));
+            }
+            return decode_image(&bytes);
+        }
+        let vol = read_volume(&bytes)?;
+        let [width, height, depth] = vol.size;
+        let z = slice.ok_or_else(|| {
+            Error::Input(format!(
+                "{} is a volume of {depth} slices: choose one with --slice 0..{}",
+                path.display(),
+                depth.saturating_sub(1)
+            ))
+        })?;
+        vol.slice(z)?; // a clear error before windowing the whole volume
+        let window = match w {
+            WindowArg::Ct => Window::CT_SOFT_TISSUE,
+            WindowArg::Mr => Window::MrPercentile,
+            WindowArg::Auto if vol.data.iter().any(|&v| v < -500.0) => Window::CT_SOFT_TISSUE,
+            WindowArg::Auto => Window::MrPercentile,
+        };
+        let u8s = window::apply(&vol.data, window);
+        let n = width * height;
+        Ok(Planes::gray(GrayImage::new(
+            width,
+            height,
+            u8s[z * n..(z + 1) * n].to_vec(),
+        )))
+    }
+
     fn load_mask(path: &Path) -> Result<(Vec<bool>, usize, usize)> {
         let img = decode_image(&read(path)?)?.luma();
         Ok((
@@ -398,13 +457,15 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             Cmd::Segment {
                 model,
                 image,
+                slice,
+                window,
                 r#box,
                 out,
                 backend,
             } => {
                 let dev = device(backend)?;
+                let img = load_image(&image, slice, window)?;
                 let m = load_model(&model, &dev)?;
-                let img: Planes = decode_image(&read(&image)?)?;
                 let emb = m.embed(&img)?;
                 let pred = pollster::block_on(m.predict(&emb, &UserPrompt::from_box(r#box)))?;
                 write(

@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod resize;
+pub mod volume;
 pub mod window;
 
 /// A single-channel 8-bit image, row-major.

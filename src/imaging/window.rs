@@ -26,46 +26,60 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-/// Applies `window` to raw values and returns 8-bit values (truncated, as `np.uint8` does).
-/// Non-finite values are treated as the window's lower bound.
+/// Applies `window` to raw values and returns 8-bit values, exactly as the official fixtures
+/// were made (checked voxel for voxel on the pyradiomics CT and MR volumes):
+/// - CT: clip to the window, min–max over the clipped values, ×255, round half to even;
+/// - MR: the 0.5/99.5 percentiles of the voxels > 0; those voxels are clipped to them, all
+///   others become 0; min–max over everything (so 0 stays 0), ×255, round.
+///
+/// Non-finite values count as the window's floor (CT) or as background (MR).
 pub fn apply(values: &[f32], window: Window) -> Vec<u8> {
-    let (lo, hi) = match window {
-        Window::Ct { level, width } => (level - width / 2.0, level + width / 2.0),
+    let clipped: Vec<f64> = match window {
+        Window::Ct { level, width } => {
+            let (lo, hi) = (level - width / 2.0, level + width / 2.0);
+            values
+                .iter()
+                .map(|&v| {
+                    if v.is_finite() {
+                        (v as f64).clamp(lo, hi)
+                    } else {
+                        lo
+                    }
+                })
+                .collect()
+        }
         Window::MrPercentile => {
+            let foreground = |v: f32| v.is_finite() && v > 0.0;
             let mut nz: Vec<f64> = values
                 .iter()
-                .filter(|v| v.is_finite() && **v > 0.0)
+                .filter(|v| foreground(**v))
                 .map(|&v| v as f64)
                 .collect();
             if nz.is_empty() {
                 return vec![0; values.len()];
             }
             nz.sort_by(|a, b| a.total_cmp(b));
-            (percentile(&nz, 0.5), percentile(&nz, 99.5))
+            let (lo, hi) = (percentile(&nz, 0.5), percentile(&nz, 99.5));
+            values
+                .iter()
+                .map(|&v| {
+                    if foreground(v) {
+                        (v as f64).clamp(lo, hi)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
         }
     };
-    let clipped: Vec<f64> = values
-        .iter()
-        .map(|&v| {
-            if v.is_finite() {
-                (v as f64).clamp(lo, hi)
-            } else {
-                lo
-            }
-        })
-        .collect();
     let min = clipped.iter().copied().fold(f64::INFINITY, f64::min);
     let max = clipped.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let range = max - min;
     clipped
         .iter()
-        .zip(values)
-        .map(|(&c, &raw)| {
-            if matches!(window, Window::MrPercentile) && raw == 0.0 {
-                return 0;
-            }
+        .map(|&c| {
             if range > 0.0 {
-                ((c - min) / range * 255.0) as u8
+                ((c - min) / range * 255.0).round_ties_even() as u8
             } else {
                 0
             }
@@ -89,7 +103,8 @@ mod tests {
             &[-1000.0, -160.0, 40.0, 240.0, 1000.0],
             Window::CT_SOFT_TISSUE,
         );
-        assert_eq!(v, vec![0, 0, 127, 255, 255]);
+        // 40 HU sits at 127.5 → rounds half to even (128), as np.round does.
+        assert_eq!(v, vec![0, 0, 128, 255, 255]);
     }
 
     #[test]
@@ -98,9 +113,14 @@ mod tests {
         vals.push(0.0);
         let v = apply(&vals, Window::MrPercentile);
         assert_eq!(*v.last().unwrap(), 0);
-        assert_eq!(v[0], 0); // 1 is below the 0.5th percentile (5.995) → clipped to the minimum
+        // 1 is below the 0.5th percentile (5.995) and clipped to it; the zero voxel keeps the
+        // minimum at 0, so it maps to 5.995/995.005·255 = 1.54 → 2.
+        assert_eq!(v[0], 2);
         assert_eq!(v[999], 255);
-        assert_eq!(v[499], ((500.0 - 5.995) / (995.005 - 5.995) * 255.0) as u8);
+        assert_eq!(v[499], (500.0f64 / 995.005 * 255.0).round() as u8);
+        // Without background voxels the minimum is the lower percentile.
+        let v = apply(&vals[..1000], Window::MrPercentile);
+        assert_eq!(v[0], 0);
     }
 
     #[test]

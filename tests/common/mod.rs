@@ -92,3 +92,14 @@ pub fn cpu() -> Device {
 pub fn wgpu() -> Device {
     Device::wgpu(DeviceKind::DefaultDevice)
 }
+
+/// A pyradiomics scan (`lung2_image.nrrd`, …), fetched by `scripts/fetch-data.sh`.
+pub fn scan(name: &str) -> PathBuf {
+    let p = root().join(".cache/data/pyradiomics").join(name);
+    assert!(
+        p.exists(),
+        "missing {}: run scripts/fetch-data.sh first",
+        p.display()
+    );
+    p
+}

@@ -1,0 +1,468 @@
+//! 3D scans: NRRD (attached raw or gzip data) and NIfTI-1 (`.nii`, `.nii.gz`), with geometry.
+//!
+//! Both formats are a small header and a raw array, read here directly: the `nifti` crate was
+//! tried, but its dependency features force a rebuild of the whole burn/wgpu stack and it
+//! allocates whatever size a header claims before any check.
+//!
+//! Voxels are stored in file order, x fastest, the order SimpleITK's `GetArrayFromImage` gives
+//! as (z, y, x): slice `z` is the image MedSAM's scripts see. No reorientation is applied.
+
+use super::ScalarImage;
+use crate::error::{Error, Result};
+use flate2::read::GzDecoder;
+use std::io::Read;
+
+/// Largest volume read: 2^28 voxels (1 GiB as f32).
+pub const MAX_VOXELS: usize = 1 << 28;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Volume {
+    /// Voxels along x, y, z.
+    pub size: [usize; 3],
+    /// Voxel size along each axis (mm).
+    pub spacing: [f64; 3],
+    /// World position of the first voxel's centre (file convention: LPS for NRRD with
+    /// `space: left-posterior-superior`, RAS for NIfTI).
+    pub origin: [f64; 3],
+    /// Unit direction of each voxel axis in world space: `direction[axis]`.
+    pub direction: [[f64; 3]; 3],
+    /// Raw intensities (HU for CT after NIfTI scaling), x fastest.
+    pub data: Vec<f32>,
+}
+
+impl Volume {
+    /// The axial slice `z` as raw intensities.
+    pub fn slice(&self, z: usize) -> Result<ScalarImage> {
+        let [w, h, d] = self.size;
+        if z >= d {
+            return Err(Error::Input(format!(
+                "slice {z} does not exist: the volume has {d} slices (0–{})",
+                d.saturating_sub(1)
+            )));
+        }
+        Ok(ScalarImage {
+            width: w,
+            height: h,
+            data: self.data[z * w * h..(z + 1) * w * h].to_vec(),
+        })
+    }
+}
+
+/// Reads a NRRD or NIfTI volume, recognised by content (gzip-wrapped NIfTI included).
+pub fn read_volume(bytes: &[u8]) -> Result<Volume> {
+    if bytes.starts_with(b"NRRD") {
+        return read_nrrd(bytes);
+    }
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut raw = Vec::new();
+        GzDecoder::new(bytes)
+            .take(MAX_VOXELS as u64 * 8 + (1 << 20))
+            .read_to_end(&mut raw)
+            .map_err(|e| Error::Decode(format!("gzip data is damaged or truncated ({e})")))?;
+        return read_nifti(&raw);
+    }
+    if bytes.len() >= 348 && (&bytes[344..348] == b"n+1\0" || &bytes[344..348] == b"ni1\0") {
+        return read_nifti(bytes);
+    }
+    Err(Error::Decode(
+        "not a NRRD or NIfTI volume (expected a .nrrd, .nii or .nii.gz file)".into(),
+    ))
+}
+
+fn check_voxels(size: &[usize]) -> Result<usize> {
+    let n = size
+        .iter()
+        .try_fold(1usize, |a, &s| a.checked_mul(s))
+        .filter(|&n| n <= MAX_VOXELS)
+        .ok_or_else(|| {
+            Error::Input(format!(
+                "the volume is too large ({size:?} voxels; at most {MAX_VOXELS})"
+            ))
+        })?;
+    if n == 0 {
+        return Err(Error::Decode(format!(
+            "the volume is empty ({size:?} voxels)"
+        )));
+    }
+    Ok(n)
+}
+
+fn norm(v: [f64; 3]) -> f64 {
+    (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt()
+}
+
+/// NRRD: text header (`NRRD000x`, `field: value` lines, blank line) then the data.
+fn read_nrrd(bytes: &[u8]) -> Result<Volume> {
+    let bad = |m: String| Error::Decode(format!("NRRD: {m}"));
+    let end = bytes
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .ok_or_else(|| bad("the header never ends (truncated file?)".into()))?;
+    let header =
+        std::str::from_utf8(&bytes[..end]).map_err(|_| bad("header is not text".into()))?;
+    let mut fields = std::collections::HashMap::new();
+    for line in header.lines().skip(1) {
+        if line.starts_with('#') || line.contains(":=") {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(": ") {
+            fields.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let get = |k: &str| fields.get(k).map(String::as_str);
+    if get("data file").or(get("datafile")).is_some() {
+        return Err(bad(
+            "detached data files are not supported; save the volume as a single .nrrd".into(),
+        ));
+    }
+    let dim: usize = get("dimension")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("missing dimension".into()))?;
+    if !(2..=3).contains(&dim) {
+        return Err(bad(format!("{dim}-dimensional data is not a 2D/3D scan")));
+    }
+    let mut size: Vec<usize> = get("sizes")
+        .ok_or_else(|| bad("missing sizes".into()))?
+        .split_whitespace()
+        .map(|s| s.parse().map_err(|_| bad(format!("bad size {s:?}"))))
+        .collect::<Result<_>>()?;
+    if size.len() != dim {
+        return Err(bad(format!(
+            "sizes has {} values for dimension {dim}",
+            size.len()
+        )));
+    }
+    size.resize(3, 1);
+    let n = check_voxels(&size)?;
+    let (bytes_per, kind) = match get("type").unwrap_or("") {
+        "signed char" | "int8" | "int8_t" => (1, 'i'),
+        "uchar" | "unsigned char" | "uint8" | "uint8_t" => (1, 'u'),
+        "short" | "short int" | "signed short" | "signed short int" | "int16" | "int16_t" => {
+            (2, 'i')
+        }
+        "ushort" | "unsigned short" | "unsigned short int" | "uint16" | "uint16_t" => (2, 'u'),
+        "int" | "signed int" | "int32" | "int32_t" => (4, 'i'),
+        "uint" | "unsigned int" | "uint32" | "uint32_t" => (4, 'u'),
+        "float" => (4, 'f'),
+        "double" => (8, 'f'),
+        t => return Err(bad(format!("voxel type {t:?} is not supported"))),
+    };
+    let little = get("endian").is_none_or(|e| e == "little");
+    let payload = &bytes[end + 2..];
+    let raw: Vec<u8> = match get("encoding").unwrap_or("raw") {
+        "raw" => payload.to_vec(),
+        "gzip" | "gz" => {
+            let mut out = Vec::with_capacity(n * bytes_per);
+            GzDecoder::new(payload)
+                .take((n * bytes_per) as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| bad(format!("gzip data is damaged or truncated ({e})")))?;
+            out
+        }
+        e => {
+            return Err(bad(format!(
+                "encoding {e:?} is not supported (raw or gzip)"
+            )));
+        }
+    };
+    if raw.len() < n * bytes_per {
+        return Err(bad(format!(
+            "the data is truncated ({} of {} bytes)",
+            raw.len(),
+            n * bytes_per
+        )));
+    }
+    let data = decode_samples(&raw[..n * bytes_per], bytes_per, kind, little);
+
+    // Geometry: `space directions` (vectors) or `spacings`; `space origin`.
+    let vectors = |s: &str| -> Vec<Option<[f64; 3]>> {
+        s.split_whitespace()
+            .map(|t| {
+                let v: Vec<f64> = t
+                    .trim_matches(|c| c == '(' || c == ')')
+                    .split(',')
+                    .filter_map(|x| x.trim().parse().ok())
+                    .collect();
+                (v.len() == 3).then(|| [v[0], v[1], v[2]])
+            })
+            .collect()
+    };
+    let mut spacing = [1.0; 3];
+    let mut direction = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    if let Some(dirs) = get("space directions") {
+        for (axis, v) in vectors(dirs).into_iter().take(3).enumerate() {
+            if let Some(v) = v.filter(|v| norm(*v) > 0.0) {
+                spacing[axis] = norm(v);
+                direction[axis] = v.map(|c| c / spacing[axis]);
+            }
+        }
+    } else if let Some(s) = get("spacings") {
+        for (axis, v) in s.split_whitespace().take(3).enumerate() {
+            if let Ok(v) = v.parse::<f64>() {
+                spacing[axis] = v.abs();
+            }
+        }
+    }
+    let origin = get("space origin")
+        .and_then(|o| vectors(o).into_iter().next().flatten())
+        .unwrap_or([0.0; 3]);
+    Ok(Volume {
+        size: [size[0], size[1], size[2]],
+        spacing,
+        origin,
+        direction,
+        data,
+    })
+}
+
+fn decode_samples(raw: &[u8], bytes_per: usize, kind: char, little: bool) -> Vec<f32> {
+    raw.chunks_exact(bytes_per)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b[..bytes_per].copy_from_slice(c);
+            if !little {
+                b[..bytes_per].reverse();
+            }
+            match (kind, bytes_per) {
+                ('u', 1) => b[0] as f32,
+                ('i', 1) => b[0] as i8 as f32,
+                ('u', 2) => u16::from_le_bytes([b[0], b[1]]) as f32,
+                ('i', 2) => i16::from_le_bytes([b[0], b[1]]) as f32,
+                ('u', 4) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32,
+                ('i', 4) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32,
+                ('f', 4) => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                _ => f64::from_le_bytes(b) as f32,
+            }
+        })
+        .collect()
+}
+
+/// NIfTI-1 single file (`n+1`, header and data together), data scaled by scl_slope/scl_inter.
+/// Geometry from the sform when set, else the qform, else pixdim alone.
+fn read_nifti(bytes: &[u8]) -> Result<Volume> {
+    let bad = |m: String| Error::Decode(format!("NIfTI: {m}"));
+    if bytes.len() < 348 {
+        return Err(bad("the header is truncated".into()));
+    }
+    if &bytes[344..348] == b"ni1\0" {
+        return Err(bad(
+            "header/image pairs (.hdr + .img) are not supported; convert to a single .nii".into(),
+        ));
+    }
+    let little = i32::from_le_bytes(bytes[0..4].try_into().unwrap()) == 348;
+    if !little && i32::from_be_bytes(bytes[0..4].try_into().unwrap()) != 348 {
+        return Err(bad("the header size is not 348 (not NIfTI-1)".into()));
+    }
+    let i16_at = |o: usize| {
+        let b = [bytes[o], bytes[o + 1]];
+        if little {
+            i16::from_le_bytes(b)
+        } else {
+            i16::from_be_bytes(b)
+        }
+    };
+    let f32_at = |o: usize| {
+        let b: [u8; 4] = bytes[o..o + 4].try_into().unwrap();
+        if little {
+            f32::from_le_bytes(b)
+        } else {
+            f32::from_be_bytes(b)
+        }
+    };
+    let dim = |i: usize| i16_at(40 + 2 * i).max(0) as usize;
+    let ndim = dim(0);
+    if !(2..=7).contains(&ndim) || (4..=ndim).any(|i| dim(i) > 1) {
+        let dims: Vec<usize> = (1..=ndim.clamp(1, 7)).map(dim).collect();
+        return Err(bad(format!(
+            "an image of dimensions {dims:?} is not a 2D/3D scan (time series are not supported)"
+        )));
+    }
+    let size = [dim(1), dim(2), if ndim >= 3 { dim(3) } else { 1 }];
+    let n = check_voxels(&size)?;
+    let (bytes_per, kind) = match i16_at(70) {
+        2 => (1, 'u'),
+        256 => (1, 'i'),
+        4 => (2, 'i'),
+        512 => (2, 'u'),
+        8 => (4, 'i'),
+        768 => (4, 'u'),
+        16 => (4, 'f'),
+        64 => (8, 'f'),
+        t => return Err(bad(format!("voxel data type {t} is not supported"))),
+    };
+    let offset = f32_at(108).max(348.0) as usize;
+    let data = bytes.get(offset..offset + n * bytes_per).ok_or_else(|| {
+        bad(format!(
+            "the data is truncated ({} bytes for {n} voxels)",
+            bytes.len().saturating_sub(offset)
+        ))
+    })?;
+    let (slope, inter) = (f32_at(112), f32_at(116));
+    let data = decode_samples(data, bytes_per, kind, little)
+        .into_iter()
+        .map(|v| {
+            if slope != 0.0 && slope.is_finite() {
+                v * slope + inter
+            } else {
+                v
+            }
+        })
+        .collect();
+    let pixdim = |i: usize| (f32_at(76 + 4 * i) as f64).abs();
+    let mut spacing = [1, 2, 3].map(|i| if pixdim(i) > 0.0 { pixdim(i) } else { 1.0 });
+    let (mut direction, mut origin) = (
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        [0.0; 3],
+    );
+    if i16_at(254) > 0 {
+        // sform rows map (i, j, k, 1) to world; column `axis` is that axis's step.
+        let row = |r: usize| [0, 1, 2, 3].map(|c| f32_at(280 + 16 * r + 4 * c) as f64);
+        let rows = [row(0), row(1), row(2)];
+        for axis in 0..3 {
+            let v = [0, 1, 2].map(|r| rows[r][axis]);
+            if norm(v) > 0.0 {
+                spacing[axis] = norm(v);
+                direction[axis] = v.map(|c| c / spacing[axis]);
+            }
+        }
+        origin = [0, 1, 2].map(|r| rows[r][3]);
+    } else if i16_at(252) > 0 {
+        let [b, c, d] = [256, 260, 264].map(|o| f32_at(o) as f64);
+        let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
+        let qfac = if f32_at(76) < 0.0 { -1.0 } else { 1.0 };
+        let r = [
+            [
+                a * a + b * b - c * c - d * d,
+                2.0 * (b * c - a * d),
+                2.0 * (b * d + a * c),
+            ],
+            [
+                2.0 * (b * c + a * d),
+                a * a + c * c - b * b - d * d,
+                2.0 * (c * d - a * b),
+            ],
+            [
+                2.0 * (b * d - a * c),
+                2.0 * (c * d + a * b),
+                a * a + d * d - c * c - b * b,
+            ],
+        ];
+        for (axis, dir) in direction.iter_mut().enumerate() {
+            let sign = if axis == 2 { qfac } else { 1.0 };
+            *dir = [0, 1, 2].map(|row| r[row][axis] * sign);
+        }
+        origin = [268, 272, 276].map(|o| f32_at(o) as f64);
+    }
+    Ok(Volume {
+        size,
+        spacing,
+        origin,
+        direction,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nrrd(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut v = format!("NRRD0004\n{header}\n").into_bytes();
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn reads_a_raw_nrrd_with_geometry() {
+        let data: Vec<u8> = [1i16, -2, 300, 4, 5, 6, 7, 8]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let v = read_volume(&nrrd(
+            "type: short\ndimension: 3\nsizes: 2 2 2\nendian: little\nencoding: raw\n\
+             space directions: (0.5,0,0) (0,-0.5,0) (0,0,3)\nspace origin: (1,2,3)\n",
+            &data,
+        ))
+        .unwrap();
+        assert_eq!(v.size, [2, 2, 2]);
+        assert_eq!(v.spacing, [0.5, 0.5, 3.0]);
+        assert_eq!(v.direction[1], [0.0, -1.0, 0.0]);
+        assert_eq!(v.origin, [1.0, 2.0, 3.0]);
+        assert_eq!(v.slice(0).unwrap().data, vec![1.0, -2.0, 300.0, 4.0]);
+        assert!(v.slice(2).unwrap_err().to_string().contains("2 slices"));
+    }
+
+    /// A minimal little-endian NIfTI-1 file: int16 data, sform with a flipped y axis.
+    fn nifti(dims: &[i16], data: &[i16], slope: f32) -> Vec<u8> {
+        let mut h = vec![0u8; 352];
+        h[0..4].copy_from_slice(&348i32.to_le_bytes());
+        for (i, d) in dims.iter().enumerate() {
+            h[40 + 2 * i..42 + 2 * i].copy_from_slice(&d.to_le_bytes());
+        }
+        h[70..72].copy_from_slice(&4i16.to_le_bytes());
+        h[108..112].copy_from_slice(&352f32.to_le_bytes());
+        h[112..116].copy_from_slice(&slope.to_le_bytes());
+        h[116..120].copy_from_slice(&(-1024f32).to_le_bytes());
+        h[254..256].copy_from_slice(&1i16.to_le_bytes());
+        let srow = [
+            [0.8f32, 0.0, 0.0, -10.0],
+            [0.0, -0.8, 0.0, 20.0],
+            [0.0, 0.0, 2.5, 30.0],
+        ];
+        for (r, row) in srow.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                h[280 + 16 * r + 4 * c..284 + 16 * r + 4 * c].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        h[344..348].copy_from_slice(b"n+1\0");
+        h.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+        h
+    }
+
+    #[test]
+    fn reads_nifti_with_scaling_and_sform() {
+        let v = read_volume(&nifti(&[3, 2, 1, 2, 1, 1, 1, 1], &[0, 1, 2, 3], 2.0)).unwrap();
+        assert_eq!(v.size, [2, 1, 2]);
+        assert_eq!(v.data, vec![-1024.0, -1022.0, -1020.0, -1018.0]);
+        assert!((v.spacing[1] - 0.8).abs() < 1e-6 && (v.spacing[2] - 2.5).abs() < 1e-6);
+        assert_eq!(v.direction[1], [0.0, -1.0, 0.0]);
+        assert_eq!(v.origin, [-10.0, 20.0, 30.0]);
+        // gzip-wrapped, as .nii.gz.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(
+            &mut gz,
+            &nifti(&[3, 2, 1, 2, 1, 1, 1, 1], &[0, 1, 2, 3], 2.0),
+        )
+        .unwrap();
+        assert_eq!(read_volume(&gz.finish().unwrap()).unwrap(), v);
+        let e = read_volume(&nifti(&[4, 2, 1, 2, 5, 1, 1, 1], &[0; 20], 1.0)).unwrap_err();
+        assert!(e.to_string().contains("time series"), "{e}");
+        let e = read_volume(&nifti(&[3, 2, 1, 2, 1, 1, 1, 1], &[0; 3], 1.0)).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn bad_volumes_give_clear_errors() {
+        let e = |b: &[u8]| read_volume(b).unwrap_err().to_string();
+        assert!(e(b"hello").contains("not a NRRD or NIfTI"));
+        assert!(
+            e(&nrrd("type: short\ndimension: 3\nsizes: 2 2 2\n", &[0; 5])).contains("truncated")
+        );
+        assert!(
+            e(&nrrd(
+                "type: short\ndimension: 3\nsizes: 9000 9000 9000\n",
+                &[]
+            ))
+            .contains("too large")
+        );
+        assert!(
+            e(&nrrd(
+                "type: short\ndimension: 3\nsizes: 2 2 2\ndata file: x.raw\n",
+                &[]
+            ))
+            .contains("detached")
+        );
+        assert!(e(b"NRRD0004\ntype: short").contains("never ends"));
+        assert!(e(&[0x1f, 0x8b, 8, 0, 1, 2]).contains("gzip"));
+    }
+}

@@ -1,0 +1,145 @@
+//! Real volumes: the pyradiomics NRRD scans read by our loader and windowed as the official
+//! preprocessing does must equal the volumes the official 3D pipeline saw (fixtures), and a
+//! CLI run on a volume slice must give the official mask.
+
+mod common;
+
+use common::*;
+use medseg::imaging::volume::read_volume;
+use medseg::imaging::window::{self, Window};
+
+fn check_windowed(scan_name: &str, fixture: &str, window: Window) {
+    let vol = read_volume(&std::fs::read(scan(scan_name)).unwrap()).unwrap();
+    let f = Fixture::load(fixture);
+    let shape = f.shape("volume_u8").to_vec();
+    let z0: usize = f.meta["z_offset"].parse().unwrap();
+    let [w, h, _] = vol.size;
+    assert_eq!((shape[2], shape[1]), (w, h), "{scan_name}: slice size");
+    let u8s = window::apply(&vol.data, window);
+    let want = f.get("volume_u8");
+    let n = w * h;
+    let got = &u8s[z0 * n..(z0 + shape[0]) * n];
+    let differing = got
+        .iter()
+        .zip(want)
+        .filter(|(a, b)| **a as f32 != **b)
+        .count();
+    assert_eq!(
+        differing, 0,
+        "{scan_name}: {differing} voxels differ from the official volume"
+    );
+}
+
+#[test]
+fn nrrd_volumes_window_exactly_as_the_official_pipeline() {
+    let lung = read_volume(&std::fs::read(scan("lung2_image.nrrd")).unwrap()).unwrap();
+    assert_eq!(lung.size, [512, 512, 61]);
+    assert!((lung.spacing[0] - 0.6269531).abs() < 1e-6 && lung.spacing[2] == 5.0);
+    assert_eq!(lung.origin, [-170.5, -324.5, -359.99999999999989]);
+    // The 2D fixture's raw HU slice is slice 22 of this volume.
+    let raw = Fixture::load("litemedsam_lung2_z22.safetensors");
+    assert_eq!(lung.slice(22).unwrap().data, raw.get("image_raw"));
+
+    let brain = read_volume(&std::fs::read(scan("brain1_image.nrrd")).unwrap()).unwrap();
+    assert_eq!(
+        brain.direction[1],
+        [0.0, -1.0, 0.0],
+        "brain1's y axis runs backwards"
+    );
+
+    check_windowed(
+        "lung2_image.nrrd",
+        "litemedsam3d_lung2.safetensors",
+        Window::CT_SOFT_TISSUE,
+    );
+    check_windowed(
+        "brain1_image.nrrd",
+        "litemedsam3d_brain1.safetensors",
+        Window::MrPercentile,
+    );
+}
+
+#[test]
+fn cli_segments_a_slice_of_a_volume_like_the_official_model() {
+    let out = std::env::temp_dir().join(format!("medseg-vol-{}.png", std::process::id()));
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "segment",
+            "--model",
+            "models/litemedsam.int8.medseg",
+            "--image",
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_medseg"))
+            .current_dir(root())
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let lung = scan("lung2_image.nrrd");
+    let o = run(&[
+        lung.to_str().unwrap(),
+        "--slice",
+        "22",
+        "--box",
+        "321,334,392,398",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mask = medseg::imaging::decode::decode_image(&std::fs::read(&out).unwrap())
+        .unwrap()
+        .luma();
+    let official = Fixture::load("litemedsam_lung2_z22.safetensors");
+    let a: Vec<bool> = mask.data.iter().map(|&v| v > 0).collect();
+    let b: Vec<bool> = official.get("mask").iter().map(|&v| v > 0.5).collect();
+    let d = medseg::metrics::dice(&a, &b);
+    eprintln!("CLI on lung2_image.nrrd slice 22 (int8): Dice vs official {d:.4}");
+    assert!(d >= 0.98, "Dice {d}");
+
+    // A volume without --slice, and a slice past the end, are explained.
+    let o = run(&[
+        lung.to_str().unwrap(),
+        "--box",
+        "1,1,9,9",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("61 slices") && err.contains("--slice"),
+        "{err}"
+    );
+    let o = run(&[
+        lung.to_str().unwrap(),
+        "--slice",
+        "61",
+        "--box",
+        "1,1,9,9",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("slice 61 does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn slice_windowing_matches_the_official_2d_inputs() {
+    for (name, window) in [
+        ("litemedsam_lung2_z22", Window::CT_SOFT_TISSUE),
+        ("litemedsam_lung1_z33", Window::CT_SOFT_TISSUE),
+        ("litemedsam_brain1_z16", Window::MrPercentile),
+    ] {
+        let f = Fixture::load(&format!("{name}.safetensors"));
+        let got = window::apply(f.get("image_raw"), window);
+        let differing = got
+            .iter()
+            .zip(f.get("image_u8"))
+            .filter(|(a, b)| **a as f32 != **b)
+            .count();
+        assert_eq!(differing, 0, "{name}: {differing} pixels differ from image_u8");
+    }
+}
