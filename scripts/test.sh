@@ -10,4 +10,5 @@ echo "== cargo test"
 cargo test -- --test-threads=1
 echo "== browser end-to-end"
 scripts/build-web.sh
+cargo build --bin medseg   # the e2e compares the page with the native CLI (UniverSeg)
 node tests/e2e/run.mjs
