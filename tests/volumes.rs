@@ -140,6 +140,9 @@ fn slice_windowing_matches_the_official_2d_inputs() {
             .zip(f.get("image_u8"))
             .filter(|(a, b)| **a as f32 != **b)
             .count();
-        assert_eq!(differing, 0, "{name}: {differing} pixels differ from image_u8");
+        assert_eq!(
+            differing, 0,
+            "{name}: {differing} pixels differ from image_u8"
+        );
     }
 }

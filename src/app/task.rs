@@ -555,7 +555,7 @@ pub fn TaskPanel(ui: Ui, t: TaskUi) -> impl IntoView {
                     <button id="support-add" title="Add the image with the selected mask (A)"
                         on:click=move |_| add_current(ui, t)>"Add current"</button>
                     <label class="button" title="Image–mask pairs: NAME_image.png + NAME_mask.png, or a zip">"Import…"
-                        <input id="support-import" type="file" multiple=true accept=".png,.jpg,.jpeg,.bmp,.zip"
+                        <input id="support-import" type="file" multiple=true accept=".png,.jpg,.jpeg,.zip"
                             on:change=move |ev| spawn_local(import(ui, t, files_of(&ev)))/>
                     </label>
                     <label class="button" title="A folder of image–mask pairs">"Folder…"
@@ -588,7 +588,7 @@ pub fn TaskPanel(ui: Ui, t: TaskUi) -> impl IntoView {
                         prop:disabled=move || t.phase.get() == "running"
                         on:click=move |_| spawn_local(run_current(ui, t))>"Segment image"</button>
                     <label class="button" title="Segment several images; masks download as a zip">"Batch…"
-                        <input type="file" multiple=true accept=".png,.jpg,.jpeg,.bmp"
+                        <input type="file" multiple=true accept=".png,.jpg,.jpeg"
                             on:change=move |ev| spawn_local(run_batch(ui, t, files_of(&ev)))/>
                     </label>
                 </div>

@@ -13,7 +13,7 @@ mod cli {
     use burn::tensor::{Device, DeviceKind, Tensor};
     use clap::{Parser, Subcommand, ValueEnum};
     use medseg::imaging::GrayImage;
-    use medseg::imaging::decode::{Planes, decode_image, encode_mask_png};
+    use medseg::imaging::decode::{Planes, decode_image, encode_mask_png, has_image_extension};
     use medseg::imaging::volume::read_volume;
     use medseg::imaging::window::{self, Window};
     use medseg::metrics::{dice, nsd};
@@ -261,13 +261,6 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
         Ok(names)
     }
 
-    fn is_image_name(p: &str) -> bool {
-        let l = p.to_ascii_lowercase();
-        [".png", ".jpg", ".jpeg", ".bmp"]
-            .iter()
-            .any(|e| l.ends_with(e))
-    }
-
     /// Support pairs from a folder, each checked (sizes, binary mask) with the file named.
     fn load_support(m: &UniverSeg, dir: &Path) -> Result<Vec<SupportItem>> {
         let pairs = pair_files(&list_dir(dir)?)?;
@@ -500,7 +493,9 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
                 let jobs: Vec<(PathBuf, PathBuf)> = if query.is_dir() {
                     list_dir(&query)?
                         .into_iter()
-                        .filter(|p| is_image_name(p) && !p.to_ascii_lowercase().contains("_mask."))
+                        .filter(|p| {
+                            has_image_extension(p) && !p.to_ascii_lowercase().contains("_mask.")
+                        })
                         .map(|p| {
                             let p = PathBuf::from(p);
                             let name = p.file_stem().unwrap().to_string_lossy().into_owned();

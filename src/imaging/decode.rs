@@ -46,6 +46,12 @@ impl Planes {
     }
 }
 
+/// True when `name` ends in an extension of a 2D format we decode (PNG, JPEG).
+pub fn has_image_extension(name: &str) -> bool {
+    let l = name.to_ascii_lowercase();
+    [".png", ".jpg", ".jpeg"].iter().any(|e| l.ends_with(e))
+}
+
 pub fn check_size(w: usize, h: usize) -> Result<()> {
     if w == 0 || h == 0 {
         return Err(Error::Decode("the image is empty (0 pixels)".into()));

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::imaging::GrayImage;
+use crate::imaging::decode::has_image_extension;
 use crate::imaging::resize::{bilinear, resize_nearest, resize_pil_bilinear};
 use crate::models::universeg::{UniverSegConfig, UniverSegNet};
 use crate::weights::{self, Loader, StateDict, model_file};
@@ -249,20 +250,17 @@ impl UniverSeg {
     }
 }
 
-/// Pairs support files by name: `NAME_image.EXT` with `NAME_mask.EXT` (any NAME, PNG/JPEG/BMP
-/// extensions, case-insensitive). Returns (NAME, image file, mask file) sorted by NAME; a file
+/// Pairs support files by name: `NAME_image.EXT` with `NAME_mask.EXT` (any NAME, PNG/JPEG,
+/// case-insensitive). Returns (NAME, image file, mask file) sorted by NAME; a file
 /// without its partner is an error that names it. Other files are ignored.
 pub fn pair_files(names: &[String]) -> Result<Vec<(String, String, String)>> {
     use std::collections::BTreeMap;
     let mut pairs: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
     for name in names {
         let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-        let Some((stem, ext)) = base.rsplit_once('.') else {
+        let Some((stem, _)) = base.rsplit_once('.').filter(|_| has_image_extension(base)) else {
             continue;
         };
-        if !["png", "jpg", "jpeg", "bmp"].contains(&ext.to_ascii_lowercase().as_str()) {
-            continue;
-        }
         let lower = stem.to_ascii_lowercase();
         let (key, is_mask) = if let Some(k) = lower.strip_suffix("_mask") {
             (&stem[..k.len()], true)
