@@ -8,7 +8,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import os from 'node:os';
 import { serve } from './serve.mjs';
-import { writeSupport, nativeMask, convertNative } from './universeg.mjs';
+import { writeSupport, nativeMask, convertNative, zipOf } from './universeg.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const FIX = path.resolve(ROOT, '../shared/fixtures');
@@ -203,6 +203,18 @@ async function universegChecks(page, prefix, waitPhase) {
     await supportCount(5, 60_000);
     await runAndCompare(set, 's5', true);
     await page.screenshot({ path: path.join(ART, 'universeg-cpu.png') });
+  });
+
+  await check(`${prefix} UniverSeg: a zip of pairs imports; items can be removed`, async () => {
+    await page.click('#support-clear');
+    await supportCount(0, 10_000);
+    const set = writeSupport(FIX, path.join(work, 'zip/support'), 5);
+    const buffer = zipOf(set.files, 'pairs');
+    await page.setInputFiles('#support-import', { name: 'pairs.zip', mimeType: 'application/zip', buffer });
+    await supportCount(5, 60_000);
+    await page.locator('#support-list li').nth(2).hover();
+    await page.locator('#support-list li .remove').nth(2).click();
+    await supportCount(4, 10_000);
   });
 
   await check(`${prefix} UniverSeg: S = 64 runs in chunks and equals native`, async () => {

@@ -3,6 +3,7 @@
 // mask must match the native CLI's on the same files and the same (int8) model file.
 import { PNG } from 'pngjs';
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 
@@ -67,4 +68,25 @@ export function nativeMask(bin, model, supportDir, target, out) {
 export function convertNative(bin, checkpoint, out) {
   execFileSync(bin, ['convert', '--arch', 'universeg', '--checkpoint', checkpoint, '--out', out]);
   return out;
+}
+
+/// A zip archive (stored, no compression) of `files` under `folder/`.
+export function zipOf(files, folder) {
+  const u16 = (v) => { const b = Buffer.alloc(2); b.writeUInt16LE(v); return b; };
+  const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); return b; };
+  const locals = [], central = [];
+  let offset = 0;
+  for (const f of files) {
+    const name = Buffer.from(`${folder}/${path.basename(f)}`);
+    const data = fs.readFileSync(f);
+    const crc = zlib.crc32(data);
+    const common = [u16(20), u16(0), u16(0), u16(0), u16(0), u32(crc), u32(data.length), u32(data.length), u16(name.length), u16(0)];
+    const local = Buffer.concat([u32(0x04034b50), ...common, name, data]);
+    central.push(Buffer.concat([u32(0x02014b50), u16(20), ...common, u16(0), u16(0), u16(0), u32(0), u32(offset), name]));
+    locals.push(local);
+    offset += local.length;
+  }
+  const cd = Buffer.concat(central);
+  const end = Buffer.concat([u32(0x06054b50), u16(0), u16(0), u16(files.length), u16(files.length), u32(cd.length), u32(offset), u16(0)]);
+  return Buffer.concat([...locals, cd, end]);
 }
