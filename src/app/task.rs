@@ -110,9 +110,11 @@ pub async fn find_weights(ui: Ui, t: TaskUi) {
         candidates.push((b, "kept in this browser"));
     }
     // A missing optional file may come back as the app's index page: only MEDSEGM1 counts.
-    if let Ok(b) = web::fetch_bytes(BUNDLED, |_, _| {}).await {
-        if model_file::read_header(&b).is_ok() {
-            candidates.push((b, "bundled with the app"));
+    if candidates.is_empty() {
+        if let Ok(b) = web::fetch_bytes(BUNDLED, |_, _| {}).await {
+            if model_file::read_header(&b).is_ok() {
+                candidates.push((b, "bundled with the app"));
+            }
         }
     }
     for (bytes, origin) in candidates {
