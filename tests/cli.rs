@@ -30,16 +30,6 @@ fn model() -> String {
     p.to_string_lossy().into_owned()
 }
 
-fn assert_clean_failure(out: &Output, want: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "expected failure, got success; stderr: {err}"
-    );
-    assert!(!err.contains("panicked"), "panicked: {err}");
-    assert!(err.contains(want), "stderr should mention {want:?}: {err}");
-}
-
 #[test]
 fn segments_a_ct_slice_and_evaluates_it() {
     let out_mask = tmp("lung2.png");

@@ -20,6 +20,7 @@ mod cli {
     use medseg::models::sam::SamArch;
     use medseg::models::sam::tiny_vit::TinyVitConfig;
     use medseg::models::sam::vit::VitConfig;
+    use medseg::models::universeg::UniverSegConfig;
     use medseg::pipeline::medsam::{MedSam, UserPrompt};
     use medseg::pipeline::universeg::{self, Ensemble, SupportItem, UniverSeg, pair_files};
     use medseg::weights::convert::{convert_sam, convert_universeg};
@@ -243,8 +244,8 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
     fn load_universeg(path: &Path, dev: &Device) -> Result<UniverSeg> {
         let bytes = read(path)?;
         if bytes.starts_with(b"PK") {
-            let file = convert_universeg(&bytes, Precision::F32)?;
-            return UniverSeg::from_model_file(&file, dev);
+            let sd = medseg::weights::torch::read_state_dict(&bytes)?;
+            return Ok(UniverSeg::load(&sd, &UniverSegConfig::v1(), dev)?.0);
         }
         UniverSeg::from_model_file(&bytes, dev)
     }

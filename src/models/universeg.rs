@@ -107,6 +107,16 @@ impl CrossBlock {
         }
     }
 
+    /// The cross-conv's target half plus its bias, shared by every support item.
+    fn target_part(&self, target: Tensor<4>) -> Tensor<4> {
+        conv2d(
+            target,
+            self.w_target.clone(),
+            Some(self.b.clone()),
+            conv_opts(1),
+        )
+    }
+
     /// `target` (1, C, H, W); `support` chunks (n_i, C', H, W) with Σ n_i = S. `pace` runs
     /// after each chunk.
     async fn forward(
@@ -116,12 +126,7 @@ impl CrossBlock {
         pace: &mut impl AsyncFnMut(),
     ) -> (Tensor<4>, Vec<Tensor<4>>) {
         let n: usize = support.iter().map(|c| c.dims()[0]).sum();
-        let t = conv2d(
-            target,
-            self.w_target.clone(),
-            Some(self.b.clone()),
-            conv_opts(1),
-        );
+        let t = self.target_part(target);
         let mut sum: Option<Tensor<4>> = None;
         let mut out = Vec::with_capacity(support.len());
         for chunk in support {
@@ -143,12 +148,7 @@ impl CrossBlock {
     /// The last block, whose support outputs are unused: only Σᵢ conv(sᵢ) is needed, which by
     /// linearity is conv(Σᵢ sᵢ), one convolution instead of S (44 % of the model's work at S ≫ 1).
     fn forward_last(&self, target: Tensor<4>, support_sum: Tensor<4>, n: usize) -> Tensor<4> {
-        let t = conv2d(
-            target,
-            self.w_target.clone(),
-            Some(self.b.clone()),
-            conv_opts(1),
-        );
+        let t = self.target_part(target);
         let s = conv2d(support_sum, self.w_support.clone(), None, conv_opts(1));
         self.target.forward(t + s / n as f32)
     }

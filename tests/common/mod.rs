@@ -103,3 +103,14 @@ pub fn scan(name: &str) -> PathBuf {
     );
     p
 }
+
+/// The command failed with a message containing `want`, and did not panic.
+pub fn assert_clean_failure(out: &std::process::Output, want: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert!(err.contains(want), "stderr should mention {want:?}: {err}");
+}
