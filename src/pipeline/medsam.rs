@@ -148,7 +148,17 @@ impl MedSam {
 
     /// Maps a prompt from image pixels to model input pixels, validating it.
     pub fn model_prompt(&self, emb: &ImageEmbedding, p: &UserPrompt) -> Result<Prompt> {
-        let (w, h) = (emb.width as f32, emb.height as f32);
+        self.model_prompt_for_size(emb.width, emb.height, p)
+    }
+
+    /// As [`Self::model_prompt`] for an image of `width`×`height` not embedded yet.
+    pub fn model_prompt_for_size(
+        &self,
+        width: usize,
+        height: usize,
+        p: &UserPrompt,
+    ) -> Result<Prompt> {
+        let (w, h) = (width as f32, height as f32);
         let s = self.arch().input_size() as f32;
         let lite = matches!(self.arch(), SamArch::LiteMedsam(_));
         let (kx, ky) = if lite {
@@ -171,8 +181,7 @@ impl MedSam {
                 ];
                 if b[2] <= 0.0 || b[3] <= 0.0 || b[0] >= w || b[1] >= h {
                     return Err(Error::Prompt(format!(
-                        "the box {b:?} lies outside the {}×{} image",
-                        emb.width, emb.height
+                        "the box {b:?} lies outside the {width}×{height} image"
                     )));
                 }
                 if x1 <= x0 || y1 <= y0 {
@@ -200,7 +209,16 @@ impl MedSam {
     /// Decodes one prompt and returns the mask at the image's size.
     pub async fn predict(&self, emb: &ImageEmbedding, prompt: &UserPrompt) -> Result<Prediction> {
         let mp = self.model_prompt(emb, prompt)?;
-        let out = self.model.decode(&emb.tensor, &mp, false)?;
+        self.predict_model_prompt(emb, &mp).await
+    }
+
+    /// Decodes a prompt already in model input pixels (3D propagation builds its boxes there).
+    pub async fn predict_model_prompt(
+        &self,
+        emb: &ImageEmbedding,
+        mp: &Prompt,
+    ) -> Result<Prediction> {
+        let out = self.model.decode(&emb.tensor, mp, false)?;
         let [_, _, lh, lw] = out.logits.dims();
         let logits = weights::to_host_async(out.logits).await?;
         let iou = weights::to_host_async(out.iou)
