@@ -1,6 +1,16 @@
 //! Segmentation metrics used by MedSAM and the CVPR 2024 challenge: DSC and NSD.
 
 /// Dice similarity coefficient 2|G∩S| / (|G|+|S|); 1 when both masks are empty.
+/// Area of the non-zero pixels of a mask in mm², given the pixel size (x, y) in mm.
+pub fn area_mm2(mask: &[u8], spacing: [f64; 2]) -> f64 {
+    mask.iter().filter(|&&v| v > 0).count() as f64 * spacing[0] * spacing[1]
+}
+
+/// Volume of `voxels` voxels of size `spacing` (mm) in millilitres (1 mL = 1000 mm³).
+pub fn volume_ml(voxels: usize, spacing: [f64; 3]) -> f64 {
+    voxels as f64 * spacing.iter().product::<f64>() / 1000.0
+}
+
 pub fn dice(a: &[bool], b: &[bool]) -> f64 {
     assert_eq!(a.len(), b.len(), "masks must have the same size");
     let (mut inter, mut sa, mut sb) = (0usize, 0usize, 0usize);
@@ -133,6 +143,13 @@ pub fn nsd(a: &[bool], b: &[bool], w: usize, h: usize, spacing: (f64, f64), tau:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn areas_and_volumes_use_the_spacing() {
+        assert_eq!(area_mm2(&[0, 1, 1, 255, 0], [0.5, 2.0]), 3.0);
+        // 2000 voxels of 0.5 × 0.5 × 2 mm = 1000 mm³ = 1 mL.
+        assert!((volume_ml(2000, [0.5, 0.5, 2.0]) - 1.0).abs() < 1e-12);
+    }
 
     fn square(w: usize, h: usize, x0: usize, y0: usize, x1: usize, y1: usize) -> Vec<bool> {
         (0..w * h)

@@ -139,3 +139,59 @@ fn slice_windowing_matches_the_official_2d_inputs() {
         );
     }
 }
+
+/// `medseg propagate` on the brain1 MR with the official checkpoint: the NIfTI it writes lines
+/// up with the scan and holds the official 3D procedure's segmentation; bad boxes are explained.
+#[test]
+fn cli_propagates_a_box_through_a_volume_and_exports_aligned_nifti() {
+    let out = std::env::temp_dir().join(format!("medseg-prop-{}.nii.gz", std::process::id()));
+    let scan_path = scan("brain1_image.nrrd");
+    let run = |b: &str, out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medseg"))
+            .current_dir(root())
+            .args(["propagate", "--model", "models/lite_medsam.pth", "--volume"])
+            .arg(&scan_path)
+            .args(["--box", b, "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let f = Fixture::load("litemedsam3d_brain1.safetensors");
+    let b: Vec<String> = f.get("box3d").iter().map(|v| v.to_string()).collect();
+    let o = run(&b.join(","), &out);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let src = read_volume(&std::fs::read(&scan_path).unwrap()).unwrap();
+    let labels = read_volume(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(labels.size, src.size);
+    let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4);
+    assert!(close(&labels.spacing, &src.spacing), "{:?}", labels.spacing);
+    assert!(close(&labels.origin, &src.origin), "{:?}", labels.origin);
+    for axis in 0..3 {
+        assert!(close(&labels.direction[axis], &src.direction[axis]));
+    }
+    // The label volume = the official segmentation inside the slab, nothing outside it.
+    let [w, h, _] = src.size;
+    let z0: usize = f.meta["z_offset"].parse().unwrap();
+    let slab = f.shape("segmentation")[0];
+    let (inside, outside) = labels.data.split_at((z0 + slab) * w * h);
+    let got: Vec<bool> = inside[z0 * w * h..].iter().map(|&v| v > 0.0).collect();
+    let want: Vec<bool> = f.get("segmentation").iter().map(|&v| v > 0.5).collect();
+    let d = medseg::metrics::dice(&got, &want);
+    eprintln!("CLI propagate brain1 (fp32): 3D Dice vs official {d:.4}\n{stdout}");
+    assert!(d >= 0.99, "3D Dice {d}");
+    assert!(inside[..z0 * w * h].iter().chain(outside).all(|&v| v == 0.0));
+    assert!(labels.data.iter().all(|&v| v == 0.0 || v == 1.0));
+    // The printed volume is the voxel count times the voxel size.
+    let voxels = got.iter().filter(|&&v| v).count();
+    let ml = medseg::metrics::volume_ml(voxels, src.spacing);
+    assert!(stdout.contains(&format!("{voxels} voxels, {ml:.2} mL")), "{stdout}");
+
+    let o = run("162,84,11,208,153,60", &out);
+    assert_clean_failure(&o, "not inside the volume's 25 slices");
+    let o = run("162,84,11,208,153", &out);
+    assert_clean_failure(&o, "six numbers");
+    let o = run(&b.join(","), std::path::Path::new("labels.png"));
+    assert_clean_failure(&o, ".nii.gz");
+}

@@ -14,14 +14,15 @@ mod cli {
     use clap::{Parser, Subcommand, ValueEnum};
     use medseg::imaging::GrayImage;
     use medseg::imaging::decode::{Planes, decode_image, encode_mask_png, has_image_extension};
-    use medseg::imaging::volume::read_volume;
+    use medseg::imaging::volume::{read_volume, write_nifti_labels};
     use medseg::imaging::window::{self, Window};
-    use medseg::metrics::{dice, nsd};
+    use medseg::metrics::{area_mm2, dice, nsd, volume_ml};
     use medseg::models::sam::SamArch;
     use medseg::models::sam::tiny_vit::TinyVitConfig;
     use medseg::models::sam::vit::VitConfig;
     use medseg::models::universeg::UniverSegConfig;
     use medseg::pipeline::medsam::{MedSam, UserPrompt};
+    use medseg::pipeline::propagate::{Box3d, EmbeddingCache, Propagation, SliceStack, propagate};
     use medseg::pipeline::universeg::{self, Ensemble, SupportItem, UniverSeg, pair_files};
     use medseg::weights::convert::{convert_sam, convert_universeg};
     use medseg::weights::model_file::{self, Precision};
@@ -38,6 +39,7 @@ mod cli {
 Typical use:\n  \
 medseg convert --checkpoint lite_medsam.pth --out models/litemedsam.int8.medseg\n  \
 medseg segment --model models/litemedsam.int8.medseg --image ct.png --box 321,334,392,398 --out mask.png\n  \
+medseg propagate --model models/litemedsam.int8.medseg --volume ct.nrrd --box 318,333,15,404,398,25 --out tumour.nii.gz\n  \
 medseg eval --pred mask.png --gt truth.png\n  \
 medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --query new.png --out new_mask.png"
     )]
@@ -112,6 +114,30 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             #[arg(long, value_enum, default_value = "cpu")]
             backend: Backend,
         },
+        /// Segment an object through a volume from one 3D box (the official LiteMedSAM 3D
+        /// procedure: middle slice first, each next slice boxed from its neighbour's mask) and
+        /// write the label volume as NIfTI aligned with the scan; prints areas and the volume.
+        Propagate {
+            /// A medseg model file (from `medseg convert`) or an official .pth checkpoint.
+            #[arg(long)]
+            model: PathBuf,
+            /// The scan: .nrrd, .nii or .nii.gz.
+            #[arg(long)]
+            volume: PathBuf,
+            /// 3D box in voxels, x0,y0,z0,x1,y1,z1 (slices z0..z1 inclusive, file order).
+            #[arg(long, value_parser = parse_box3d)]
+            r#box: [f32; 6],
+            #[arg(long, value_enum, default_value = "auto")]
+            window: WindowArg,
+            /// Go on past z0/z1 until a slice's mask comes out empty.
+            #[arg(long)]
+            beyond: bool,
+            /// Output labels (.nii.gz or .nii; 1 = object), same geometry as the scan.
+            #[arg(long)]
+            out: PathBuf,
+            #[arg(long, value_enum, default_value = "cpu")]
+            backend: Backend,
+        },
         /// Segment new images from examples (UniverSeg): a folder of NAME_image.png /
         /// NAME_mask.png pairs defines the task; no training.
         Universeg {
@@ -176,6 +202,16 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             .map_err(|_| format!("expected four numbers x0,y0,x1,y1, got {s:?}"))?;
         v.try_into()
             .map_err(|_| format!("expected four numbers x0,y0,x1,y1, got {s:?}"))
+    }
+
+    fn parse_box3d(s: &str) -> std::result::Result<[f32; 6], String> {
+        let msg = || format!("expected six numbers x0,y0,z0,x1,y1,z1, got {s:?}");
+        let v: Vec<f32> = s
+            .split(',')
+            .map(|p| p.trim().parse::<f32>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| msg())?;
+        v.try_into().map_err(|_| msg())
     }
 
     fn parse_pair(s: &str) -> std::result::Result<(f64, f64), String> {
@@ -319,19 +355,22 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             ))
         })?;
         vol.slice(z)?; // a clear error before windowing the whole volume
-        let window = match w {
-            WindowArg::Ct => Window::CT_SOFT_TISSUE,
-            WindowArg::Mr => Window::MrPercentile,
-            WindowArg::Auto if vol.data.iter().any(|&v| v < -500.0) => Window::CT_SOFT_TISSUE,
-            WindowArg::Auto => Window::MrPercentile,
-        };
-        let u8s = window::apply(&vol.data, window);
+        let u8s = window::apply(&vol.data, choose_window(&vol.data, w));
         let n = width * height;
         Ok(Planes::gray(GrayImage::new(
             width,
             height,
             u8s[z * n..(z + 1) * n].to_vec(),
         )))
+    }
+
+    fn choose_window(values: &[f32], w: WindowArg) -> Window {
+        match w {
+            WindowArg::Ct => Window::CT_SOFT_TISSUE,
+            WindowArg::Mr => Window::MrPercentile,
+            WindowArg::Auto if values.iter().any(|&v| v < -500.0) => Window::CT_SOFT_TISSUE,
+            WindowArg::Auto => Window::MrPercentile,
+        }
     }
 
     fn load_mask(path: &Path) -> Result<(Vec<bool>, usize, usize)> {
@@ -471,6 +510,76 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
                     "wrote {} ({area} pixels, predicted IoU {:.3})",
                     out.display(),
                     pred.iou
+                );
+            }
+            Cmd::Propagate {
+                model,
+                volume,
+                r#box,
+                window,
+                beyond,
+                out,
+                backend,
+            } => {
+                let name = out.to_string_lossy().to_ascii_lowercase();
+                if !name.ends_with(".nii") && !name.ends_with(".nii.gz") {
+                    return Err(Error::Input(
+                        "--out must name a .nii.gz or .nii file".into(),
+                    ));
+                }
+                if !is_volume_name(&volume) {
+                    return Err(Error::Input(
+                        "--volume must be a .nrrd, .nii or .nii.gz scan".into(),
+                    ));
+                }
+                let vol = read_volume(&read(&volume)?)?;
+                let [w, h, d] = vol.size;
+                let box3d = Box3d::from_official(r#box)?;
+                let u8s = window::apply(&vol.data, choose_window(&vol.data, window));
+                let dev = device(backend)?;
+                let m = load_model(&model, &dev)?;
+                let stack = SliceStack {
+                    width: w,
+                    height: h,
+                    data: &u8s,
+                };
+                let mut masks = vec![None; d];
+                let t = Instant::now();
+                pollster::block_on(propagate(
+                    &m,
+                    &stack,
+                    &box3d,
+                    Propagation { beyond },
+                    &mut EmbeddingCache::new(1),
+                    &mut masks,
+                    &mut async |done, planned| {
+                        eprint!("\rslice {done}/{planned}");
+                        true
+                    },
+                ))?;
+                eprintln!();
+                let n = w * h;
+                let mut labels = vec![0u8; n * d];
+                let [sx, sy, _] = vol.spacing;
+                for (z, mask) in masks.iter().enumerate() {
+                    if let Some(mask) = mask {
+                        labels[z * n..(z + 1) * n].copy_from_slice(mask);
+                        let area = area_mm2(mask, [sx, sy]);
+                        if area > 0.0 {
+                            println!("slice {z}: {area:.1} mm²");
+                        }
+                    }
+                }
+                let voxels = labels.iter().filter(|&&v| v > 0).count();
+                write(
+                    &out,
+                    &write_nifti_labels(&vol, &labels, name.ends_with(".gz"))?,
+                )?;
+                println!(
+                    "wrote {}: {voxels} voxels, {:.2} mL, {:.1} s",
+                    out.display(),
+                    volume_ml(voxels, vol.spacing),
+                    t.elapsed().as_secs_f64()
                 );
             }
             Cmd::Universeg {

@@ -6,6 +6,8 @@
 //!
 //! Voxels are stored in file order, x fastest, the order SimpleITK's `GetArrayFromImage` gives
 //! as (z, y, x): slice `z` is the image MedSAM's scripts see. No reorientation is applied.
+//! Geometry is kept in LPS world coordinates (DICOM's and ITK's), whatever the file used:
+//! NIfTI's RAS is converted on reading and back on writing ([`write_nifti_labels`]).
 
 use super::ScalarImage;
 use crate::error::{Error, Result};
@@ -21,10 +23,9 @@ pub struct Volume {
     pub size: [usize; 3],
     /// Voxel size along each axis (mm).
     pub spacing: [f64; 3],
-    /// World position of the first voxel's centre (file convention: LPS for NRRD with
-    /// `space: left-posterior-superior`, RAS for NIfTI).
+    /// World position (LPS, mm) of the first voxel's centre.
     pub origin: [f64; 3],
-    /// Unit direction of each voxel axis in world space: `direction[axis]`.
+    /// Unit direction of each voxel axis in LPS world space: `direction[axis]`.
     pub direction: [[f64; 3]; 3],
     /// Raw intensities (HU for CT after NIfTI scaling), x fastest.
     pub data: Vec<f32>,
@@ -203,9 +204,15 @@ fn read_nrrd(bytes: &[u8]) -> Result<Volume> {
             }
         }
     }
-    let origin = get("space origin")
+    let mut origin = get("space origin")
         .and_then(|o| vectors(o).into_iter().next().flatten())
         .unwrap_or([0.0; 3]);
+    if matches!(
+        get("space"),
+        Some("right-anterior-superior" | "RAS" | "right_anterior_superior")
+    ) {
+        ras_lps(&mut origin, &mut direction);
+    }
     Ok(Volume {
         size: [size[0], size[1], size[2]],
         spacing,
@@ -353,6 +360,7 @@ fn read_nifti(bytes: &[u8]) -> Result<Volume> {
         }
         origin = [268, 272, 276].map(|o| f32_at(o) as f64);
     }
+    ras_lps(&mut origin, &mut direction);
     Ok(Volume {
         size,
         spacing,
@@ -360,6 +368,143 @@ fn read_nifti(bytes: &[u8]) -> Result<Volume> {
         direction,
         data,
     })
+}
+
+/// RAS ↔ LPS: the x and y world axes change sign (the map is its own inverse).
+fn ras_lps(origin: &mut [f64; 3], direction: &mut [[f64; 3]; 3]) {
+    for v in std::iter::once(origin).chain(direction.iter_mut()) {
+        v[0] = -v[0];
+        v[1] = -v[1];
+    }
+}
+
+/// A label volume (one byte per voxel, x fastest) as NIfTI-1 with `geometry`'s size, spacing,
+/// direction and origin in both the sform and the qform, so other viewers overlay it on the
+/// source scan; gzip-compressed when `gzip` (`.nii.gz`).
+pub fn write_nifti_labels(geometry: &Volume, labels: &[u8], gzip: bool) -> Result<Vec<u8>> {
+    let [w, h, d] = geometry.size;
+    if labels.len() != w * h * d {
+        return Err(Error::Input(format!(
+            "{} labels for a {w}×{h}×{d} volume",
+            labels.len()
+        )));
+    }
+    if geometry.size.iter().any(|&n| n > i16::MAX as usize) {
+        return Err(Error::Input(
+            "NIfTI-1 holds at most 32767 voxels per axis".into(),
+        ));
+    }
+    let mut origin = geometry.origin;
+    let mut direction = geometry.direction;
+    ras_lps(&mut origin, &mut direction);
+    let mut hd = vec![0u8; 352];
+    let mut put = |o: usize, b: &[u8]| hd[o..o + b.len()].copy_from_slice(b);
+    put(0, &348i32.to_le_bytes());
+    for (i, v) in [3, w, h, d, 1, 1, 1, 1].iter().enumerate() {
+        put(40 + 2 * i, &(*v as i16).to_le_bytes());
+    }
+    put(70, &2i16.to_le_bytes()); // DT_UINT8
+    put(72, &8i16.to_le_bytes()); // bits per voxel
+    // The qform: rotation as a quaternion, a left-handed frame flagged by qfac = −1.
+    let mut r = [[0.0; 3]; 3];
+    for (axis, dir) in direction.iter().enumerate() {
+        for row in 0..3 {
+            r[row][axis] = dir[row];
+        }
+    }
+    let det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1])
+        - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
+        + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0]);
+    let qfac = if det < 0.0 { -1.0 } else { 1.0 };
+    if qfac < 0.0 {
+        (0..3).for_each(|row| r[row][2] = -r[row][2]);
+    }
+    let [b, c, dq] = quaternion(&r);
+    for (i, v) in [
+        qfac,
+        geometry.spacing[0],
+        geometry.spacing[1],
+        geometry.spacing[2],
+    ]
+    .iter()
+    .enumerate()
+    {
+        put(76 + 4 * i, &(*v as f32).to_le_bytes());
+    }
+    put(108, &352f32.to_le_bytes()); // vox_offset
+    put(112, &1f32.to_le_bytes()); // scl_slope
+    put(123, &[10]); // xyzt_units: mm, s
+    put(252, &1i16.to_le_bytes()); // qform_code: scanner
+    put(254, &1i16.to_le_bytes()); // sform_code: scanner
+    for (i, v) in [b, c, dq, origin[0], origin[1], origin[2]]
+        .iter()
+        .enumerate()
+    {
+        put(256 + 4 * i, &(*v as f32).to_le_bytes());
+    }
+    for row in 0..3 {
+        for axis in 0..3 {
+            let v = direction[axis][row] * geometry.spacing[axis];
+            put(280 + 16 * row + 4 * axis, &(v as f32).to_le_bytes());
+        }
+        put(280 + 16 * row + 12, &(origin[row] as f32).to_le_bytes());
+    }
+    put(328, b"medseg labels\0");
+    put(344, b"n+1\0");
+    hd.extend_from_slice(labels);
+    if !gzip {
+        return Ok(hd);
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &hd)
+        .and_then(|_| gz.finish())
+        .map_err(|e| Error::Io(format!("gzip: {e}")))
+}
+
+/// (b, c, d) of the unit quaternion of a proper rotation matrix (a ≥ 0, as NIfTI stores it).
+fn quaternion(r: &[[f64; 3]; 3]) -> [f64; 3] {
+    let a = 1.0 + r[0][0] + r[1][1] + r[2][2];
+    let q = if a > 0.5 {
+        let a = 0.5 * a.sqrt();
+        [
+            0.25 * (r[2][1] - r[1][2]) / a,
+            0.25 * (r[0][2] - r[2][0]) / a,
+            0.25 * (r[1][0] - r[0][1]) / a,
+            a,
+        ]
+    } else {
+        let xd = 1.0 + r[0][0] - (r[1][1] + r[2][2]);
+        let yd = 1.0 + r[1][1] - (r[0][0] + r[2][2]);
+        let zd = 1.0 + r[2][2] - (r[0][0] + r[1][1]);
+        if xd > 1.0 {
+            let b = 0.5 * xd.sqrt();
+            [
+                b,
+                0.25 * (r[0][1] + r[1][0]) / b,
+                0.25 * (r[0][2] + r[2][0]) / b,
+                0.25 * (r[2][1] - r[1][2]) / b,
+            ]
+        } else if yd > 1.0 {
+            let c = 0.5 * yd.sqrt();
+            [
+                0.25 * (r[0][1] + r[1][0]) / c,
+                c,
+                0.25 * (r[1][2] + r[2][1]) / c,
+                0.25 * (r[0][2] - r[2][0]) / c,
+            ]
+        } else {
+            let d = 0.5 * zd.sqrt();
+            [
+                0.25 * (r[0][2] + r[2][0]) / d,
+                0.25 * (r[1][2] + r[2][1]) / d,
+                d,
+                0.25 * (r[1][0] - r[0][1]) / d,
+            ]
+        }
+    };
+    // q = [b, c, d, a]; NIfTI wants a ≥ 0.
+    let s = if q[3] < 0.0 { -1.0 } else { 1.0 };
+    [q[0] * s, q[1] * s, q[2] * s]
 }
 
 #[cfg(test)]
@@ -425,8 +570,9 @@ mod tests {
         assert_eq!(v.size, [2, 1, 2]);
         assert_eq!(v.data, vec![-1024.0, -1022.0, -1020.0, -1018.0]);
         assert!((v.spacing[1] - 0.8).abs() < 1e-6 && (v.spacing[2] - 2.5).abs() < 1e-6);
-        assert_eq!(v.direction[1], [0.0, -1.0, 0.0]);
-        assert_eq!(v.origin, [-10.0, 20.0, 30.0]);
+        // RAS in the file, LPS in memory.
+        assert_eq!(v.direction[1], [0.0, 1.0, 0.0]);
+        assert_eq!(v.origin, [10.0, -20.0, 30.0]);
         // gzip-wrapped, as .nii.gz.
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(
@@ -439,6 +585,75 @@ mod tests {
         assert!(e.to_string().contains("time series"), "{e}");
         let e = read_volume(&nifti(&[3, 2, 1, 2, 1, 1, 1, 1], &[0; 3], 1.0)).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn nifti_labels_reread_with_the_source_geometry() {
+        // An oblique, left-handed (LPS) geometry: rotated 30° about z, z axis flipped.
+        let (c, s) = (30f64.to_radians().cos(), 30f64.to_radians().sin());
+        let src = Volume {
+            size: [3, 2, 2],
+            spacing: [0.7, 0.8, 2.5],
+            origin: [-12.5, 40.25, -7.0],
+            direction: [[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, -1.0]],
+            data: vec![],
+        };
+        let labels: Vec<u8> = (0..12).map(|i| (i % 3) as u8).collect();
+        for gzip in [false, true] {
+            let bytes = write_nifti_labels(&src, &labels, gzip).unwrap();
+            let back = read_volume(&bytes).unwrap();
+            assert_eq!(back.size, src.size);
+            assert_eq!(
+                back.data,
+                labels.iter().map(|&v| v as f32).collect::<Vec<_>>()
+            );
+            let close = |a: f64, b: f64| (a - b).abs() < 1e-5;
+            assert!(
+                back.spacing
+                    .iter()
+                    .zip(src.spacing)
+                    .all(|(a, b)| close(*a, b))
+            );
+            assert!(
+                back.origin
+                    .iter()
+                    .zip(src.origin)
+                    .all(|(a, b)| close(*a, b))
+            );
+            for axis in 0..3 {
+                for k in 0..3 {
+                    assert!(
+                        close(back.direction[axis][k], src.direction[axis][k]),
+                        "{back:?}"
+                    );
+                }
+            }
+            // The qform, read alone, gives the same frame.
+            let mut q = if gzip {
+                let mut raw = Vec::new();
+                std::io::Read::read_to_end(&mut GzDecoder::new(&bytes[..]), &mut raw).unwrap();
+                raw
+            } else {
+                bytes.clone()
+            };
+            q[254] = 0; // sform_code = 0
+            let viaq = read_volume(&q).unwrap();
+            for axis in 0..3 {
+                for k in 0..3 {
+                    assert!(
+                        close(viaq.direction[axis][k], src.direction[axis][k]),
+                        "{viaq:?}"
+                    );
+                }
+            }
+            assert!(
+                viaq.origin
+                    .iter()
+                    .zip(src.origin)
+                    .all(|(a, b)| close(*a, b))
+            );
+        }
+        assert!(write_nifti_labels(&src, &[0; 5], false).is_err());
     }
 
     #[test]
