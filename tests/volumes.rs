@@ -181,12 +181,20 @@ fn cli_propagates_a_box_through_a_volume_and_exports_aligned_nifti() {
     let d = medseg::metrics::dice(&got, &want);
     eprintln!("CLI propagate brain1 (fp32): 3D Dice vs official {d:.4}\n{stdout}");
     assert!(d >= 0.99, "3D Dice {d}");
-    assert!(inside[..z0 * w * h].iter().chain(outside).all(|&v| v == 0.0));
+    assert!(
+        inside[..z0 * w * h]
+            .iter()
+            .chain(outside)
+            .all(|&v| v == 0.0)
+    );
     assert!(labels.data.iter().all(|&v| v == 0.0 || v == 1.0));
     // The printed volume is the voxel count times the voxel size.
     let voxels = got.iter().filter(|&&v| v).count();
     let ml = medseg::metrics::volume_ml(voxels, src.spacing);
-    assert!(stdout.contains(&format!("{voxels} voxels, {ml:.2} mL")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{voxels} voxels, {ml:.2} mL")),
+        "{stdout}"
+    );
 
     let o = run("162,84,11,208,153,60", &out);
     assert_clean_failure(&o, "not inside the volume's 25 slices");

@@ -5,10 +5,12 @@ mod canvas;
 mod state;
 mod storage;
 mod task;
+mod volume;
 mod web;
 
 use crate::imaging::GrayImage;
 use crate::imaging::decode::{decode_image, encode_gray_png, encode_mask_png};
+use crate::imaging::volume::has_volume_extension;
 use crate::metrics::{dice, nsd};
 use crate::pipeline::medsam::{MedSam, UserPrompt};
 use burn::tensor::Device;
@@ -170,6 +172,7 @@ async fn embed_current(ui: Ui) {
     if let Err(e) = crate::weights::to_host_async(probe).await {
         return ui.fail(format!("The compute device failed: {e}"));
     }
+    volume::remember_embedding(&emb);
     with(|s| s.embedding = Some(emb));
     ui.progress.set(None);
     ui.phase.set("ready");
@@ -179,13 +182,16 @@ async fn embed_current(ui: Ui) {
     ));
 }
 
-async fn open_file(ui: Ui, file: web_sys::File) {
+async fn open_file(ui: Ui, v: volume::VolUi, file: web_sys::File) {
     ui.error.set(None);
     let bytes = match web::read_file(&file).await {
         Ok(b) => b,
         Err(e) => return ui.fail(format!("Could not read {}: {e}", file.name())),
     };
     let name = file.name();
+    if has_volume_extension(&name) {
+        return volume::open(ui, v, name, bytes).await;
+    }
     if name.to_lowercase().contains("mask") && with(|s| s.display.is_some()) {
         return load_reference(ui, &bytes, &name);
     }
@@ -198,6 +204,7 @@ async fn open_file(ui: Ui, file: web_sys::File) {
         }
     };
     with(|s| {
+        s.volume = None;
         s.display = Some(img.luma());
         s.image = Some(img);
         s.embedding = None;
@@ -211,6 +218,7 @@ async fn open_file(ui: Ui, file: web_sys::File) {
     });
     ui.image_name.set(name);
     ui.sync();
+    v.sync();
     if with(|s| s.model.is_some()) {
         embed_current(ui).await;
     }
@@ -244,6 +252,10 @@ fn load_reference(ui: Ui, bytes: &[u8], name: &str) {
 }
 
 async fn segment_box(ui: Ui, bbox: [f32; 4]) {
+    // Volume slices are embedded when first needed.
+    if volume::is_open() && with(|s| s.model.is_some() && s.embedding.is_none()) {
+        embed_current(ui).await;
+    }
     let Some((model, emb)) = with(|s| Some((s.model.clone()?, s.embedding.clone()?))) else {
         return ui.fail("The image is still being encoded; try again in a moment.");
     };
@@ -371,6 +383,13 @@ fn delete_selected(ui: Ui) {
 pub fn App() -> impl IntoView {
     let ui = Ui::new();
     let t = task::TaskUi::new();
+    let v = volume::VolUi::new();
+    // Measurements follow the objects and the selection.
+    Effect::new(move |_| {
+        ui.objects.track();
+        ui.selected.track();
+        v.sync();
+    });
     spawn_local(load_model(ui));
     spawn_local(task::find_weights(ui, t));
 
@@ -428,7 +447,8 @@ pub fn App() -> impl IntoView {
         if button == 0 && ui.tool.get_untracked() == Tool::Box {
             let b = with(|s| s.drag_box.take());
             if let Some(b) = b.filter(|b| b[2] - b[0] >= 2.0 && b[3] - b[1] >= 2.0) {
-                spawn_local(segment_box(ui, b));
+                // Corners snap to the pixel under the pointer: integer boxes, as the official scripts use.
+                spawn_local(segment_box(ui, b.map(f32::floor)));
             } else {
                 with(|s| canvas::redraw(s));
             }
@@ -440,7 +460,7 @@ pub fn App() -> impl IntoView {
     let on_file = move |ev: web_sys::Event| {
         let input: HtmlInputElement = ev.target().unwrap().unchecked_into();
         if let Some(f) = input.files().and_then(|l| l.get(0)) {
-            spawn_local(open_file(ui, f));
+            spawn_local(open_file(ui, v, f));
         }
         input.set_value("");
     };
@@ -455,7 +475,7 @@ pub fn App() -> impl IntoView {
             if [".pt", ".pth", ".medseg"].iter().any(|e| name.ends_with(e)) {
                 spawn_local(task::add_weights(ui, t, f));
             } else {
-                spawn_local(open_file(ui, f));
+                spawn_local(open_file(ui, v, f));
             }
         }
     };
@@ -480,6 +500,15 @@ pub fn App() -> impl IntoView {
             ("+" | "=", false) => zoom(|z| z * 1.25),
             ("-", false) => zoom(|z| z / 1.25),
             ("0", false) => zoom(|_| 1.0),
+            ("ArrowUp" | "PageUp", false) if volume::is_open() => {
+                volume::step(ui, v, if ev.key() == "PageUp" { 10 } else { 1 })
+            }
+            ("ArrowDown" | "PageDown", false) if volume::is_open() => {
+                volume::step(ui, v, if ev.key() == "PageDown" { -10 } else { -1 })
+            }
+            ("[", false) if volume::is_open() => volume::mark(v, 0),
+            ("]", false) if volume::is_open() => volume::mark(v, 1),
+            ("p", false) if volume::is_open() => spawn_local(volume::run(ui, v, false)),
             ("a", false) => task::add_current(ui, t),
             ("u", false) => spawn_local(task::run_current(ui, t)),
             _ => return,
@@ -505,9 +534,12 @@ pub fn App() -> impl IntoView {
                     on:wheel=move |ev: web_sys::WheelEvent| if ev.ctrl_key() {
                         ev.prevent_default();
                         zoom(|z| if ev.delta_y() < 0.0 { z * 1.1 } else { z / 1.1 });
+                    } else if volume::is_open() {
+                        ev.prevent_default();
+                        volume::step(ui, v, if ev.delta_y() < 0.0 { 1 } else { -1 });
                     }>
                     <Show when=move || !ui.image_name.get().is_empty()
-                        fallback=|| view! { <div class="empty">"Drop a PNG or JPEG scan here, or press Open."<br/>
+                        fallback=|| view! { <div class="empty">"Drop a PNG or JPEG image or a NRRD/NIfTI volume here, or press Open."<br/>
                             <small>"Images never leave this computer."</small></div> }>
                         {()}
                     </Show>
@@ -518,8 +550,8 @@ pub fn App() -> impl IntoView {
                 </section>
                 <aside>
                     <div class="panel">
-                        <label class="button primary">"Open image…"
-                            <input id="file" type="file" accept=".png,.jpg,.jpeg,image/png,image/jpeg" on:change=on_file/>
+                        <label class="button primary">"Open image or volume…"
+                            <input id="file" type="file" accept=".png,.jpg,.jpeg,.nrrd,.nii,.gz,image/png,image/jpeg" on:change=on_file/>
                         </label>
                         <div class="name">{move || ui.image_name.get()}</div>
                     </div>
@@ -560,6 +592,7 @@ pub fn App() -> impl IntoView {
                             <button title="Delete (Del)" on:click=move |_| delete_selected(ui)>"Delete"</button>
                         </div>
                     </div>
+                    <volume::VolumePanel ui=ui v=v/>
                     <task::TaskPanel ui=ui t=t/>
                     <div class="panel">
                         <h3>"Evaluation"</h3>

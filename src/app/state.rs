@@ -4,9 +4,11 @@
 use crate::imaging::GrayImage;
 use crate::imaging::decode::Planes;
 use crate::pipeline::medsam::{ImageEmbedding, MedSam};
+use crate::pipeline::propagate::Box3d;
 use crate::pipeline::universeg::UniverSeg;
 use burn::tensor::Device;
 use std::cell::RefCell;
+use std::rc::Rc;
 
 pub const PALETTE: [[u8; 3]; 8] = [
     [255, 196, 0],
@@ -26,8 +28,13 @@ pub struct Obj {
     pub color: [u8; 3],
     /// The box it was segmented from, in image pixels.
     pub bbox: Option<[f32; 4]>,
-    /// 0/1 per pixel.
+    /// 0/1 per pixel (on a volume: the slice in view).
     pub mask: Vec<u8>,
+    /// On a volume: every slice's mask, shared between undo steps (the slice in view is
+    /// `mask`, written back when the view moves). Empty for a 2D image.
+    pub slices: Vec<Option<Rc<Vec<u8>>>>,
+    /// On a volume: the 3D box it was propagated from.
+    pub box3d: Option<Box3d>,
 }
 
 #[derive(Default)]
@@ -38,6 +45,8 @@ pub struct State {
     pub universeg: Option<UniverSeg>,
     /// The task's support set (UniverSeg).
     pub support: Vec<super::task::SupportEntry>,
+    /// An open volume (its slice in view is `image`).
+    pub volume: Option<super::volume::Loaded>,
     pub image: Option<Planes>,
     pub display: Option<GrayImage>,
     pub embedding: Option<ImageEmbedding>,
@@ -59,8 +68,40 @@ pub struct State {
 }
 
 impl State {
+    /// On a volume: writes the masks in view back to their slice lists.
+    pub fn store_view(&mut self) {
+        let Some((z, depth)) = self.volume.as_ref().map(|v| (v.z, v.volume.size[2])) else {
+            return;
+        };
+        for o in &mut self.objects {
+            o.slices.resize(depth, None);
+            if o.slices[z].as_deref() != Some(&o.mask) {
+                o.slices[z] = o.mask.contains(&1).then(|| Rc::new(o.mask.clone()));
+            }
+        }
+    }
+
+    /// On a volume: shows each object's mask of the slice in view.
+    pub fn load_view(&mut self) {
+        let Some((z, n)) = self
+            .volume
+            .as_ref()
+            .map(|v| (v.z, v.volume.size[0] * v.volume.size[1]))
+        else {
+            return;
+        };
+        for o in &mut self.objects {
+            o.mask = o
+                .slices
+                .get(z)
+                .and_then(|m| m.as_deref().cloned())
+                .unwrap_or_else(|| vec![0; n]);
+        }
+    }
+
     /// Records the current objects so the next change can be undone.
     pub fn checkpoint(&mut self) {
+        self.store_view();
         self.undo.push((self.objects.clone(), self.selected));
         if self.undo.len() > 100 {
             self.undo.remove(0);
@@ -68,22 +109,26 @@ impl State {
         self.redo.clear();
     }
     pub fn undo(&mut self) -> bool {
+        self.store_view();
         match self.undo.pop() {
             Some(prev) => {
                 let cur = (std::mem::take(&mut self.objects), self.selected);
                 self.redo.push(cur);
                 (self.objects, self.selected) = prev;
+                self.load_view();
                 true
             }
             None => false,
         }
     }
     pub fn redo(&mut self) -> bool {
+        self.store_view();
         match self.redo.pop() {
             Some(next) => {
                 let cur = (std::mem::take(&mut self.objects), self.selected);
                 self.undo.push(cur);
                 (self.objects, self.selected) = next;
+                self.load_view();
                 true
             }
             None => false,
@@ -97,6 +142,8 @@ impl State {
             color,
             bbox,
             mask,
+            slices: vec![None; self.volume.as_ref().map_or(0, |v| v.volume.size[2])],
+            box3d: None,
         });
         self.objects.len() - 1
     }

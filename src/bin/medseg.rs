@@ -14,7 +14,7 @@ mod cli {
     use clap::{Parser, Subcommand, ValueEnum};
     use medseg::imaging::GrayImage;
     use medseg::imaging::decode::{Planes, decode_image, encode_mask_png, has_image_extension};
-    use medseg::imaging::volume::{read_volume, write_nifti_labels};
+    use medseg::imaging::volume::{has_volume_extension, read_volume, write_nifti_labels};
     use medseg::imaging::window::{self, Window};
     use medseg::metrics::{area_mm2, dice, nsd, volume_ml};
     use medseg::models::sam::SamArch;
@@ -329,8 +329,7 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
     }
 
     fn is_volume_name(p: &Path) -> bool {
-        let l = p.to_string_lossy().to_ascii_lowercase();
-        [".nrrd", ".nii", ".nii.gz"].iter().any(|e| l.ends_with(e))
+        has_volume_extension(&p.to_string_lossy())
     }
 
     /// A 2D image, or one slice of a volume windowed over the whole volume (as the official

@@ -49,6 +49,12 @@ impl Volume {
     }
 }
 
+/// Whether a file name is one of the volume formats read here.
+pub fn has_volume_extension(name: &str) -> bool {
+    let l = name.to_ascii_lowercase();
+    [".nrrd", ".nii", ".nii.gz"].iter().any(|e| l.ends_with(e))
+}
+
 /// Reads a NRRD or NIfTI volume, recognised by content (gzip-wrapped NIfTI included).
 pub fn read_volume(bytes: &[u8]) -> Result<Volume> {
     if bytes.starts_with(b"NRRD") {

@@ -62,7 +62,8 @@ impl SliceStack<'_> {
         self.data.len() / (self.width * self.height).max(1)
     }
 
-    fn slice(&self, z: usize) -> Planes {
+    /// Slice `z` as the model sees it.
+    pub fn slice(&self, z: usize) -> Planes {
         let n = self.width * self.height;
         Planes::gray(GrayImage::new(
             self.width,
@@ -100,22 +101,33 @@ impl EmbeddingCache {
         self.entries.clear();
     }
 
+    /// Slice `z`'s embedding if cached (it becomes the most recently used).
+    pub fn get(&mut self, z: usize) -> Option<ImageEmbedding> {
+        let i = self.entries.iter().position(|(k, _)| *k == z)?;
+        let hit = self.entries.remove(i).expect("index from position");
+        self.entries.push_back(hit.clone());
+        Some(hit.1)
+    }
+
+    pub fn insert(&mut self, z: usize, emb: ImageEmbedding) {
+        self.entries.retain(|(k, _)| *k != z);
+        if self.entries.len() == self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((z, emb));
+    }
+
     fn get_or_embed(
         &mut self,
         model: &MedSam,
         stack: &SliceStack,
         z: usize,
     ) -> Result<ImageEmbedding> {
-        if let Some(i) = self.entries.iter().position(|(k, _)| *k == z) {
-            let hit = self.entries.remove(i).expect("index from position");
-            self.entries.push_back(hit.clone());
-            return Ok(hit.1);
+        if let Some(hit) = self.get(z) {
+            return Ok(hit);
         }
         let emb = model.embed(&stack.slice(z))?;
-        if self.entries.len() == self.capacity {
-            self.entries.pop_front();
-        }
-        self.entries.push_back((z, emb.clone()));
+        self.insert(z, emb.clone());
         Ok(emb)
     }
 }

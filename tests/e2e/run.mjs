@@ -9,6 +9,7 @@ import zlib from 'node:zlib';
 import os from 'node:os';
 import { serve } from './serve.mjs';
 import { writeSupport, nativeMask, convertNative, zipOf } from './universeg.mjs';
+import { volumeChecks } from './volume.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const FIX = path.resolve(ROOT, '../shared/fixtures');
@@ -42,7 +43,10 @@ function giantPng() {
 }
 
 let passed = 0, failed = 0;
+// MEDSEG_E2E_ONLY=<text>: run only the checks whose name contains it (and the model load).
+const onlyCheck = process.env.MEDSEG_E2E_ONLY;
 async function check(name, fn) {
+  if (onlyCheck && !name.includes(onlyCheck) && !name.includes('model loads')) return;
   try { await fn(); passed++; console.log(`ok   ${name}`); }
   catch (e) { failed++; console.log(`FAIL ${name}: ${e.message}`); }
 }
@@ -126,6 +130,7 @@ async function session(mode, server) {
   });
 
   if (mode === 'cpu') await universegChecks(page, prefix, waitPhase);
+  if (mode === 'cpu') await volumeChecks(page, prefix, check, assert, ROOT, ART);
 
   await check(`${prefix} nothing left the page's origin`, async () => {
     assert(egress.length === 0, `requests: ${egress.join(', ')}`);

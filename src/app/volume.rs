@@ -1,0 +1,486 @@
+//! Volumes in the page: open a NRRD/NIfTI scan, scroll its axial slices, propagate a box through
+//! them with 3D MedSAM, measure, and export the labels as NIfTI aligned with the scan.
+//!
+//! The model sees each slice windowed over the whole volume as the official preprocessing does
+//! (CT soft tissue, MR percentiles); display presets only change what is shown. Slices are
+//! embedded on demand (a box drawn, a propagation) and cached.
+
+use super::state::with;
+use super::{Ui, canvas, web};
+use crate::imaging::GrayImage;
+use crate::imaging::volume::{Volume, read_volume, write_nifti_labels};
+use crate::imaging::window::{self, Window};
+use crate::metrics::{area_mm2, volume_ml};
+use crate::pipeline::propagate::{
+    Box3d, EmbeddingCache, Outcome, Propagation, SliceMasks, SliceStack, propagate,
+    repropagate_from,
+};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::rc::Rc;
+
+/// Embeddings kept per volume (4 MB each for LiteMedSAM).
+const CACHE_SLICES: usize = 24;
+
+/// Display presets: (name, window). `None` = the model's own windowing.
+const PRESETS: [(&str, Option<Window>); 6] = [
+    ("As the model sees it", None),
+    ("CT soft tissue", Some(Window::CT_SOFT_TISSUE)),
+    (
+        "CT lung",
+        Some(Window::Ct {
+            level: -600.0,
+            width: 1500.0,
+        }),
+    ),
+    (
+        "CT bone",
+        Some(Window::Ct {
+            level: 400.0,
+            width: 1800.0,
+        }),
+    ),
+    (
+        "CT brain",
+        Some(Window::Ct {
+            level: 40.0,
+            width: 80.0,
+        }),
+    ),
+    ("MR auto (percentiles)", Some(Window::MrPercentile)),
+];
+
+/// An open volume.
+pub struct Loaded {
+    /// Raw intensities and geometry.
+    pub volume: Volume,
+    /// The model's input, windowed over the whole volume.
+    pub model_u8: Vec<u8>,
+    pub z: usize,
+    pub cache: EmbeddingCache,
+    /// First/last slice marks for propagation.
+    pub marks: [Option<usize>; 2],
+    pub preset: usize,
+    /// Set by Cancel; read between slices.
+    pub cancel: bool,
+}
+
+impl Loaded {
+    fn stack(&self) -> SliceStack<'_> {
+        SliceStack {
+            width: self.volume.size[0],
+            height: self.volume.size[1],
+            data: &self.model_u8,
+        }
+    }
+    fn depth(&self) -> usize {
+        self.volume.size[2]
+    }
+    fn display(&self, z: usize) -> GrayImage {
+        let [w, h, _] = self.volume.size;
+        match PRESETS[self.preset].1 {
+            None => self.stack().slice(z).luma(),
+            Some(win) => {
+                let raw = &self.volume.data[z * w * h..(z + 1) * w * h];
+                GrayImage::new(w, h, window::apply(raw, win))
+            }
+        }
+    }
+}
+
+/// Reactive view of the volume (small values only).
+#[derive(Clone, Copy)]
+pub struct VolUi {
+    pub open: RwSignal<bool>,
+    pub slice: RwSignal<(usize, usize, f64)>,
+    pub marks: RwSignal<[Option<usize>; 2]>,
+    pub beyond: RwSignal<bool>,
+    pub running: RwSignal<bool>,
+    /// (area on this slice mm², volume mL) of the selected object.
+    pub measure: RwSignal<Option<(f64, f64)>>,
+}
+
+impl VolUi {
+    pub fn new() -> Self {
+        VolUi {
+            open: RwSignal::new(false),
+            slice: RwSignal::new((0, 0, 0.0)),
+            marks: RwSignal::new([None, None]),
+            beyond: RwSignal::new(true),
+            running: RwSignal::new(false),
+            measure: RwSignal::new(None),
+        }
+    }
+
+    /// Refreshes the slice readout and the measurements.
+    pub fn sync(&self) {
+        let info = with(|s| {
+            let v = s.volume.as_ref()?;
+            let [sx, sy, _] = v.volume.spacing;
+            let pos =
+                v.volume.origin[2] + v.z as f64 * v.volume.spacing[2] * v.volume.direction[2][2];
+            let measure = s.selected.and_then(|i| s.objects.get(i)).map(|o| {
+                let voxels: usize = (0..v.depth())
+                    .map(|z| {
+                        let m: &[u8] = if z == v.z {
+                            &o.mask
+                        } else {
+                            o.slices
+                                .get(z)
+                                .and_then(|m| m.as_deref())
+                                .map_or(&[], |m| m)
+                        };
+                        m.iter().filter(|&&x| x > 0).count()
+                    })
+                    .sum();
+                (
+                    area_mm2(&o.mask, [sx, sy]),
+                    volume_ml(voxels, v.volume.spacing),
+                )
+            });
+            Some(((v.z, v.depth(), pos), v.marks, measure))
+        });
+        match info {
+            Some((slice, marks, measure)) => {
+                self.open.set(true);
+                self.slice.set(slice);
+                self.marks.set(marks);
+                self.measure.set(measure);
+            }
+            None => self.open.set(false),
+        }
+    }
+}
+
+/// Opens a scan, replacing the current image or volume.
+pub async fn open(ui: Ui, v: VolUi, name: String, bytes: Vec<u8>) {
+    ui.status.set(format!("Reading {name}…"));
+    ui.progress.set(Some(-1.0));
+    web::yield_now().await;
+    let vol = match read_volume(&bytes) {
+        Ok(vol) => vol,
+        Err(e) => {
+            return ui.fail(format!(
+                "{name}: {e}. The current image and masks are unchanged."
+            ));
+        }
+    };
+    // The official presets: CT soft tissue when the values look like HU, MR percentiles else.
+    let model_window = if vol.data.iter().any(|&x| x < -500.0) {
+        Window::CT_SOFT_TISSUE
+    } else {
+        Window::MrPercentile
+    };
+    let model_u8 = window::apply(&vol.data, model_window);
+    let depth = vol.size[2];
+    with(|s| {
+        s.volume = Some(Loaded {
+            volume: vol,
+            model_u8,
+            z: depth / 2,
+            cache: EmbeddingCache::new(CACHE_SLICES),
+            marks: [None, None],
+            preset: 0,
+            cancel: false,
+        });
+        s.objects.clear();
+        s.undo.clear();
+        s.redo.clear();
+        s.selected = None;
+        s.reference = None;
+        s.level = 127.5;
+        s.width = 255.0;
+    });
+    ui.progress.set(None);
+    ui.image_name.set(name.clone());
+    show(ui, v, depth / 2);
+    ui.phase.set("ready");
+    ui.status.set(format!(
+        "{name}: {depth} slices. Scroll with the wheel or ↑/↓, draw a box, then Propagate (P)."
+    ));
+}
+
+/// Moves the view to slice `z` (clamped).
+pub fn show(ui: Ui, v: VolUi, z: usize) {
+    with(|s| {
+        if s.volume.is_none() {
+            return;
+        }
+        s.store_view();
+        let vol = s.volume.as_mut().expect("checked");
+        let z = z.min(vol.depth() - 1);
+        vol.z = z;
+        let planes = vol.stack().slice(z);
+        s.display = Some(vol.display(z));
+        s.embedding = vol.cache.get(z);
+        s.image = Some(planes);
+        s.load_view();
+    });
+    ui.sync();
+    v.sync();
+}
+
+pub fn step(ui: Ui, v: VolUi, delta: isize) {
+    if let Some(z) = with(|s| s.volume.as_ref().map(|v| v.z)) {
+        show(ui, v, z.saturating_add_signed(delta));
+    }
+}
+
+pub fn is_open() -> bool {
+    with(|s| s.volume.is_some())
+}
+
+/// Marks the slice in view as the first (0) or last (1) of the propagation range.
+pub fn mark(v: VolUi, which: usize) {
+    with(|s| {
+        if let Some(vol) = s.volume.as_mut() {
+            let z = vol.z;
+            vol.marks[which] = if vol.marks[which] == Some(z) {
+                None
+            } else {
+                Some(z)
+            };
+        }
+    });
+    v.sync();
+}
+
+/// Called after an embedding of the slice in view was computed.
+pub fn remember_embedding(emb: &crate::pipeline::medsam::ImageEmbedding) {
+    with(|s| {
+        if let Some(vol) = s.volume.as_mut() {
+            let z = vol.z;
+            vol.cache.insert(z, emb.clone());
+        }
+    });
+}
+
+/// Propagates the selected object through the volume (or again from the slice in view).
+pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
+    let job = with(|s| {
+        s.store_view();
+        let model = s.model.clone()?;
+        let i = s.selected?;
+        let vol = s.volume.as_mut()?;
+        vol.cancel = false;
+        let o = &s.objects[i];
+        let z = vol.z;
+        let box3d = match (from_here, o.box3d) {
+            (true, Some(b)) => b,
+            _ => {
+                let rect = o.bbox?;
+                let [first, last] = vol.marks;
+                let (z0, z1) = (
+                    first.unwrap_or(z).min(last.unwrap_or(z)),
+                    first.unwrap_or(z).max(last.unwrap_or(z)),
+                );
+                Box3d { rect, z0, z1 }
+            }
+        };
+        let masks: SliceMasks = (0..vol.depth())
+            .map(|k| o.slices.get(k).and_then(|m| m.as_deref().cloned()))
+            .collect();
+        Some((model, i, box3d, masks, z))
+    });
+    let Some((model, i, box3d, mut masks, z)) = job else {
+        return ui.fail(if from_here {
+            "Select a propagated object and correct this slice first."
+        } else {
+            "Draw a box on a slice first (it selects the new object), then Propagate."
+        });
+    };
+    if from_here && masks[z].is_none() {
+        return ui.fail("This slice has no mask to propagate from; paint or draw one first.");
+    }
+    let opts = Propagation {
+        beyond: v.beyond.get_untracked(),
+    };
+    ui.phase.set("propagating");
+    v.running.set(true);
+    ui.progress.set(Some(0.0));
+    ui.status.set("Propagating through the volume…".into());
+    web::yield_now().await;
+    let t0 = js_sys::Date::now();
+    // The run works on a copy of the model's slices and on the cache taken out of the state,
+    // so the page stays usable (scrolling, viewing) meanwhile.
+    let Some((stack_data, (w, h), mut cache)) = with(|s| {
+        let vol = s.volume.as_mut()?;
+        let cache = std::mem::replace(&mut vol.cache, EmbeddingCache::new(1));
+        Some((
+            vol.model_u8.clone(),
+            (vol.volume.size[0], vol.volume.size[1]),
+            cache,
+        ))
+    }) else {
+        return;
+    };
+    let mut progress = async |done: usize, planned: usize| {
+        ui.progress.set(Some(done as f64 / planned.max(1) as f64));
+        ui.status
+            .set(format!("Propagating: slice {done} of {planned}…"));
+        web::yield_now().await;
+        !with(|s| s.volume.as_ref().is_some_and(|v| v.cancel))
+    };
+    let stack = SliceStack {
+        width: w,
+        height: h,
+        data: &stack_data,
+    };
+    let result = if from_here {
+        repropagate_from(
+            &model,
+            &stack,
+            &box3d,
+            z,
+            opts,
+            &mut cache,
+            &mut masks,
+            &mut progress,
+        )
+        .await
+    } else {
+        propagate(
+            &model,
+            &stack,
+            &box3d,
+            opts,
+            &mut cache,
+            &mut masks,
+            &mut progress,
+        )
+        .await
+    };
+    with(|s| {
+        if let Some(vol) = s.volume.as_mut() {
+            vol.cache = cache;
+        }
+    });
+    v.running.set(false);
+    ui.progress.set(None);
+    ui.phase.set("ready");
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => return ui.fail(format!("Propagation failed: {e}")),
+    };
+    with(|s| {
+        s.checkpoint();
+        if let Some(o) = s.objects.get_mut(i) {
+            o.slices = masks.into_iter().map(|m| m.map(Rc::new)).collect();
+            o.box3d = Some(box3d);
+        }
+        s.load_view();
+    });
+    let cur = with(|s| s.volume.as_ref().map_or(0, |v| v.z));
+    show(ui, v, cur);
+    let segmented = with(|s| {
+        s.objects.get(i).map_or(0, |o| {
+            o.slices
+                .iter()
+                .filter(|m| m.as_ref().is_some_and(|m| m.contains(&1)))
+                .count()
+        })
+    });
+    ui.status.set(format!(
+        "{} {segmented} slices in {:.1} s.",
+        if outcome == Outcome::Cancelled {
+            "Cancelled after"
+        } else {
+            "Propagated:"
+        },
+        (js_sys::Date::now() - t0) / 1000.0
+    ));
+}
+
+pub fn cancel() {
+    with(|s| {
+        if let Some(v) = s.volume.as_mut() {
+            v.cancel = true;
+        }
+    });
+}
+
+/// Downloads every object as one label volume (object k = label k) in the scan's geometry.
+pub fn export(ui: Ui) {
+    let out = with(|s| {
+        s.store_view();
+        let vol = s.volume.as_ref()?;
+        let [w, h, d] = vol.volume.size;
+        let n = w * h;
+        let mut labels = vec![0u8; n * d];
+        for (k, o) in s.objects.iter().enumerate() {
+            for (z, m) in o.slices.iter().enumerate() {
+                if let Some(m) = m {
+                    for (l, &x) in labels[z * n..(z + 1) * n].iter_mut().zip(m.iter()) {
+                        if x > 0 {
+                            *l = (k + 1).min(255) as u8;
+                        }
+                    }
+                }
+            }
+        }
+        Some(write_nifti_labels(&vol.volume, &labels, true))
+    });
+    match out {
+        Some(Ok(bytes)) => {
+            if let Err(e) = web::download("labels.nii.gz", "application/gzip", &bytes) {
+                ui.fail(e);
+            }
+        }
+        Some(Err(e)) => ui.fail(e.to_string()),
+        None => ui.fail("Open a volume first."),
+    }
+}
+
+#[component]
+pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
+    let set_preset = move |ev| {
+        let p: usize = event_target_value(&ev).parse().unwrap_or(0);
+        with(|s| {
+            if let Some(vol) = s.volume.as_mut() {
+                vol.preset = p.min(PRESETS.len() - 1);
+                s.display = Some(vol.display(vol.z));
+                canvas::redraw(s);
+            }
+        });
+    };
+    view! {
+        <Show when=move || v.open.get() fallback=|| ()>
+            <div class="panel" id="volume-panel">
+                <h3>"Volume"</h3>
+                <div id="slice-info">{move || {
+                    let (z, d, pos) = v.slice.get();
+                    format!("Slice {} / {d} · z = {pos:.1} mm", z + 1)
+                }}</div>
+                <div class="row">
+                    <button title="Previous slice (↓)" on:click=move |_| step(ui, v, -1)>"▼"</button>
+                    <button title="Next slice (↑)" on:click=move |_| step(ui, v, 1)>"▲"</button>
+                    <select id="preset" title="Display window" on:change=set_preset>
+                        {PRESETS.iter().enumerate().map(|(i, p)| view! { <option value=i.to_string()>{p.0}</option> }).collect_view()}
+                    </select>
+                </div>
+                <div class="row">
+                    <button id="mark-first" title="First slice of the range ([)" on:click=move |_| mark(v, 0)>"Mark first"</button>
+                    <button id="mark-last" title="Last slice of the range (])" on:click=move |_| mark(v, 1)>"Mark last"</button>
+                </div>
+                <div class="hint">{move || match v.marks.get() {
+                    [None, None] => "Range: from the box's slice".to_string(),
+                    [a, b] => format!("Range: {} – {}", a.map_or("box".into(), |z| (z + 1).to_string()), b.map_or("box".into(), |z| (z + 1).to_string())),
+                }}</div>
+                <label class="check"><input id="beyond" type="checkbox" prop:checked=move || v.beyond.get()
+                    on:change=move |ev| v.beyond.set(event_target_checked(&ev))/>"Continue past the range until the mask vanishes"</label>
+                <div class="row">
+                    <button id="propagate" class="primary" title="Propagate the selected box (P)" disabled=move || v.running.get()
+                        on:click=move |_| spawn_local(run(ui, v, false))>"Propagate"</button>
+                    <button id="repropagate" title="Re-propagate from this corrected slice" disabled=move || v.running.get()
+                        on:click=move |_| spawn_local(run(ui, v, true))>"From here"</button>
+                    <button id="cancel" disabled=move || !v.running.get() on:click=move |_| cancel()>"Cancel"</button>
+                </div>
+                <div id="measure">{move || match v.measure.get() {
+                    Some((a, ml)) => format!("Selected: {a:.1} mm² here · {ml:.2} mL in all"),
+                    None => "Select an object to measure it.".to_string(),
+                }}</div>
+                <button id="export-nifti" on:click=move |_| export(ui)>"Export labels (NIfTI)"</button>
+            </div>
+        </Show>
+    }
+}

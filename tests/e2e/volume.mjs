@@ -1,0 +1,90 @@
+// Volumes in the page (CPU session): open the brain1 MR (NRRD), scroll, mark a slice range,
+// draw the box, propagate, export the labels as NIfTI; the page's file must match the native
+// `medseg propagate` on the same range (geometry bytes equal, label Dice ≥ 0.99) and the shown
+// volume in mL must be the labels' voxel count times the voxel size.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { execFileSync } from 'node:child_process';
+
+/// { dims, pixdim, geometry (qform + sform bytes), labels } of a NIfTI-1 file (gzip or not).
+export function readNifti(bytes) {
+  const b = bytes[0] === 0x1f && bytes[1] === 0x8b ? zlib.gunzipSync(bytes) : bytes;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (v.getInt32(0, true) !== 348) throw new Error('not a little-endian NIfTI-1 file');
+  const dims = [1, 2, 3].map((i) => v.getInt16(40 + 2 * i, true));
+  const pixdim = [1, 2, 3].map((i) => v.getFloat32(76 + 4 * i, true));
+  const offset = v.getFloat32(108, true);
+  const n = dims[0] * dims[1] * dims[2];
+  return { dims, pixdim, geometry: Buffer.from(b.subarray(252, 328)), labels: b.subarray(offset, offset + n) };
+}
+
+export async function volumeChecks(page, prefix, check, assert, root, art) {
+  const scan = path.join(root, '.cache/data/pyradiomics/brain1_image.nrrd');
+  const info = () => page.textContent('#slice-info');
+  await check(`${prefix} volume: open, scroll, propagate a box over three slices, export NIfTI like native`, async () => {
+    await page.setInputFiles('#file', scan, { timeout: 120_000 });
+    await page.waitForFunction(() => document.querySelector('#slice-info')?.textContent.includes('/ 25'), null, { timeout: 60_000 });
+    assert((await info()).startsWith('Slice 13 / 25'), `opens in the middle: ${await info()}`);
+    // Keys and the wheel move through the slices; the range is marked on slices 13 and 15 (0-based).
+    await page.keyboard.press('ArrowDown');
+    assert((await info()).startsWith('Slice 12 /'), `ArrowDown: ${await info()}`);
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('[');
+    const r = await page.locator('#view').boundingBox();
+    await page.mouse.move(r.x + r.width / 2, r.y + r.height / 2);
+    await page.mouse.wheel(0, -100);
+    await page.mouse.wheel(0, -100);
+    await page.waitForFunction(() => document.querySelector('#slice-info')?.textContent.startsWith('Slice 16 /'), null, { timeout: 5_000 });
+    await page.keyboard.press(']');
+    await page.keyboard.press('ArrowDown');
+    assert((await info()).startsWith('Slice 15 /'), `box slice: ${await info()}`);
+    await page.uncheck('#beyond');
+
+    // The official 3D box's rectangle (from the fixture), drawn on the middle slice.
+    const box = [162, 84, 208, 153];
+    const at = (x, y) => [r.x + (x + 0.5) * r.width / 256, r.y + (y + 0.5) * r.height / 256];
+    await page.mouse.move(...at(box[0], box[1]));
+    await page.mouse.down();
+    await page.mouse.move(...at(box[2], box[3]), { steps: 6 });
+    await page.mouse.up();
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: 600_000 });
+    const t0 = Date.now();
+    await page.click('#propagate');
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Propagated'), null, { timeout: 600_000 });
+    console.log(`  ${prefix} ${await page.textContent('#status')} (${Date.now() - t0} ms)`);
+    await page.screenshot({ path: path.join(art, 'volume-cpu.png') });
+
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-nifti')]);
+    const file = path.join(art, 'labels-cpu.nii.gz');
+    await dl.saveAs(file);
+    const got = readNifti(fs.readFileSync(file));
+
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'medseg-volume-'));
+    const nativeFile = path.join(work, 'native.nii.gz');
+    execFileSync(path.join(root, 'target/debug/medseg'), ['propagate', '--model', path.join(root, 'models/litemedsam.int8.medseg'),
+      '--volume', scan, '--box', `${box[0]},${box[1]},13,${box[2]},${box[3]},15`, '--out', nativeFile], { stdio: 'pipe' });
+    const want = readNifti(fs.readFileSync(nativeFile));
+    fs.rmSync(work, { recursive: true, force: true });
+
+    assert(got.dims.join() === want.dims.join(), `dims ${got.dims} vs ${want.dims}`);
+    assert(got.geometry.equals(want.geometry), 'qform/sform differ from the native export');
+    let inter = 0, a = 0, b = 0, outside = 0;
+    const n = got.dims[0] * got.dims[1];
+    for (let i = 0; i < got.labels.length; i++) {
+      const x = got.labels[i] > 0, y = want.labels[i] > 0;
+      inter += x && y; a += x; b += y;
+      const z = Math.floor(i / n);
+      if (x && (z < 13 || z > 15)) outside++;
+    }
+    const d = (2 * inter) / (a + b);
+    console.log(`  ${prefix} volume labels: ${a} voxels, Dice vs native ${d.toFixed(4)}`);
+    assert(a > 0 && d >= 0.99, `Dice ${d}`);
+    assert(outside === 0, `${outside} voxels outside the marked range`);
+    const ml = (a * got.pixdim[0] * got.pixdim[1] * got.pixdim[2]) / 1000;
+    const shown = await page.textContent('#measure');
+    assert(shown.includes(`${ml.toFixed(2)} mL`), `measure "${shown}" vs ${ml.toFixed(2)} mL`);
+  });
+}
