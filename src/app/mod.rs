@@ -269,8 +269,9 @@ async fn segment_box(ui: Ui, bbox: [f32; 4]) {
                 s.selected = Some(i);
             });
             ui.status.set(format!(
-                "Mask in {:.0} ms (predicted IoU {:.2}).",
+                "Mask in {:.0} ms (box {}, predicted IoU {:.2}).",
                 js_sys::Date::now() - t0,
+                bbox.map(|v| v.to_string()).join(","),
                 p.iou
             ));
             ui.sync();

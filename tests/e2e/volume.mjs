@@ -51,6 +51,10 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.mouse.move(...at(box[2], box[3]), { steps: 6 });
     await page.mouse.up();
     await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: 600_000 });
+    // The native run uses the box the page took from the pointer (reported in the status).
+    const used = (await page.textContent('#status')).match(/box ([\d.]+),([\d.]+),([\d.]+),([\d.]+)/).slice(1).map(Number);
+    console.log(`  ${prefix} box drawn ${box}, used ${used}`);
+    assert(used.every((v, i) => Math.abs(v - box[i]) <= 1), `box ${used} is not the one drawn`);
     const t0 = Date.now();
     await page.click('#propagate');
     await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Propagated'), null, { timeout: 600_000 });
@@ -65,7 +69,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'medseg-volume-'));
     const nativeFile = path.join(work, 'native.nii.gz');
     execFileSync(path.join(root, 'target/debug/medseg'), ['propagate', '--model', path.join(root, 'models/litemedsam.int8.medseg'),
-      '--volume', scan, '--box', `${box[0]},${box[1]},13,${box[2]},${box[3]},15`, '--out', nativeFile], { stdio: 'pipe' });
+      '--volume', scan, '--box', `${used[0]},${used[1]},13,${used[2]},${used[3]},15`, '--out', nativeFile], { stdio: 'pipe' });
     const want = readNifti(fs.readFileSync(nativeFile));
     fs.rmSync(work, { recursive: true, force: true });
 
