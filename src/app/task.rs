@@ -261,7 +261,9 @@ fn require_model(ui: Ui) -> Option<UniverSeg> {
 pub fn add_current(ui: Ui, t: TaskUi) {
     let Some(m) = require_model(ui) else { return };
     let pair = with(|s| {
-        let img = s.display.clone()?;
+        // The image as the models see it (on a volume: the slice windowed over the volume, not
+        // the display preset).
+        let img = s.image.as_ref()?.luma();
         let o = s.objects.get(s.selected?)?;
         Some((img, o.mask.clone(), o.name.clone()))
     });
@@ -412,7 +414,7 @@ pub async fn run_current(ui: Ui, t: TaskUi) {
     let Some((m, support)) = ready_support(ui) else {
         return;
     };
-    let Some(img) = with(|s| s.display.clone()) else {
+    let Some(img) = with(|s| s.image.as_ref().map(|i| i.luma())) else {
         return ui.fail("Open an image to segment.");
     };
     t.phase.set("running");
@@ -447,6 +449,58 @@ pub async fn run_current(ui: Ui, t: TaskUi) {
         }
         Err(e) => ui.fail(e.to_string()),
     }
+}
+
+/// Segments the marked slices of the open volume (all of them without marks) with the task; the
+/// result is one new object spanning those slices.
+pub async fn run_volume(ui: Ui, t: TaskUi) {
+    let Some((m, support)) = ready_support(ui) else {
+        return;
+    };
+    let Some(slices) = super::volume::slices_to_run() else {
+        return ui.fail("Open a volume (.nrrd, .nii, .nii.gz) to run the task on its slices.");
+    };
+    t.phase.set("running");
+    let t0 = js_sys::Date::now();
+    let n = slices.len();
+    let mut masks = vec![];
+    for (k, (z, img)) in slices.iter().enumerate() {
+        ui.status
+            .set(format!("UniverSeg: slice {} ({} of {n})…", z + 1, k + 1));
+        let mut pace = async |f: f32| {
+            ui.progress.set(Some((k as f64 + f as f64) / n as f64));
+            web::yield_now().await
+        };
+        match m.segment(img, &support, &ensemble(t), &mut pace).await {
+            Ok(mask) => masks.push((*z, mask)),
+            Err(e) => {
+                ui.progress.set(None);
+                t.phase.set("ready");
+                return ui.fail(format!("slice {}: {e}", z + 1));
+            }
+        }
+    }
+    ui.progress.set(None);
+    t.phase.set("ready");
+    let task = t.name.get_untracked();
+    with(|s| {
+        s.checkpoint();
+        let i = s.new_object(None, vec![]);
+        s.objects[i].name = format!("{task} {}", s.next_id);
+        for (z, mask) in masks {
+            if let Some(slot) = s.objects[i].slices.get_mut(z) {
+                *slot = mask.contains(&1).then(|| std::rc::Rc::new(mask));
+            }
+        }
+        s.selected = Some(i);
+        s.load_view();
+    });
+    ui.status.set(format!(
+        "UniverSeg on {n} slices in {:.1} s from {} examples.",
+        (js_sys::Date::now() - t0) / 1000.0,
+        support.len()
+    ));
+    ui.sync();
 }
 
 /// Segments a batch of image files and offers their masks as one zip download.
@@ -589,6 +643,9 @@ pub fn TaskPanel(ui: Ui, t: TaskUi) -> impl IntoView {
                     <button id="task-run" class="primary-action" title="Segment the open image (U)"
                         prop:disabled=move || t.phase.get() == "running"
                         on:click=move |_| spawn_local(run_current(ui, t))>"Segment image"</button>
+                    <button id="task-run-volume" title="Segment the marked slices of the open volume (all without marks)"
+                        prop:disabled=move || t.phase.get() == "running"
+                        on:click=move |_| spawn_local(run_volume(ui, t))>"Volume"</button>
                     <label class="button" title="Segment several images; masks download as a zip">"Batch…"
                         <input type="file" multiple=true accept=".png,.jpg,.jpeg"
                             on:change=move |ev| spawn_local(run_batch(ui, t, files_of(&ev)))/>

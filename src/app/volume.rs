@@ -226,6 +226,23 @@ pub fn step(ui: Ui, v: VolUi, delta: isize) {
     }
 }
 
+/// The marked slice range (a missing mark = the volume's end), or every slice; with the
+/// model's view of each slice.
+pub fn slices_to_run() -> Option<Vec<(usize, GrayImage)>> {
+    with(|s| {
+        let v = s.volume.as_ref()?;
+        let last = v.depth() - 1;
+        let (z0, z1) = match v.marks {
+            [None, None] => (0, last),
+            [a, b] => {
+                let (a, b) = (a.unwrap_or(0), b.unwrap_or(last));
+                (a.min(b), a.max(b))
+            }
+        };
+        Some((z0..=z1).map(|z| (z, v.stack().slice(z).luma())).collect())
+    })
+}
+
 pub fn is_open() -> bool {
     with(|s| s.volume.is_some())
 }

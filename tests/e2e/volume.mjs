@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
+import { PNG } from 'pngjs';
 
 /// { dims, pixdim, geometry (qform + sform bytes), labels } of a NIfTI-1 file (gzip or not).
 export function readNifti(bytes) {
@@ -90,5 +91,33 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     const ml = (a * got.pixdim[0] * got.pixdim[1] * got.pixdim[2]) / 1000;
     const shown = await page.textContent('#measure');
     assert(shown.includes(`${ml.toFixed(2)} mL`), `measure "${shown}" vs ${ml.toFixed(2)} mL`);
+  });
+
+  // Continues from the state above: slice 14 in view, range 13–15 marked, the propagated object
+  // selected, and the UniverSeg weights the UniverSeg checks left in browser storage.
+  await check(`${prefix} volume: UniverSeg runs the task over the marked slices`, async () => {
+    if (await page.locator('#task-run-volume').count() === 0) {
+      assert(process.env.MEDSEG_E2E_ONLY, 'no UniverSeg weights in the page');
+      return console.log(`  ${prefix} skipped: no UniverSeg weights (run the UniverSeg checks first)`);
+    }
+    const status = () => page.textContent('#status');
+    const exportMask = async (name) => {
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
+      const file = path.join(art, name);
+      await dl.saveAs(file);
+      const png = PNG.sync.read(fs.readFileSync(file));
+      return Uint8Array.from({ length: png.width * png.height }, (_, i) => png.data[i * 4] > 0);
+    };
+    await page.keyboard.press('a'); // the propagated mask on slice 14 as the one support example
+    await page.click('#task-run-volume');
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('UniverSeg on 3 slices'), null, { timeout: 300_000 });
+    console.log(`  ${prefix} ${await status()}`);
+    const fromVolume = await exportMask('universeg-volume-z14.png');
+    await page.keyboard.press('u'); // the same slice alone
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('UniverSeg mask in'), null, { timeout: 300_000 });
+    const alone = await exportMask('universeg-slice-z14.png');
+    let same = 0;
+    for (let i = 0; i < alone.length; i++) same += fromVolume[i] === alone[i];
+    assert(same === alone.length, `slice 14 of the volume run differs from the slice alone in ${alone.length - same} pixels`);
   });
 }
