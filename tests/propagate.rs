@@ -83,11 +83,15 @@ fn lite() -> SamArch {
     SamArch::LiteMedsam(TinyVitConfig::lite_medsam())
 }
 
-/// Propagates both fixture volumes, asserting 3D Dice vs the official output per volume;
-/// returns brain1's case, masks and embedding cache for further checks.
-fn check(m: &MedSam, label: &str, min_dice: [f64; 2]) -> (Case, SliceMasks, EmbeddingCache) {
+/// Propagates the named fixture volumes, asserting 3D Dice vs the official output for each;
+/// returns the last one's case, masks and embedding cache for further checks.
+fn check(
+    m: &MedSam,
+    label: &str,
+    cases: &[(&'static str, f64)],
+) -> (Case, SliceMasks, EmbeddingCache) {
     let mut last = None;
-    for (name, min_dice) in ["lung2", "brain1"].into_iter().zip(min_dice) {
+    for &(name, min_dice) in cases {
         let c = case(name);
         let mut cache = EmbeddingCache::new(16);
         let masks = run(m, &c, &mut cache);
@@ -127,7 +131,8 @@ fn fp32_propagation_matches_the_official_3d_procedure() {
     check(
         &MedSam::from_state_dict(&sd, &lite(), &cpu()).unwrap(),
         "fp32",
-        [0.99, 0.99],
+        // brain1 in fp32 runs through the CLI (tests/volumes.rs), also against ≥ 0.99.
+        &[("lung2", 0.99)],
     );
 }
 
@@ -139,7 +144,7 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     // Known gap: brain1's box (the whole tumour's 3D extent) is loose on the middle slice and
     // the model is unsure there (IoU 0.57); int8 encoder rounding alone moves that slice's
     // mask to Dice 0.79 vs fp32 and the propagation carries it on (3D 0.80). lung2 meets 0.97.
-    let (c, first, mut cache) = check(&m, "int8", [0.97, 0.75]);
+    let (c, first, mut cache) = check(&m, "int8", &[("lung2", 0.97), ("brain1", 0.75)]);
 
     // Re-propagating from the middle slice, unchanged, gives the same masks from cached embeddings.
     let stack = SliceStack {
