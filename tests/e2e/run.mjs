@@ -8,7 +8,8 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import os from 'node:os';
 import { serve } from './serve.mjs';
-import { writeSupport, nativeMask, convertNative, zipOf } from './universeg.mjs';
+import { writeSupport, nativeMask, convertNative, zipOf, unzip } from './universeg.mjs';
+import { execFileSync } from 'node:child_process';
 import { volumeChecks } from './volume.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -220,6 +221,33 @@ async function universegChecks(page, prefix, waitPhase) {
     await page.locator('#support-list li').nth(2).hover();
     await page.locator('#support-list li .remove').nth(2).click();
     await supportCount(4, 10_000);
+  });
+
+  await check(`${prefix} UniverSeg: a folder imports; Batch segments several images like native`, async () => {
+    await page.click('#support-clear');
+    await supportCount(0, 10_000);
+    const set = writeSupport(FIX, path.join(work, 'folder/support'), 5);
+    await page.setInputFiles('.task input[webkitdirectory]', path.dirname(set.files[0]));
+    await supportCount(5, 60_000);
+    const queries = path.join(work, 'folder/queries');
+    fs.mkdirSync(queries);
+    fs.copyFileSync(set.target, path.join(queries, 'target.png'));
+    fs.copyFileSync(set.files[2], path.join(queries, 'second.png'));
+    const names = ['target.png', 'second.png'];
+    const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 300_000 }),
+      page.setInputFiles('.task input[accept=".png,.jpg,.jpeg"]', names.map((n) => path.join(queries, n)))]);
+    const zipFile = path.join(ART, 'universeg-batch.zip');
+    await dl.saveAs(zipFile);
+    const got = unzip(fs.readFileSync(zipFile));
+    const nativeDir = path.join(work, 'folder/native');
+    execFileSync(bin, ['universeg', '--weights', model, '--support', path.dirname(set.files[0]), '--query', queries, '--out', nativeDir]);
+    for (const n of names) {
+      const mask = n.replace('.png', '_mask.png');
+      assert(got[mask], `the zip lacks ${mask} (has ${Object.keys(got)})`);
+      const d = dice(gray(PNG.sync.read(got[mask])), gray(readPng(path.join(nativeDir, mask))));
+      console.log(`  ${prefix} UniverSeg batch ${mask}: page vs native Dice ${d.toFixed(4)}`);
+      assert(d >= 0.99, `${mask}: Dice ${d}`);
+    }
   });
 
   await check(`${prefix} UniverSeg: S = 64 runs in chunks and equals native`, async () => {

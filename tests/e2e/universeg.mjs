@@ -90,3 +90,24 @@ export function zipOf(files, folder) {
   const end = Buffer.concat([u32(0x06054b50), u16(0), u16(0), u16(files.length), u16(files.length), u32(cd.length), u32(offset), u16(0)]);
   return Buffer.concat([...locals, cd, end]);
 }
+
+/// The files of a zip archive (stored or deflated), by name, read through its central directory.
+export function unzip(buf) {
+  let end = buf.length - 22;
+  while (end >= 0 && buf.readUInt32LE(end) !== 0x06054b50) end--;
+  if (end < 0) throw new Error('not a zip archive');
+  const count = buf.readUInt16LE(end + 10);
+  let p = buf.readUInt32LE(end + 16);
+  const out = {};
+  for (let k = 0; k < count; k++) {
+    const method = buf.readUInt16LE(p + 10), size = buf.readUInt32LE(p + 20);
+    const [n, e, c] = [28, 30, 32].map((o) => buf.readUInt16LE(p + o));
+    const name = buf.subarray(p + 46, p + 46 + n).toString();
+    const local = buf.readUInt32LE(p + 42);
+    const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+    const data = buf.subarray(start, start + size);
+    out[name] = method === 8 ? zlib.inflateRawSync(data) : Buffer.from(data);
+    p += 46 + n + e + c;
+  }
+  return out;
+}

@@ -119,5 +119,8 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     let same = 0;
     for (let i = 0; i < alone.length; i++) same += fromVolume[i] === alone[i];
     assert(same === alone.length, `slice 14 of the volume run differs from the slice alone in ${alone.length - same} pixels`);
+    // Accepting the prediction (selected after U) into the support set.
+    await page.keyboard.press('a');
+    await page.waitForFunction(() => document.querySelectorAll('#support-list li').length === 2, null, { timeout: 20_000 });
   });
 }
