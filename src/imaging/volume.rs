@@ -449,9 +449,11 @@ pub fn write_nifti_labels(geometry: &Volume, labels: &[u8], gzip: bool) -> Resul
         put(256 + 4 * i, &(*v as f32).to_le_bytes());
     }
     for row in 0..3 {
-        for axis in 0..3 {
-            let v = direction[axis][row] * geometry.spacing[axis];
-            put(280 + 16 * row + 4 * axis, &(v as f32).to_le_bytes());
+        for (axis, (dir, step)) in direction.iter().zip(geometry.spacing).enumerate() {
+            put(
+                280 + 16 * row + 4 * axis,
+                &((dir[row] * step) as f32).to_le_bytes(),
+            );
         }
         put(280 + 16 * row + 12, &(origin[row] as f32).to_le_bytes());
     }

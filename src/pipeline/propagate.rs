@@ -184,6 +184,7 @@ pub async fn propagate(
 
 /// After the user corrected slice `edited`, segments again every slice further from the middle
 /// on that side (both sides when the middle itself was edited), from the corrected mask.
+#[allow(clippy::too_many_arguments)]
 pub async fn repropagate_from(
     model: &MedSam,
     stack: &SliceStack<'_>,
