@@ -8,6 +8,7 @@
 use super::state::with;
 use super::{Ui, canvas, web};
 use crate::imaging::GrayImage;
+use crate::imaging::decode::encode_gray_png;
 use crate::imaging::volume::{Volume, read_volume, write_nifti_labels};
 use crate::imaging::window::{self, Window};
 use crate::metrics::{area_mm2, volume_ml};
@@ -416,9 +417,9 @@ pub fn cancel() {
     });
 }
 
-/// Downloads every object as one label volume (object k = label k) in the scan's geometry.
-pub fn export(ui: Ui) {
-    let out = with(|s| {
+/// Every object as one label volume (object k = label k), and the volume's geometry.
+fn label_volume() -> Option<(Volume, Vec<u8>)> {
+    with(|s| {
         s.store_view();
         let vol = s.volume.as_ref()?;
         let [w, h, d] = vol.volume.size;
@@ -435,8 +436,21 @@ pub fn export(ui: Ui) {
                 }
             }
         }
-        Some(write_nifti_labels(&vol.volume, &labels, true))
-    });
+        let v = &vol.volume;
+        let geometry = Volume {
+            size: v.size,
+            spacing: v.spacing,
+            origin: v.origin,
+            direction: v.direction,
+            data: vec![],
+        };
+        Some((geometry, labels))
+    })
+}
+
+/// Downloads the label volume as NIfTI in the scan's geometry.
+pub fn export(ui: Ui) {
+    let out = label_volume().map(|(g, labels)| write_nifti_labels(&g, &labels, true));
     match out {
         Some(Ok(bytes)) => {
             if let Err(e) = web::download("labels.nii.gz", "application/gzip", &bytes) {
@@ -445,6 +459,44 @@ pub fn export(ui: Ui) {
         }
         Some(Err(e)) => ui.fail(e.to_string()),
         None => ui.fail("Open a volume first."),
+    }
+}
+
+/// Downloads the label map of every segmented slice as PNG (`slice_012.png`, 0-based, pixel =
+/// object number), in one zip.
+pub fn export_slices(ui: Ui) {
+    let Some((g, labels)) = label_volume() else {
+        return ui.fail("Open a volume first.");
+    };
+    let [w, h, _] = g.size;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    let mut written = 0;
+    for (z, slice) in labels.chunks(w * h).enumerate() {
+        if !slice.iter().any(|&l| l > 0) {
+            continue;
+        }
+        let png = match encode_gray_png(&GrayImage::new(w, h, slice.to_vec())) {
+            Ok(p) => p,
+            Err(e) => return ui.fail(e.to_string()),
+        };
+        let ok = zip.start_file(format!("slice_{z:03}.png"), opts).is_ok()
+            && std::io::Write::write_all(&mut zip, &png).is_ok();
+        if !ok {
+            return ui.fail("Could not write the zip of slices.");
+        }
+        written += 1;
+    }
+    if written == 0 {
+        return ui.fail("No slice is segmented yet.");
+    }
+    match zip.finish() {
+        Ok(c) => {
+            if let Err(e) = web::download("slices.zip", "application/zip", &c.into_inner()) {
+                ui.fail(e);
+            }
+        }
+        Err(e) => ui.fail(format!("zip: {e}")),
     }
 }
 
@@ -496,7 +548,10 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                     Some((a, ml)) => format!("Selected: {a:.1} mm² here · {ml:.2} mL in all"),
                     None => "Select an object to measure it.".to_string(),
                 }}</div>
-                <button id="export-nifti" on:click=move |_| export(ui)>"Export labels (NIfTI)"</button>
+                <div class="row">
+                    <button id="export-nifti" on:click=move |_| export(ui)>"Export labels (NIfTI)"</button>
+                    <button id="export-slices" title="Label PNG of each segmented slice, zipped" on:click=move |_| export_slices(ui)>"Slices (PNG)"</button>
+                </div>
             </div>
         </Show>
     }

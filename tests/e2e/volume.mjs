@@ -8,6 +8,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { PNG } from 'pngjs';
+import { unzip } from './universeg.mjs';
 
 /// { dims, pixdim, geometry (qform + sform bytes), labels } of a NIfTI-1 file (gzip or not).
 export function readNifti(bytes) {
@@ -88,6 +89,18 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     console.log(`  ${prefix} volume labels: ${a} voxels, Dice vs native ${d.toFixed(4)}`);
     assert(a > 0 && d >= 0.99, `Dice ${d}`);
     assert(outside === 0, `${outside} voxels outside the marked range`);
+    // The same labels as one PNG per segmented slice.
+    const [zdl] = await Promise.all([page.waitForEvent('download'), page.click('#export-slices')]);
+    const zipFile = path.join(art, 'slices-cpu.zip');
+    await zdl.saveAs(zipFile);
+    const slices = unzip(fs.readFileSync(zipFile));
+    assert(Object.keys(slices).sort().join() === 'slice_013.png,slice_014.png,slice_015.png', `zip holds ${Object.keys(slices)}`);
+    for (const [name, bytes] of Object.entries(slices)) {
+      const z = Number(name.slice(6, 9)), png = PNG.sync.read(bytes);
+      for (let i = 0; i < n; i++) {
+        if ((png.data[i * 4] > 0) !== (got.labels[z * n + i] > 0)) throw new Error(`${name} differs from the NIfTI at pixel ${i}`);
+      }
+    }
     const ml = (a * got.pixdim[0] * got.pixdim[1] * got.pixdim[2]) / 1000;
     const shown = await page.textContent('#measure');
     assert(shown.includes(`${ml.toFixed(2)} mL`), `measure "${shown}" vs ${ml.toFixed(2)} mL`);
