@@ -10,8 +10,7 @@ use medseg::models::sam::SamArch;
 use medseg::models::sam::tiny_vit::TinyVitConfig;
 use medseg::pipeline::medsam::{MedSam, UserPrompt};
 use medseg::pipeline::propagate::{
-    Box3d, EmbeddingCache, Outcome, Propagation, SliceMasks, SliceStack, propagate,
-    repropagate_from, segmented_range,
+    Box3d, EmbeddingCache, Outcome, Propagation, SliceMasks, SliceStack, propagate, segmented_range,
 };
 use medseg::weights::convert::convert_sam;
 use medseg::weights::model_file::Precision;
@@ -155,12 +154,14 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     let mut masks = first.clone();
     let embedded = cache.len();
     let mut calls = vec![];
-    let out = pollster::block_on(repropagate_from(
+    let out = pollster::block_on(propagate(
         &m,
         &stack,
         &c.box3d,
-        c.box3d.middle(),
-        Propagation::default(),
+        Propagation {
+            from_edited: Some(c.box3d.middle()),
+            ..Propagation::default()
+        },
         &mut cache,
         &mut masks,
         &mut async |done, planned| {
@@ -201,12 +202,14 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     let mut masks = first.clone();
     let edited = c.box3d.middle() + 1;
     masks[edited] = Some(vec![0; c.width * c.height]);
-    pollster::block_on(repropagate_from(
+    pollster::block_on(propagate(
         &m,
         &stack,
         &c.box3d,
-        edited,
-        Propagation::default(),
+        Propagation {
+            from_edited: Some(edited),
+            ..Propagation::default()
+        },
         &mut cache,
         &mut masks,
         &mut async |_, _| true,
@@ -243,7 +246,10 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
         &m,
         &stack,
         &box3d,
-        Propagation { beyond: true },
+        Propagation {
+            beyond: true,
+            ..Propagation::default()
+        },
         &mut cache,
         &mut masks,
         &mut async |_, _| true,

@@ -208,13 +208,7 @@ async fn open_file(ui: Ui, v: volume::VolUi, file: web_sys::File) {
         s.display = Some(img.luma());
         s.image = Some(img);
         s.embedding = None;
-        s.objects.clear();
-        s.undo.clear();
-        s.redo.clear();
-        s.selected = None;
-        s.reference = None;
-        s.level = 127.5;
-        s.width = 255.0;
+        s.clear_work();
     });
     ui.image_name.set(name);
     ui.sync();

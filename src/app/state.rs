@@ -99,6 +99,17 @@ impl State {
         }
     }
 
+    /// Forgets the annotations and view settings of the previous image or volume.
+    pub fn clear_work(&mut self) {
+        self.objects.clear();
+        self.undo.clear();
+        self.redo.clear();
+        self.selected = None;
+        self.reference = None;
+        self.level = 127.5;
+        self.width = 255.0;
+    }
+
     /// Records the current objects so the next change can be undone.
     pub fn checkpoint(&mut self) {
         self.store_view();

@@ -14,7 +14,6 @@ use crate::imaging::window::{self, Window};
 use crate::metrics::{area_mm2, volume_ml};
 use crate::pipeline::propagate::{
     Box3d, EmbeddingCache, Outcome, Propagation, SliceMasks, SliceStack, propagate,
-    repropagate_from,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -184,13 +183,7 @@ pub async fn open(ui: Ui, v: VolUi, name: String, bytes: Vec<u8>) {
             preset: 0,
             cancel: false,
         });
-        s.objects.clear();
-        s.undo.clear();
-        s.redo.clear();
-        s.selected = None;
-        s.reference = None;
-        s.level = 127.5;
-        s.width = 255.0;
+        s.clear_work();
     });
     ui.progress.set(None);
     ui.image_name.set(name.clone());
@@ -312,6 +305,7 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
     }
     let opts = Propagation {
         beyond: v.beyond.get_untracked(),
+        from_edited: from_here.then_some(z),
     };
     ui.phase.set("propagating");
     v.running.set(true);
@@ -344,30 +338,16 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
         height: h,
         data: &stack_data,
     };
-    let result = if from_here {
-        repropagate_from(
-            &model,
-            &stack,
-            &box3d,
-            z,
-            opts,
-            &mut cache,
-            &mut masks,
-            &mut progress,
-        )
-        .await
-    } else {
-        propagate(
-            &model,
-            &stack,
-            &box3d,
-            opts,
-            &mut cache,
-            &mut masks,
-            &mut progress,
-        )
-        .await
-    };
+    let result = propagate(
+        &model,
+        &stack,
+        &box3d,
+        opts,
+        &mut cache,
+        &mut masks,
+        &mut progress,
+    )
+    .await;
     with(|s| {
         if let Some(vol) = s.volume.as_mut() {
             vol.cache = cache;

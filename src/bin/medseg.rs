@@ -548,7 +548,10 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
                     &m,
                     &stack,
                     &box3d,
-                    Propagation { beyond },
+                    Propagation {
+                        beyond,
+                        ..Propagation::default()
+                    },
                     &mut EmbeddingCache::new(1),
                     &mut masks,
                     &mut async |done, planned| {

@@ -137,6 +137,10 @@ impl EmbeddingCache {
 pub struct Propagation {
     /// Continue past `z0`/`z1` until a slice's mask comes out empty.
     pub beyond: bool,
+    /// Re-propagate after the user corrected this slice: segment again only the slices further
+    /// from the middle on its side (both sides for the middle itself), from the corrected mask.
+    /// `None`: the whole run from the middle box.
+    pub from_edited: Option<usize>,
 }
 
 /// How a run ended.
@@ -170,52 +174,54 @@ pub async fn propagate(
 ) -> Result<Outcome> {
     check(stack, box3d, masks)?;
     let mid = box3d.middle();
-    let sweeps = [
-        Sweep { step: 1, from: mid },
-        Sweep {
-            step: -1,
-            from: mid.wrapping_sub(1),
-        },
-    ];
-    // The middle slice's mask is the middle box's result, whatever was there before.
-    masks[mid] = None;
-    run(model, stack, box3d, opts, cache, masks, &sweeps, progress).await
-}
-
-/// After the user corrected slice `edited`, segments again every slice further from the middle
-/// on that side (both sides when the middle itself was edited), from the corrected mask.
-#[allow(clippy::too_many_arguments)]
-pub async fn repropagate_from(
-    model: &MedSam,
-    stack: &SliceStack<'_>,
-    box3d: &Box3d,
-    edited: usize,
-    opts: Propagation,
-    cache: &mut EmbeddingCache,
-    masks: &mut SliceMasks,
-    progress: &mut impl AsyncFnMut(usize, usize) -> bool,
-) -> Result<Outcome> {
-    check(stack, box3d, masks)?;
-    if masks.get(edited).is_none_or(Option::is_none) {
-        return Err(Error::Input(format!(
-            "slice {edited} has no mask to propagate from"
-        )));
-    }
-    let mid = box3d.middle();
-    let up = Sweep {
-        step: 1,
-        from: edited + 1,
-    };
-    let down = Sweep {
+    let up = |from| Sweep { step: 1, from };
+    let down = |from: usize| Sweep {
         step: -1,
-        from: edited.wrapping_sub(1),
+        from: from.wrapping_sub(1),
     };
-    let sweeps: Vec<Sweep> = match edited.cmp(&mid) {
-        std::cmp::Ordering::Greater => vec![up],
-        std::cmp::Ordering::Less => vec![down],
-        std::cmp::Ordering::Equal => vec![up, down],
+    let sweeps = match opts.from_edited {
+        None => {
+            // The middle slice's mask is the middle box's result, whatever was there before.
+            masks[mid] = None;
+            vec![up(mid), down(mid)]
+        }
+        Some(edited) => {
+            if masks.get(edited).is_none_or(Option::is_none) {
+                return Err(Error::Input(format!(
+                    "slice {edited} has no mask to propagate from"
+                )));
+            }
+            match edited.cmp(&mid) {
+                std::cmp::Ordering::Greater => vec![up(edited + 1)],
+                std::cmp::Ordering::Less => vec![down(edited)],
+                std::cmp::Ordering::Equal => vec![up(edited + 1), down(edited)],
+            }
+        }
     };
-    run(model, stack, box3d, opts, cache, masks, &sweeps, progress).await
+    let mid_box = model
+        .model_prompt_for_size(stack.width, stack.height, &UserPrompt::from_box(box3d.rect))?
+        .bbox
+        .expect("a box prompt has a box");
+    let geometry = (stack.width, stack.height, stack.depth());
+    let mut segment = async |z: usize, bbox: [f32; 4]| -> Result<Vec<u8>> {
+        let emb = cache.get_or_embed(model, stack, z)?;
+        let prompt = Prompt {
+            points: vec![],
+            bbox: Some(bbox),
+        };
+        Ok(model.predict_model_prompt(&emb, &prompt).await?.mask)
+    };
+    sweep(
+        geometry,
+        box3d,
+        mid_box,
+        opts,
+        masks,
+        &sweeps,
+        &mut segment,
+        progress,
+    )
+    .await
 }
 
 fn check(stack: &SliceStack, box3d: &Box3d, masks: &SliceMasks) -> Result<()> {
@@ -241,43 +247,6 @@ fn check(stack: &SliceStack, box3d: &Box3d, masks: &SliceMasks) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    model: &MedSam,
-    stack: &SliceStack<'_>,
-    box3d: &Box3d,
-    opts: Propagation,
-    cache: &mut EmbeddingCache,
-    masks: &mut SliceMasks,
-    sweeps: &[Sweep],
-    progress: &mut impl AsyncFnMut(usize, usize) -> bool,
-) -> Result<Outcome> {
-    let mid_box = model
-        .model_prompt_for_size(stack.width, stack.height, &UserPrompt::from_box(box3d.rect))?
-        .bbox
-        .expect("a box prompt has a box");
-    let geometry = (stack.width, stack.height, stack.depth());
-    let mut segment = async |z: usize, bbox: [f32; 4]| -> Result<Vec<u8>> {
-        let emb = cache.get_or_embed(model, stack, z)?;
-        let prompt = Prompt {
-            points: vec![],
-            bbox: Some(bbox),
-        };
-        Ok(model.predict_model_prompt(&emb, &prompt).await?.mask)
-    };
-    sweep(
-        geometry,
-        box3d,
-        mid_box,
-        opts,
-        masks,
-        sweeps,
-        &mut segment,
-        progress,
-    )
-    .await
 }
 
 /// The propagation walk itself, with `segment(z, box in model pixels)` doing the model's part.
@@ -498,7 +467,10 @@ mod tests {
         let mut masks = vec![None; 20];
         let (_, calls) = fake_run(
             b,
-            Propagation { beyond: true },
+            Propagation {
+                beyond: true,
+                ..Propagation::default()
+            },
             &mut masks,
             cone,
             usize::MAX,
