@@ -9,7 +9,9 @@ pub mod error;
 pub mod imaging;
 pub mod metrics;
 pub mod models;
+pub mod genseg;
 pub mod pipeline;
+pub mod random;
 pub mod weights;
 
 pub use error::{Error, Result};

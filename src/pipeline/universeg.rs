@@ -6,6 +6,7 @@
 //! > 0.5. Ensembling predicts from several random subsets of the support set, as the paper does.
 
 use crate::error::{Error, Result};
+use crate::random::SplitMix;
 use crate::imaging::GrayImage;
 use crate::imaging::decode::has_image_extension;
 use crate::imaging::resize::{bilinear, resize_nearest, resize_pil_bilinear};
@@ -298,7 +299,7 @@ fn sigmoid(v: f32) -> f32 {
 }
 
 /// Masks must have one foreground value: 0/1, 0/255, or any single non-zero grey level.
-fn check_binary(mask: &GrayImage) -> Result<()> {
+pub(crate) fn check_binary(mask: &GrayImage) -> Result<()> {
     let mut seen = [false; 256];
     mask.data.iter().for_each(|&v| seen[v as usize] = true);
     let levels: Vec<usize> = (1..256).filter(|&v| seen[v]).collect();
@@ -314,30 +315,6 @@ fn check_binary(mask: &GrayImage) -> Result<()> {
     Ok(())
 }
 
-/// A small seeded generator (SplitMix64): reproducible support subsets without a dependency.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// `k` distinct indices from 0..n (partial Fisher–Yates), sorted.
-    fn sample(&mut self, n: usize, k: usize) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..n).collect();
-        for i in 0..k.min(n) {
-            let j = i + (self.next() % (n - i) as u64) as usize;
-            idx.swap(i, j);
-        }
-        let mut out = idx[..k.min(n)].to_vec();
-        out.sort_unstable();
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,15 +325,6 @@ mod tests {
         assert!(check_binary(&GrayImage::new(2, 1, vec![0, 0])).is_ok());
         let e = check_binary(&GrayImage::new(3, 1, vec![0, 1, 2])).unwrap_err();
         assert!(e.to_string().contains("not binary"), "{e}");
-    }
-
-    #[test]
-    fn subsets_are_distinct_seeded_and_in_range() {
-        let a = SplitMix(7).sample(64, 8);
-        assert_eq!(a, SplitMix(7).sample(64, 8));
-        assert_eq!(a.len(), 8);
-        assert!(a.windows(2).all(|w| w[0] < w[1]) && a[7] < 64);
-        assert_ne!(a, SplitMix(8).sample(64, 8));
     }
 
     #[test]
