@@ -6,10 +6,10 @@
 #[cfg(target_family = "wasm")]
 pub mod app;
 pub mod error;
+pub mod genseg;
 pub mod imaging;
 pub mod metrics;
 pub mod models;
-pub mod genseg;
 pub mod pipeline;
 pub mod random;
 pub mod weights;

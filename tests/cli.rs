@@ -96,7 +96,7 @@ fn bad_input_fails_cleanly() {
 fn help_explains_the_commands() {
     let out = medseg(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["convert", "segment", "universeg", "eval", "bench"] {
+    for cmd in ["convert", "segment", "universeg", "genseg", "eval", "bench"] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
     }
 }
@@ -211,5 +211,159 @@ fn universeg_bad_input_fails_cleanly() {
             &out,
         ]);
         assert_clean_failure(&o, want);
+    }
+}
+
+#[test]
+fn genseg_trains_generates_and_segments_from_folders() {
+    let dir = tmp("genseg/pairs");
+    universeg_pngs(&dir);
+    let weights = tmp("genseg/genseg.medseg");
+    let log = tmp("genseg/losses.csv");
+    let out = medseg(&[
+        "genseg",
+        "train",
+        "--pairs",
+        s(&dir),
+        "--out",
+        s(&weights),
+        "--size",
+        "32",
+        "--width",
+        "4",
+        "--iterations",
+        "6",
+        "--log",
+        s(&log),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("5 pairs: 4 to train on, 1 held out"),
+        "{text}"
+    );
+    assert!(text.contains("up-convolution mix per level"), "{text}");
+    // One CSV row per iteration, every loss finite.
+    let csv = std::fs::read_to_string(&log).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 6);
+    assert!(
+        rows.iter().all(|r| r
+            .split(',')
+            .skip(1)
+            .all(|v| v.parse::<f32>().unwrap().is_finite())),
+        "{csv}"
+    );
+
+    let synth = tmp("genseg/synthetic");
+    let out = medseg(&[
+        "genseg",
+        "generate",
+        "--model",
+        s(&weights),
+        "--masks",
+        s(&dir),
+        "--count",
+        "3",
+        "--out",
+        s(&synth),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for k in 0..3 {
+        let m = read_mask(&synth.join(format!("synth_{k:03}_mask.png")));
+        assert_eq!(m.len(), 32 * 32);
+        assert!(m.iter().any(|&v| v), "synthetic mask {k} is empty");
+        assert!(synth.join(format!("synth_{k:03}_image.png")).exists());
+    }
+    // The synthetic folder is itself a valid pair folder (e.g. a UniverSeg support set).
+    let mask = tmp("genseg/target_mask.png");
+    let out = medseg(&[
+        "genseg",
+        "segment",
+        "--model",
+        s(&weights),
+        "--image",
+        s(&dir.join("target.png")),
+        "--out",
+        s(&mask),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_mask(&mask).len(), 128 * 128);
+}
+
+#[test]
+fn genseg_bad_input_fails_cleanly() {
+    let dir = tmp("genseg-bad/pairs");
+    universeg_pngs(&dir);
+    for k in 1..5 {
+        std::fs::remove_file(dir.join(format!("s{k}_image.png"))).unwrap();
+        std::fs::remove_file(dir.join(format!("s{k}_mask.png"))).unwrap();
+    }
+    let w = tmp("genseg-bad/w.medseg");
+    let not_model = dir.join("s0_image.png");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "genseg",
+                "train",
+                "--pairs",
+                s(&dir),
+                "--out",
+                s(&w),
+                "--size",
+                "32",
+            ],
+            "at least 2 labelled pairs",
+        ),
+        (
+            &[
+                "genseg",
+                "train",
+                "--pairs",
+                s(&dir),
+                "--out",
+                s(&w),
+                "--size",
+                "48",
+            ],
+            "size must be 32, 64, 128 or 256",
+        ),
+        (
+            &[
+                "genseg",
+                "generate",
+                "--model",
+                s(&not_model),
+                "--masks",
+                s(&dir),
+                "--out",
+                s(&w),
+            ],
+            "model file",
+        ),
+        (
+            &["genseg", "train", "--pairs", "/nonexistent", "--out", s(&w)],
+            "cannot read folder",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = medseg(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
     }
 }

@@ -29,17 +29,30 @@ fn disc_pair(s: usize, cx: f32, cy: f32, r: f32) -> Pair {
 }
 
 fn tiny() -> TrainConfig {
-    TrainConfig::new(NetConfig { size: 32, ngf: 8, ndf: 8, seg_width: 4 })
+    TrainConfig::new(NetConfig {
+        size: 32,
+        ngf: 8,
+        ndf: 8,
+        seg_width: 4,
+    })
 }
 
 #[test]
 fn networks_have_the_published_shapes_and_sizes() {
     let dev = Device::flex();
     // pix2pix's PatchGAN (n_layers 3) on mask ⊕ image, ndf 64: conv weights + biases + BN.
-    let full = NetConfig { size: 256, ngf: 64, ndf: 64, seg_width: 64 };
+    let full = NetConfig {
+        size: 256,
+        ngf: 64,
+        ndf: 64,
+        seg_width: 64,
+    };
     let d = Discriminator::new(&full, &dev);
-    let expect_d = (2 * 64 * 16 + 64) + (64 * 128 * 16 + 2 * 128) + (128 * 256 * 16 + 2 * 256)
-        + (256 * 512 * 16 + 2 * 512) + (512 * 16 + 1);
+    let expect_d = (2 * 64 * 16 + 64)
+        + (64 * 128 * 16 + 2 * 128)
+        + (128 * 256 * 16 + 2 * 256)
+        + (256 * 512 * 16 + 2 * 512)
+        + (512 * 16 + 1);
     let running = 2 * (128 + 256 + 512);
     assert_eq!(d.num_params(), expect_d + running);
     // The GenSeg U-Net segmenter (64 … 1024, transposed-conv ups), one input channel.
@@ -58,7 +71,12 @@ fn networks_have_the_published_shapes_and_sizes() {
     assert_eq!(s.num_params(), expect_s + running_s);
 
     // Shapes at a small size: image in [−1, 1], a 6×6 patch map at 64, logits at full size.
-    let cfg = NetConfig { size: 64, ngf: 4, ndf: 4, seg_width: 2 };
+    let cfg = NetConfig {
+        size: 64,
+        ngf: 4,
+        ndf: 4,
+        seg_width: 2,
+    };
     let g = Generator::new(&cfg, &dev);
     assert_eq!(g.levels(), 6);
     let arch = UpconvArch::new(g.levels(), &dev);
@@ -67,10 +85,20 @@ fn networks_have_the_published_shapes_and_sizes() {
     assert_eq!(img.dims(), [2, 1, 64, 64]);
     let (lo, hi) = (read(img.clone().min()), read(img.clone().max()));
     assert!(lo >= -1.0 && hi <= 1.0, "{lo} {hi}");
-    assert_eq!(Discriminator::new(&cfg, &dev).forward(m.clone(), img).dims(), [2, 1, 6, 6]);
+    assert_eq!(
+        Discriminator::new(&cfg, &dev)
+            .forward(m.clone(), img)
+            .dims(),
+        [2, 1, 6, 6]
+    );
     assert_eq!(Segmenter::new(&cfg, &dev).forward(m).dims(), [2, 1, 64, 64]);
     // The up-convolution mix starts near uniform.
-    let p = arch.probabilities().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let p = arch
+        .probabilities()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert_eq!(p.len(), 18);
     assert!(p.iter().all(|&v| (v - 1.0 / 3.0).abs() < 0.01));
 }
@@ -78,7 +106,10 @@ fn networks_have_the_published_shapes_and_sizes() {
 #[test]
 fn each_update_lowers_its_own_loss() {
     let dev = Device::flex();
-    let pairs = vec![disc_pair(32, 14.0, 16.0, 7.0), disc_pair(32, 18.0, 15.0, 9.0)];
+    let pairs = vec![
+        disc_pair(32, 14.0, 16.0, 7.0),
+        disc_pair(32, 18.0, 15.0, 9.0),
+    ];
     let mut t = Trainer::new(tiny(), pairs[..1].to_vec(), pairs[1..].to_vec(), &dev).unwrap();
     let (m, x01) = (t.plane(&pairs[0].mask), t.plane(&pairs[0].image));
     let x = x01.clone().mul_scalar(2.0).sub_scalar(1.0);
@@ -98,7 +129,11 @@ fn each_update_lowers_its_own_loss() {
     let (before, after) = (read(gg0) + read(l10), read(gg1) + read(l11));
     assert!(after < before, "generator: {before} → {after}");
 
-    let s0: f32 = t.seg_update(x01.clone(), m.clone()).into_iter().map(read).sum();
+    let s0: f32 = t
+        .seg_update(x01.clone(), m.clone())
+        .into_iter()
+        .map(read)
+        .sum();
     let s1: f32 = t.seg_losses(x01, m).into_iter().map(read).sum();
     assert!(s1 < s0, "segmenter: {s0} → {s1}");
 }
@@ -106,7 +141,9 @@ fn each_update_lowers_its_own_loss() {
 #[test]
 fn training_runs_learns_and_moves_the_architecture() {
     let dev = Device::flex();
-    let pairs: Vec<Pair> = (0..4).map(|i| disc_pair(32, 12.0 + 2.0 * i as f32, 16.0, 6.0 + i as f32)).collect();
+    let pairs: Vec<Pair> = (0..4)
+        .map(|i| disc_pair(32, 12.0 + 2.0 * i as f32, 16.0, 6.0 + i as f32))
+        .collect();
     let mut cfg = tiny();
     cfg.seed = 3;
     let mut t = Trainer::new(cfg, pairs[..3].to_vec(), pairs[3..].to_vec(), &dev).unwrap();
@@ -119,7 +156,15 @@ fn training_runs_learns_and_moves_the_architecture() {
         hist[r.clone()].iter().map(f).sum::<f32>() / r.len() as f32
     };
     for l in &hist {
-        for v in [l.d_real, l.d_fake, l.g_gan, l.g_l1, l.seg_real, l.seg_synth, l.seg_val] {
+        for v in [
+            l.d_real,
+            l.d_fake,
+            l.g_gan,
+            l.g_l1,
+            l.seg_real,
+            l.seg_synth,
+            l.seg_val,
+        ] {
             assert!(v.is_finite(), "{l:?}");
         }
     }
@@ -130,9 +175,16 @@ fn training_runs_learns_and_moves_the_architecture() {
     assert!(sb < 0.9 * sa, "held-out segmenter loss {sa} → {sb}");
     // The architecture step changed the mix and it is still a distribution per level.
     let mix = block_on(t.model.upconv_mix()).unwrap();
-    let moved: f32 = mix.iter().zip(&mix0).flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs())).sum();
+    let moved: f32 = mix
+        .iter()
+        .zip(&mix0)
+        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+        .sum();
     assert!(moved > 1e-4, "architecture did not move: {mix:?}");
-    assert!(mix.iter().all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-4));
+    assert!(
+        mix.iter()
+            .all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-4)
+    );
 
     // Weights round-trip through a model file: same images (same seed), same segmentation.
     let bytes = block_on(t.model.to_bytes()).unwrap();
@@ -145,7 +197,9 @@ fn training_runs_learns_and_moves_the_architecture() {
     let sb = block_on(back.segment(&pairs[3].image)).unwrap();
     assert_eq!(sa, sb);
     // A model file of another kind or a truncated one is refused with a reason.
-    let e = GenSegModel::from_bytes(&bytes[..bytes.len() / 2], &dev).unwrap_err().to_string();
+    let e = GenSegModel::from_bytes(&bytes[..bytes.len() / 2], &dev)
+        .unwrap_err()
+        .to_string();
     assert!(!e.is_empty());
 }
 
@@ -153,14 +207,23 @@ fn training_runs_learns_and_moves_the_architecture() {
 fn bad_runs_are_refused_with_reasons() {
     let dev = Device::flex();
     let p = disc_pair(32, 16.0, 16.0, 6.0);
-    let e = Trainer::new(tiny(), vec![], vec![p.clone()], &dev).err().unwrap().to_string();
+    let e = Trainer::new(tiny(), vec![], vec![p.clone()], &dev)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("at least one training pair"), "{e}");
     let mut small = p.clone();
     small.image.truncate(100);
-    let e = Trainer::new(tiny(), vec![small], vec![], &dev).err().unwrap().to_string();
+    let e = Trainer::new(tiny(), vec![small], vec![], &dev)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("is not 32×32"), "{e}");
     let mut cfg = tiny();
     cfg.net.size = 48;
-    let e = Trainer::new(cfg, vec![p], vec![], &dev).err().unwrap().to_string();
+    let e = Trainer::new(cfg, vec![p], vec![], &dev)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("size must be 32, 64, 128 or 256"), "{e}");
 }

@@ -2,6 +2,7 @@
 //! every image, mask and annotation inside the tab.
 
 mod canvas;
+mod generate;
 mod state;
 mod storage;
 mod task;
@@ -379,6 +380,7 @@ pub fn App() -> impl IntoView {
     let ui = Ui::new();
     let t = task::TaskUi::new();
     let v = volume::VolUi::new();
+    let g = generate::GenUi::new();
     // Measurements follow the objects and the selection.
     Effect::new(move |_| {
         ui.objects.track();
@@ -387,6 +389,7 @@ pub fn App() -> impl IntoView {
     });
     spawn_local(load_model(ui));
     spawn_local(task::find_weights(ui, t));
+    spawn_local(generate::restore(g));
 
     // Mouse state for the current drag: (button, start x, start y, start level, start width).
     let drag = StoredValue::new(None::<(i16, f32, f32, f64, f64)>);
@@ -589,6 +592,7 @@ pub fn App() -> impl IntoView {
                     </div>
                     <volume::VolumePanel ui=ui v=v/>
                     <task::TaskPanel ui=ui t=t/>
+                    <generate::GeneratePanel ui=ui g=g t=t/>
                     <div class="panel">
                         <h3>"Evaluation"</h3>
                         <p class="hint">"Open a reference mask (file name containing “mask”) to compare."</p>

@@ -45,6 +45,9 @@ pub struct State {
     pub universeg: Option<UniverSeg>,
     /// The task's support set (UniverSeg).
     pub support: Vec<super::task::SupportEntry>,
+    /// Trained GenSeg weights and the gallery's synthetic pairs.
+    pub genseg: Option<crate::genseg::GenSegModel>,
+    pub synthetic: super::generate::Synthetic,
     /// An open volume (its slice in view is `image`).
     pub volume: Option<super::volume::Loaded>,
     pub image: Option<Planes>,

@@ -6,7 +6,7 @@ use super::state::with;
 use super::{Ui, storage, web};
 use crate::imaging::GrayImage;
 use crate::imaging::decode::{decode_image, encode_mask_png};
-use crate::pipeline::universeg::{Ensemble, SupportItem, UniverSeg, pair_files};
+use crate::pipeline::universeg::{self, Ensemble, SupportItem, UniverSeg, pair_files};
 use crate::weights::convert::convert_universeg;
 use crate::weights::model_file::{self, Precision};
 use leptos::prelude::*;
@@ -222,7 +222,7 @@ pub async fn forget_weights(ui: Ui, t: TaskUi) {
 }
 
 /// Small RGB preview: the image with the label tinted.
-fn thumbnail(item: &SupportItem, side: usize) -> Option<String> {
+pub(super) fn thumbnail(item: &SupportItem, side: usize) -> Option<String> {
     let n = (item.image.len() as f64).sqrt() as usize;
     let step = (n / side).max(1);
     let side = n / step;
@@ -243,7 +243,7 @@ fn thumbnail(item: &SupportItem, side: usize) -> Option<String> {
     web::object_url(&png, "image/png").ok()
 }
 
-fn push_support(t: TaskUi, name: String, item: SupportItem) {
+pub(super) fn push_support(t: TaskUi, name: String, item: SupportItem) {
     let thumb = thumbnail(&item, 64).unwrap_or_default();
     with(|s| s.support.push(SupportEntry { name, item, thumb }));
     t.sync();
@@ -259,7 +259,6 @@ fn require_model(ui: Ui) -> Option<UniverSeg> {
 
 /// The current image with the selected object's mask as a new support example.
 pub fn add_current(ui: Ui, t: TaskUi) {
-    let Some(m) = require_model(ui) else { return };
     let pair = with(|s| {
         // The image as the models see it (on a volume: the slice windowed over the volume, not
         // the display preset).
@@ -272,7 +271,7 @@ pub fn add_current(ui: Ui, t: TaskUi) {
             .fail("Open an image and select a segmented object to add it to the support set.");
     };
     let mask = GrayImage::new(img.width, img.height, mask);
-    match m.prepare_pair(&img, &mask) {
+    match universeg::prepare_pair(&img, &mask, universeg::SIZE) {
         Ok(item) => {
             let name = format!("{} · {obj}", ui.image_name.get_untracked());
             push_support(t, name, item);
@@ -288,7 +287,6 @@ pub fn add_current(ui: Ui, t: TaskUi) {
 /// Files from a picker, a folder or a zip → support pairs. Good pairs are added; every bad one
 /// is named in one message.
 pub async fn import(ui: Ui, t: TaskUi, files: Vec<web_sys::File>) {
-    let Some(m) = require_model(ui) else { return };
     ui.error.set(None);
     ui.progress.set(Some(0.0));
     let mut named: Vec<(String, Vec<u8>)> = vec![];
@@ -328,7 +326,7 @@ pub async fn import(ui: Ui, t: TaskUi, files: Vec<web_sys::File>) {
         let item = (|| {
             let i = decode_image(bytes_of(img).unwrap_or_default())?.luma();
             let mk = decode_image(bytes_of(mask).unwrap_or_default())?.luma();
-            m.prepare_pair(&i, &mk)
+            universeg::prepare_pair(&i, &mk, universeg::SIZE)
         })();
         match item {
             Ok(item) => {
@@ -563,7 +561,7 @@ pub async fn run_batch(ui: Ui, t: TaskUi, files: Vec<web_sys::File>) {
     }
 }
 
-fn files_of(ev: &web_sys::Event) -> Vec<web_sys::File> {
+pub(super) fn files_of(ev: &web_sys::Event) -> Vec<web_sys::File> {
     let input: HtmlInputElement = ev.target().unwrap().unchecked_into();
     let list = input.files();
     let files = list
@@ -604,8 +602,7 @@ pub fn TaskPanel(ui: Ui, t: TaskUi) -> impl IntoView {
                         on:click=move |_| spawn_local(forget_weights(ui, t))>"Forget"</button>
                 </Show>
             </div>
-            <Show when=ready fallback=|| ()>
-                <input class="task-name" type="text" prop:value=move || t.name.get()
+            <input class="task-name" type="text" prop:value=move || t.name.get()
                     on:input=move |ev| t.name.set(event_target_value(&ev)) aria-label="Task name"/>
                 <div class="row">
                     <button id="support-add" title="Add the image with the selected mask (A)"
@@ -651,7 +648,6 @@ pub fn TaskPanel(ui: Ui, t: TaskUi) -> impl IntoView {
                             on:change=move |ev| spawn_local(run_batch(ui, t, files_of(&ev)))/>
                     </label>
                 </div>
-            </Show>
         </div>
     }
 }

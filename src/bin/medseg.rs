@@ -10,6 +10,9 @@ fn main() {
 
 #[cfg(not(target_family = "wasm"))]
 mod cli {
+    #[path = "../cli/genseg.rs"]
+    mod genseg;
+
     use burn::tensor::{Device, DeviceKind, Tensor};
     use clap::{Parser, Subcommand, ValueEnum};
     use medseg::imaging::GrayImage;
@@ -34,14 +37,16 @@ mod cli {
     #[command(
         name = "medseg",
         version,
-        about = "Medical image segmentation with MedSAM / LiteMedSAM and UniverSeg, on your own machine.",
-        long_about = "Medical image segmentation with MedSAM / LiteMedSAM and UniverSeg, on your own machine.\n\n\
+        about = "Medical image segmentation with MedSAM / LiteMedSAM, UniverSeg and GenSeg, on your own machine.",
+        long_about = "Medical image segmentation with MedSAM / LiteMedSAM, UniverSeg and GenSeg, on your own machine.\n\n\
 Typical use:\n  \
 medseg convert --checkpoint lite_medsam.pth --out models/litemedsam.int8.medseg\n  \
 medseg segment --model models/litemedsam.int8.medseg --image ct.png --box 321,334,392,398 --out mask.png\n  \
 medseg propagate --model models/litemedsam.int8.medseg --volume ct.nrrd --box 318,333,15,404,398,25 --out tumour.nii.gz\n  \
 medseg eval --pred mask.png --gt truth.png\n  \
-medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --query new.png --out new_mask.png"
+medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --query new.png --out new_mask.png\n  \
+medseg genseg train --pairs pairs/ --out genseg.medseg --size 64 --iterations 300\n  \
+medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out synthetic/"
     )]
     struct Cli {
         #[command(subcommand)]
@@ -186,6 +191,12 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
             backend: Backend,
             #[arg(long, default_value_t = 10)]
             runs: usize,
+        },
+        /// GenSeg: train a generator of image–mask pairs with a segmenter on a few labelled
+        /// pairs, generate synthetic pairs, segment with the trained segmenter.
+        Genseg {
+            #[command(subcommand)]
+            cmd: genseg::GensegCmd,
         },
         /// Show what a model file holds.
         Info {
@@ -632,6 +643,7 @@ medseg universeg --weights universeg_v1_nf64_ss64_STA.pt --support pairs/ --quer
                     );
                 }
             }
+            Cmd::Genseg { cmd } => genseg::dispatch(cmd)?,
             Cmd::Eval {
                 pred,
                 gt,

@@ -15,10 +15,21 @@ pub enum Op {
     FlipLr,
     /// Pixels added on each side as fractions of the size (top, right, bottom, left), then
     /// the padded image is resized back to the original size.
-    Pad { top: f32, right: f32, bottom: f32, left: f32 },
-    Scale { x: f32, y: f32 },
+    Pad {
+        top: f32,
+        right: f32,
+        bottom: f32,
+        left: f32,
+    },
+    Scale {
+        x: f32,
+        y: f32,
+    },
     /// Shift as fractions of the width and height.
-    Translate { x: f32, y: f32 },
+    Translate {
+        x: f32,
+        y: f32,
+    },
     /// Degrees, clockwise on screen (y down), about the image centre.
     Rotate(f32),
     /// Degrees of x-shear about the image centre (positive: rows above the centre slide right).
@@ -66,9 +77,15 @@ impl Ranges {
             left: rng.uniform(0.0, p),
         });
         let (s0, s1) = self.scale;
-        ops.push(Op::Scale { x: rng.uniform(s0, s1), y: rng.uniform(s0, s1) });
+        ops.push(Op::Scale {
+            x: rng.uniform(s0, s1),
+            y: rng.uniform(s0, s1),
+        });
         let t = self.translate;
-        ops.push(Op::Translate { x: rng.uniform(-t, t), y: rng.uniform(-t, t) });
+        ops.push(Op::Translate {
+            x: rng.uniform(-t, t),
+            y: rng.uniform(-t, t),
+        });
         ops.push(Op::Rotate(rng.uniform(-self.rotate, self.rotate)));
         ops.push(Op::Shear(rng.uniform(-self.shear, self.shear)));
         let n = ops.len();
@@ -80,7 +97,9 @@ impl Ranges {
     pub fn augment(&self, mask: &[f32], w: usize, h: usize, rng: &mut SplitMix) -> Vec<f32> {
         let ops = self.draw(rng);
         let soft = ops.iter().fold(mask.to_vec(), |m, op| apply(*op, &m, w, h));
-        soft.iter().map(|&v| f32::from(v > self.threshold)).collect()
+        soft.iter()
+            .map(|&v| f32::from(v > self.threshold))
+            .collect()
     }
 }
 
@@ -92,13 +111,20 @@ pub fn apply(op: Op, src: &[f32], w: usize, h: usize) -> Vec<f32> {
     let (wf, hf) = (w as f32, h as f32);
     let inverse: Box<dyn Fn(f32, f32) -> (f32, f32)> = match op {
         Op::FlipLr => Box::new(move |x, y| (wf - x, y)),
-        Op::Pad { top, right, bottom, left } => {
+        Op::Pad {
+            top,
+            right,
+            bottom,
+            left,
+        } => {
             // The padded canvas spans (-left·w .. w + right·w) and is squeezed into 0..w.
             let (x0, y0) = (-left * wf, -top * hf);
             let (sx, sy) = ((1.0 + left + right), (1.0 + top + bottom));
             Box::new(move |x, y| (x0 + x * sx, y0 + y * sy))
         }
-        Op::Scale { x: sx, y: sy } => Box::new(move |x, y| (cx + (x - cx) / sx, cy + (y - cy) / sy)),
+        Op::Scale { x: sx, y: sy } => {
+            Box::new(move |x, y| (cx + (x - cx) / sx, cy + (y - cy) / sy))
+        }
         Op::Translate { x: tx, y: ty } => Box::new(move |x, y| (x - tx * wf, y - ty * hf)),
         Op::Rotate(deg) => {
             let (s, c) = deg.to_radians().sin_cos();
@@ -154,7 +180,12 @@ mod tests {
         let on: Vec<usize> = (0..m.len()).filter(|&i| m[i] > 0.5).collect();
         let xs = on.iter().map(|i| i % w);
         let ys = on.iter().map(|i| i / w);
-        (xs.clone().min().unwrap(), ys.clone().min().unwrap(), xs.max().unwrap() + 1, ys.max().unwrap() + 1)
+        (
+            xs.clone().min().unwrap(),
+            ys.clone().min().unwrap(),
+            xs.max().unwrap() + 1,
+            ys.max().unwrap() + 1,
+        )
     }
 
     fn area(m: &[f32]) -> f32 {
@@ -198,7 +229,17 @@ mod tests {
     fn pad_shrinks_toward_the_unpadded_side() {
         // Padding the left by 100 % halves the width and pushes content right.
         let m = rect(40, 20, 0, 0, 40, 20);
-        let p = apply(Op::Pad { top: 0.0, right: 0.0, bottom: 0.0, left: 1.0 }, &m, 40, 20);
+        let p = apply(
+            Op::Pad {
+                top: 0.0,
+                right: 0.0,
+                bottom: 0.0,
+                left: 1.0,
+            },
+            &m,
+            40,
+            20,
+        );
         assert_eq!(bbox(&p, 40), (20, 0, 40, 20));
     }
 
@@ -227,7 +268,10 @@ mod tests {
         for seed in 0..20 {
             let a = r.augment(&m, 64, 64, &mut SplitMix(seed));
             let ratio = area(&a) / area(&m);
-            assert!((0.35..1.6).contains(&ratio), "seed {seed}: area ratio {ratio}");
+            assert!(
+                (0.35..1.6).contains(&ratio),
+                "seed {seed}: area ratio {ratio}"
+            );
         }
         // Every draw has the five always-on steps, in some order.
         let ops = r.draw(&mut SplitMix(9));

@@ -42,7 +42,10 @@ impl NetConfig {
     }
     pub fn check(&self) -> Result<(), String> {
         if !self.size.is_power_of_two() || !(32..=256).contains(&self.size) {
-            return Err(format!("size must be 32, 64, 128 or 256, not {}", self.size));
+            return Err(format!(
+                "size must be 32, 64, 128 or 256, not {}",
+                self.size
+            ));
         }
         if self.ngf == 0 || self.ndf == 0 || self.seg_width == 0 {
             return Err("network widths must be positive".into());
@@ -56,10 +59,21 @@ impl NetConfig {
 
 /// pix2pix initialisation: conv weights N(0, 0.02).
 fn init() -> Initializer {
-    Initializer::Normal { mean: 0.0, std: 0.02 }
+    Initializer::Normal {
+        mean: 0.0,
+        std: 0.02,
+    }
 }
 
-fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, bias: bool, dev: &Device) -> Conv2d {
+fn conv(
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    bias: bool,
+    dev: &Device,
+) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
@@ -68,7 +82,15 @@ fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, bias: bo
         .init(dev)
 }
 
-fn upconv(c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, bias: bool, dev: &Device) -> ConvTranspose2d {
+fn upconv(
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    bias: bool,
+    dev: &Device,
+) -> ConvTranspose2d {
     ConvTranspose2dConfig::new([c_in, c_out], [k, k])
         .with_stride([stride, stride])
         .with_padding([pad, pad])
@@ -89,8 +111,14 @@ pub struct UpconvArch {
 
 impl UpconvArch {
     pub fn new(levels: usize, dev: &Device) -> Self {
-        let a = Tensor::<2>::random([levels, UPCONV_OPS.len()], Distribution::Normal(0.0, 1e-3), dev);
-        UpconvArch { alpha: Param::from_tensor(a) }
+        let a = Tensor::<2>::random(
+            [levels, UPCONV_OPS.len()],
+            Distribution::Normal(0.0, 1e-3),
+            dev,
+        );
+        UpconvArch {
+            alpha: Param::from_tensor(a),
+        }
     }
     /// Mixing weights of one level (softmax of its row).
     fn weights(&self, level: usize) -> Tensor<1> {
@@ -111,7 +139,10 @@ pub struct MixedUpconv {
 
 impl MixedUpconv {
     fn new(c_in: usize, c_out: usize, bias: bool, dev: &Device) -> Self {
-        let ops = UPCONV_OPS.iter().map(|&(k, p)| upconv(c_in, c_out, k, 2, p, bias, dev)).collect();
+        let ops = UPCONV_OPS
+            .iter()
+            .map(|&(k, p)| upconv(c_in, c_out, k, 2, p, bias, dev))
+            .collect();
         MixedUpconv { ops }
     }
     fn forward(&self, x: Tensor<4>, w: Tensor<1>) -> Tensor<4> {
@@ -181,12 +212,20 @@ impl Generator {
         let l = &self.levels[i];
         let outermost = i == 0;
         let innermost = i == self.levels.len() - 1;
-        let d = if outermost { x.clone() } else { leaky_relu(x.clone(), 0.2) };
+        let d = if outermost {
+            x.clone()
+        } else {
+            leaky_relu(x.clone(), 0.2)
+        };
         let mut d = l.down.forward(d);
         if let Some(n) = &l.down_norm {
             d = n.forward(d);
         }
-        let inner = if innermost { d } else { self.level(i + 1, d, arch) };
+        let inner = if innermost {
+            d
+        } else {
+            self.level(i + 1, d, arch)
+        };
         let mut u = l.up.forward(relu(inner), arch.weights(i));
         if outermost {
             return tanh(u);
@@ -261,7 +300,12 @@ impl DoubleConv {
                 .with_bias(false)
                 .init(dev)
         };
-        DoubleConv { c1: c(c_in, c_out), n1: norm(c_out, dev), c2: c(c_out, c_out), n2: norm(c_out, dev) }
+        DoubleConv {
+            c1: c(c_in, c_out),
+            n1: norm(c_out, dev),
+            c2: c(c_out, c_out),
+            n2: norm(c_out, dev),
+        }
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = relu(self.n1.forward(self.c1.forward(x)));
@@ -286,12 +330,21 @@ pub const SEG_DEPTH: usize = 4;
 impl Segmenter {
     pub fn new(cfg: &NetConfig, dev: &Device) -> Self {
         let w = |i: usize| cfg.seg_width << i;
-        let downs = (0..=SEG_DEPTH).map(|i| DoubleConv::new(if i == 0 { 1 } else { w(i - 1) }, w(i), dev)).collect();
+        let downs = (0..=SEG_DEPTH)
+            .map(|i| DoubleConv::new(if i == 0 { 1 } else { w(i - 1) }, w(i), dev))
+            .collect();
         let ups = (0..SEG_DEPTH)
             .rev()
-            .map(|i| ConvTranspose2dConfig::new([w(i + 1), w(i)], [2, 2]).with_stride([2, 2]).init(dev))
+            .map(|i| {
+                ConvTranspose2dConfig::new([w(i + 1), w(i)], [2, 2])
+                    .with_stride([2, 2])
+                    .init(dev)
+            })
             .collect();
-        let up_convs = (0..SEG_DEPTH).rev().map(|i| DoubleConv::new(2 * w(i), w(i), dev)).collect();
+        let up_convs = (0..SEG_DEPTH)
+            .rev()
+            .map(|i| DoubleConv::new(2 * w(i), w(i), dev))
+            .collect();
         Segmenter {
             downs,
             pool: MaxPool2dConfig::new([2, 2]).init(),

@@ -24,10 +24,14 @@ pub async fn collect<M: Module>(module: &M, prefix: &str, out: &mut StateDict) -
             let t = param.val();
             let shape = t.dims().to_vec();
             let n: usize = shape.iter().product();
-            self.found.push((self.path.join("."), shape, t.reshape([n])));
+            self.found
+                .push((self.path.join("."), shape, t.reshape([n])));
         }
     }
-    let mut c = Collector { path: vec![prefix.to_string()], found: Vec::new() };
+    let mut c = Collector {
+        path: vec![prefix.to_string()],
+        found: Vec::new(),
+    };
     // `valid` folds pending BatchNorm running-statistics updates in; a plain visit misses the last.
     module.valid().visit(&mut c);
     for (name, shape, t) in c.found {
@@ -60,17 +64,27 @@ pub fn restore<M: Module>(module: M, prefix: &str, dict: &StateDict) -> Result<M
             };
             let want = param.val().dims().to_vec();
             if t.shape != want {
-                self.problems.push(format!("{name}: stored {:?}, expected {want:?}", t.shape));
+                self.problems
+                    .push(format!("{name}: stored {:?}, expected {want:?}", t.shape));
                 return param;
             }
             param.map(|old| {
                 let dev = old.device();
-                let fresh = Tensor::<D>::from_data(TensorData::new(t.data.clone(), t.shape.clone()), &dev);
-                if old.is_require_grad() { fresh.require_grad() } else { fresh }
+                let fresh =
+                    Tensor::<D>::from_data(TensorData::new(t.data.clone(), t.shape.clone()), &dev);
+                if old.is_require_grad() {
+                    fresh.require_grad()
+                } else {
+                    fresh
+                }
             })
         }
     }
-    let mut r = Restorer { path: vec![prefix.to_string()], dict, problems: Vec::new() };
+    let mut r = Restorer {
+        path: vec![prefix.to_string()],
+        dict,
+        problems: Vec::new(),
+    };
     let out = module.map(&mut r);
     if r.problems.is_empty() {
         Ok(out)

@@ -22,6 +22,8 @@ use super::augment::Ranges;
 use super::nets::{Discriminator, Generator, NetConfig, Segmenter, UpconvArch};
 use super::store;
 use crate::error::{Error, Result};
+use crate::imaging::GrayImage;
+use crate::imaging::resize::bilinear;
 use crate::random::SplitMix;
 use crate::weights::model_file::Precision;
 use crate::weights::{StateDict, to_host_async};
@@ -153,11 +155,18 @@ async fn read_all(parts: Vec<Tensor<1>>) -> Result<Vec<f32>> {
 
 impl Trainer {
     /// Checks the pairs and sets up the networks on `device` (made autodiff here).
-    pub fn new(config: TrainConfig, train: Vec<Pair>, val: Vec<Pair>, device: &Device) -> Result<Self> {
+    pub fn new(
+        config: TrainConfig,
+        train: Vec<Pair>,
+        val: Vec<Pair>,
+        device: &Device,
+    ) -> Result<Self> {
         config.net.check().map_err(Error::Input)?;
         let n = config.net.size * config.net.size;
         if train.is_empty() {
-            return Err(Error::Input("GenSeg needs at least one training pair".into()));
+            return Err(Error::Input(
+                "GenSeg needs at least one training pair".into(),
+            ));
         }
         for (i, p) in train.iter().chain(&val).enumerate() {
             if p.image.len() != n || p.mask.len() != n {
@@ -174,7 +183,12 @@ impl Trainer {
         let net = &config.net;
         let generator = Generator::new(net, &device);
         let arch = UpconvArch::new(generator.levels(), &device);
-        let model = GenSegModel { config, generator, arch, segmenter: Segmenter::new(net, &device) };
+        let model = GenSegModel {
+            config,
+            generator,
+            arch,
+            segmenter: Segmenter::new(net, &device),
+        };
         let gan = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.999);
         let arch_opt = AdamConfig::new()
             .with_beta_1(0.5)
@@ -209,11 +223,18 @@ impl Trainer {
     pub fn new_mask(&mut self) -> Vec<f32> {
         let s = self.size();
         let i = self.rng.below(self.train.len());
-        self.augment.augment(&self.train[i].mask, s, s, &mut self.rng)
+        self.augment
+            .augment(&self.train[i].mask, s, s, &mut self.rng)
     }
 
     /// One iteration (see the module docs); returns its losses.
     pub async fn step(&mut self) -> Result<Losses> {
+        self.step_paced(&mut async || {}).await
+    }
+
+    /// As [`step`](Self::step), awaiting `pace()` between its phases (the page yields there,
+    /// so a click is handled within one phase on the CPU path).
+    pub async fn step_paced(&mut self, pace: &mut impl AsyncFnMut()) -> Result<Losses> {
         let cfg = self.model.config;
         let (s, dev) = (self.size(), self.device.clone());
         let real = self.train[self.order[self.iteration % self.order.len()]].clone();
@@ -227,6 +248,7 @@ impl Trainer {
         if cfg.synthetic {
             let [d_real, d_fake, g_gan, g_l1] = self.gan_step(m, &real.image);
             report.splice(0..4, [d_real, d_fake, g_gan, g_l1]);
+            pace().await;
             let m2 = plane(&self.new_mask(), s, &dev);
             seg_in.push(to_unit(self.fake(m2.clone()).detach()));
             seg_target.push(m2);
@@ -236,8 +258,13 @@ impl Trainer {
         for (slot, p) in report[4..6].iter_mut().zip(parts) {
             *slot = p;
         }
+        pace().await;
 
-        if cfg.synthetic && cfg.arch_every > 0 && !self.val.is_empty() && self.iteration % cfg.arch_every == 0 {
+        if cfg.synthetic
+            && cfg.arch_every > 0
+            && !self.val.is_empty()
+            && self.iteration % cfg.arch_every == 0
+        {
             report[6] = self.arch_step();
         }
         self.iteration += 1;
@@ -286,7 +313,10 @@ impl Trainer {
     pub fn g_loss(&self, m: Tensor<4>, x: Tensor<4>, fake: Tensor<4>) -> [Tensor<1>; 2] {
         let pred = self.disc.forward(m, fake.clone());
         let g_gan = bce_logits(pred.clone(), pred.ones_like());
-        let g_l1 = (fake - x).abs().mean().mul_scalar(self.model.config.lambda_l1);
+        let g_l1 = (fake - x)
+            .abs()
+            .mean()
+            .mul_scalar(self.model.config.lambda_l1);
         [g_gan, g_l1]
     }
 
@@ -295,15 +325,24 @@ impl Trainer {
         let [d_real, d_fake] = self.d_loss(m, x, fake);
         let loss = (d_real.clone() + d_fake.clone()).mul_scalar(0.5);
         let grads = GradientsParams::from_grads(loss.backward(), &self.disc);
-        self.disc = self.opt_d.step(self.model.config.lr_gan, self.disc.clone(), grads);
+        self.disc = self
+            .opt_d
+            .step(self.model.config.lr_gan, self.disc.clone(), grads);
         [d_real.detach(), d_fake.detach()]
     }
 
     /// One generator step; returns the losses it stepped from.
     pub fn g_update(&mut self, m: Tensor<4>, x: Tensor<4>, fake: Tensor<4>) -> [Tensor<1>; 2] {
         let [g_gan, g_l1] = self.g_loss(m, x, fake);
-        let grads = GradientsParams::from_grads((g_gan.clone() + g_l1.clone()).backward(), &self.model.generator);
-        self.model.generator = self.opt_g.step(self.model.config.lr_gan, self.model.generator.clone(), grads);
+        let grads = GradientsParams::from_grads(
+            (g_gan.clone() + g_l1.clone()).backward(),
+            &self.model.generator,
+        );
+        self.model.generator = self.opt_g.step(
+            self.model.config.lr_gan,
+            self.model.generator.clone(),
+            grads,
+        );
         [g_gan.detach(), g_l1.detach()]
     }
 
@@ -311,15 +350,30 @@ impl Trainer {
     pub fn seg_losses(&self, images: Tensor<4>, targets: Tensor<4>) -> Vec<Tensor<1>> {
         let n = images.dims()[0];
         let logits = self.model.segmenter.forward(images);
-        (0..n).map(|i| seg_loss(logits.clone().slice([i..i + 1]), targets.clone().slice([i..i + 1]))).collect()
+        (0..n)
+            .map(|i| {
+                seg_loss(
+                    logits.clone().slice([i..i + 1]),
+                    targets.clone().slice([i..i + 1]),
+                )
+            })
+            .collect()
     }
 
     /// One segmenter step on the sum of the items' losses; returns them (detached).
     pub fn seg_update(&mut self, images: Tensor<4>, targets: Tensor<4>) -> Vec<Tensor<1>> {
         let parts = self.seg_losses(images, targets);
-        let total = parts.iter().cloned().reduce(|a, b| a + b).expect("a non-empty batch");
+        let total = parts
+            .iter()
+            .cloned()
+            .reduce(|a, b| a + b)
+            .expect("a non-empty batch");
         let grads = GradientsParams::from_grads(total.backward(), &self.model.segmenter);
-        self.model.segmenter = self.opt_s.step(self.model.config.lr_seg, self.model.segmenter.clone(), grads);
+        self.model.segmenter = self.opt_s.step(
+            self.model.config.lr_seg,
+            self.model.segmenter.clone(),
+            grads,
+        );
         parts.into_iter().map(Tensor::detach).collect()
     }
 
@@ -338,7 +392,10 @@ impl Trainer {
         let report = val_loss.clone().detach();
         let grads = GradientsParams::from_grads(val_loss.backward(), &self.model.segmenter);
         // ε = 0.01 / ‖v‖ as DARTS (a zero gradient gives a zero step, not a division by zero).
-        let eps = grad_norm(&self.model.segmenter, &grads).clamp_min(1e-12).recip().mul_scalar(0.01);
+        let eps = grad_norm(&self.model.segmenter, &grads)
+            .clamp_min(1e-12)
+            .recip()
+            .mul_scalar(0.01);
         let plus = shifted(self.model.segmenter.clone(), &grads, eps.clone());
         let minus = shifted(self.model.segmenter.clone(), &grads, eps.clone().neg());
 
@@ -349,7 +406,10 @@ impl Trainer {
         let Some(g) = self.model.arch.alpha.val().grad(&all) else {
             return report;
         };
-        let scale = eps.recip().mul_scalar(-(cfg.lr_seg as f32) / 2.0).reshape([1, 1]);
+        let scale = eps
+            .recip()
+            .mul_scalar(-(cfg.lr_seg as f32) / 2.0)
+            .reshape([1, 1]);
         let mut ga = GradientsParams::new();
         ga.register(self.model.arch.alpha.id, g * scale);
         self.model.arch = self.opt_a.step(cfg.lr_arch, self.model.arch.clone(), ga);
@@ -367,7 +427,12 @@ impl Trainer {
         let parts = self
             .val
             .iter()
-            .map(|v| seg_loss(seg.forward(plane(&v.image, s, &dev)), plane(&v.mask, s, &dev)))
+            .map(|v| {
+                seg_loss(
+                    seg.forward(plane(&v.image, s, &dev)),
+                    plane(&v.mask, s, &dev),
+                )
+            })
             .collect();
         let v = read_all(parts).await?;
         Ok(Some(v.iter().sum::<f32>() / v.len() as f32))
@@ -434,7 +499,11 @@ impl GenSegModel {
         }
         let dev = self.train_device();
         dev.seed(seed);
-        let img = to_unit(self.generator.forward(plane(mask, s, &dev), &self.arch).detach());
+        let img = to_unit(
+            self.generator
+                .forward(plane(mask, s, &dev), &self.arch)
+                .detach(),
+        );
         to_host_async(img).await
     }
 
@@ -448,6 +517,19 @@ impl GenSegModel {
         let dev = seg.devices()[0].clone();
         let p = sigmoid(seg.forward(plane(image, s, &dev)));
         to_host_async(p).await
+    }
+
+    /// A 0/1 mask at the image's size: the image resized and normalised as in training,
+    /// segmented, the probabilities resized back (bilinear) and thresholded at 0.5.
+    pub async fn segment_image(&self, image: &GrayImage) -> Result<Vec<u8>> {
+        let s = self.config.net.size;
+        let p = self
+            .segment(&super::pairs::prepare_image(image, s)?)
+            .await?;
+        Ok(bilinear(&p, s, s, image.width, image.height)
+            .iter()
+            .map(|&v| u8::from(v > 0.5))
+            .collect())
     }
 
     /// Mixing weights of the up-convolution candidates per generator level.
@@ -465,7 +547,14 @@ impl GenSegModel {
         store::collect(&self.segmenter, "segmenter", &mut dict).await?;
         let config = serde_json::to_value(self.config).expect("config serialises");
         let f32_only = |_: &str| None;
-        Ok(crate::weights::model_file::write(ARCH, config, Precision::F32, &f32_only, "", &dict))
+        Ok(crate::weights::model_file::write(
+            ARCH,
+            config,
+            Precision::F32,
+            &f32_only,
+            "",
+            &dict,
+        ))
     }
 
     /// Reads weights written by [`to_bytes`](Self::to_bytes) onto `device`.

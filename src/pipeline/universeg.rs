@@ -6,11 +6,11 @@
 //! > 0.5. Ensembling predicts from several random subsets of the support set, as the paper does.
 
 use crate::error::{Error, Result};
-use crate::random::SplitMix;
 use crate::imaging::GrayImage;
 use crate::imaging::decode::has_image_extension;
 use crate::imaging::resize::{bilinear, resize_nearest, resize_pil_bilinear};
 use crate::models::universeg::{UniverSegConfig, UniverSegNet};
+use crate::random::SplitMix;
 use crate::weights::{self, Loader, StateDict, model_file};
 use burn::tensor::{Device, Tensor, TensorData};
 use std::collections::BTreeSet;
@@ -91,33 +91,12 @@ impl UniverSeg {
 
     /// A grey image at model resolution, in [0, 1].
     pub fn prepare_image(&self, img: &GrayImage) -> Vec<f32> {
-        let s = self.size();
-        resize_pil_bilinear(img, s, s)
-            .data
-            .iter()
-            .map(|&v| v as f32 / 255.0)
-            .collect()
+        prepare_image(img, self.size())
     }
 
     /// An image and its mask (0 = background, one other value = foreground) as a support item.
     pub fn prepare_pair(&self, img: &GrayImage, mask: &GrayImage) -> Result<SupportItem> {
-        if (img.width, img.height) != (mask.width, mask.height) {
-            return Err(Error::Input(format!(
-                "the mask is {}×{} but its image is {}×{}: a support pair needs both at the same size",
-                mask.width, mask.height, img.width, img.height
-            )));
-        }
-        check_binary(mask)?;
-        let s = self.size();
-        let label = resize_nearest(mask, s, s)
-            .data
-            .iter()
-            .map(|&v| (v > 0) as u8 as f32)
-            .collect();
-        Ok(SupportItem {
-            image: self.prepare_image(img),
-            label,
-        })
+        prepare_pair(img, mask, self.size())
     }
 
     /// Logits (size²) for one prepared target given the whole support set.
@@ -249,6 +228,39 @@ impl UniverSeg {
             .map(|&v| (v > 0.5) as u8)
             .collect()
     }
+}
+
+/// Side of UniverSeg v1's input: support sets are kept at this size, with or without weights.
+pub const SIZE: usize = 128;
+
+/// A grey image at `size`², in [0, 1].
+pub fn prepare_image(img: &GrayImage, size: usize) -> Vec<f32> {
+    resize_pil_bilinear(img, size, size)
+        .data
+        .iter()
+        .map(|&v| v as f32 / 255.0)
+        .collect()
+}
+
+/// An image and its mask (0 = background, one other value = foreground) as a support item at
+/// `size`² (no weights needed: a support set can be built before UniverSeg is installed).
+pub fn prepare_pair(img: &GrayImage, mask: &GrayImage, size: usize) -> Result<SupportItem> {
+    if (img.width, img.height) != (mask.width, mask.height) {
+        return Err(Error::Input(format!(
+            "the mask is {}×{} but its image is {}×{}: a support pair needs both at the same size",
+            mask.width, mask.height, img.width, img.height
+        )));
+    }
+    check_binary(mask)?;
+    let label = resize_nearest(mask, size, size)
+        .data
+        .iter()
+        .map(|&v| (v > 0) as u8 as f32)
+        .collect();
+    Ok(SupportItem {
+        image: prepare_image(img, size),
+        label,
+    })
 }
 
 /// Pairs support files by name: `NAME_image.EXT` with `NAME_mask.EXT` (any NAME, PNG/JPEG,

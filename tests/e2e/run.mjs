@@ -11,6 +11,7 @@ import { serve } from './serve.mjs';
 import { writeSupport, nativeMask, convertNative, zipOf, unzip } from './universeg.mjs';
 import { execFileSync } from 'node:child_process';
 import { volumeChecks } from './volume.mjs';
+import { gensegChecks } from './genseg.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const FIX = path.resolve(ROOT, '../shared/fixtures');
@@ -132,6 +133,7 @@ async function session(mode, server) {
 
   if (mode === 'cpu') await universegChecks(page, prefix, waitPhase);
   if (mode === 'cpu') await volumeChecks(page, prefix, check, assert, ROOT, ART);
+  if (mode === 'cpu') await gensegChecks(page, prefix, check, assert, FIX, ART);
 
   await check(`${prefix} nothing left the page's origin`, async () => {
     assert(egress.length === 0, `requests: ${egress.join(', ')}`);

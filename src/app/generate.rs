@@ -1,0 +1,512 @@
+//! The "Generate" panel: GenSeg in the tab. The labelled pairs are the task's support set
+//! (MedSAM masks, brush corrections, imports); training runs between yields to the page with
+//! live losses, pause/resume/cancel; then a gallery of synthetic pairs from new masks, their
+//! export, their addition to the support set, and segmentation with the trained segmenter.
+
+use super::state::with;
+use super::task::{self, TaskUi};
+use super::{Ui, storage, web};
+use crate::genseg::augment::Ranges;
+use crate::genseg::nets::NetConfig;
+use crate::genseg::{GenSegModel, Losses, Pair, TrainConfig, Trainer, pairs};
+use crate::imaging::GrayImage;
+use crate::imaging::decode::{encode_gray_png, encode_mask_png};
+use crate::pipeline::universeg::{self, SupportItem};
+use crate::random::SplitMix;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::io::{Cursor, Write};
+
+/// Where trained weights are kept in the browser's storage.
+const STORE_KEY: &str = "genseg-model";
+/// Synthetic pairs shown in the gallery.
+const GALLERY: usize = 8;
+
+/// Reactive state of the panel (the model and gallery pairs live in `State`).
+#[derive(Clone, Copy)]
+pub struct GenUi {
+    /// "idle", "training", "paused" or "trained" (mirrored in `data-genseg-phase`).
+    phase: RwSignal<&'static str>,
+    /// Set by Cancel; the loop stops after the current iteration and keeps what it learnt.
+    cancel: RwSignal<bool>,
+    size: RwSignal<usize>,
+    width: RwSignal<usize>,
+    iterations: RwSignal<usize>,
+    history: RwSignal<Vec<Losses>>,
+    gallery: RwSignal<Vec<String>>,
+    info: RwSignal<String>,
+}
+
+impl GenUi {
+    pub fn new() -> Self {
+        GenUi {
+            phase: RwSignal::new("idle"),
+            cancel: RwSignal::new(false),
+            size: RwSignal::new(64),
+            width: RwSignal::new(8),
+            iterations: RwSignal::new(200),
+            history: RwSignal::new(vec![]),
+            gallery: RwSignal::new(vec![]),
+            info: RwSignal::new("Train on the task's examples (at least 2).".into()),
+        }
+    }
+}
+
+/// Synthetic pairs of the gallery: image in [0, 1] and mask 0/1, at the model's size.
+pub type Synthetic = Vec<(Vec<f32>, Vec<f32>)>;
+
+fn set_model(g: GenUi, m: GenSegModel, origin: &str) {
+    let c = m.config;
+    g.info.set(format!(
+        "Trained GenSeg ready ({}², width {}, {origin}).",
+        c.net.size, c.net.ngf
+    ));
+    with(|s| s.genseg = Some(m));
+    g.phase.set("trained");
+}
+
+/// At start: weights kept in this browser, if any.
+pub async fn restore(g: GenUi) {
+    let Some(bytes) = storage::get(STORE_KEY).await else {
+        return;
+    };
+    for _ in 0..600 {
+        if let Some(dev) = with(|s| s.device.clone()) {
+            if let Ok(m) = GenSegModel::from_bytes(&bytes, &dev) {
+                set_model(g, m, "kept in this browser");
+            }
+            return;
+        }
+        web::sleep(100).await;
+    }
+}
+
+/// The task's examples as training pairs at `size`; every unusable one is named.
+fn training_pairs(size: usize) -> Result<Vec<Pair>, String> {
+    let items: Vec<(String, SupportItem)> = with(|s| {
+        s.support
+            .iter()
+            .map(|e| (e.name.clone(), e.item.clone()))
+            .collect()
+    });
+    let n = universeg::SIZE;
+    let mut out = vec![];
+    let mut problems = vec![];
+    for (name, item) in items {
+        let img = GrayImage::new(
+            n,
+            n,
+            item.image
+                .iter()
+                .map(|&v| (v * 255.0).round() as u8)
+                .collect(),
+        );
+        let mask = GrayImage::new(
+            n,
+            n,
+            item.label.iter().map(|&v| u8::from(v > 0.5)).collect(),
+        );
+        match pairs::prepare(&name, &img, &mask, size) {
+            Ok(p) => out.push(p),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+pub async fn train(ui: Ui, g: GenUi) {
+    if matches!(g.phase.get_untracked(), "training" | "paused") {
+        return;
+    }
+    ui.error.set(None);
+    let Some(device) = with(|s| s.device.clone()) else {
+        return ui.fail("The app is still starting; try again in a moment.");
+    };
+    let size = g.size.get_untracked();
+    let w = g.width.get_untracked().clamp(1, 64);
+    let net = NetConfig {
+        size,
+        ngf: w,
+        ndf: w,
+        seg_width: (w / 2).max(1),
+    };
+    let prepared = training_pairs(size).and_then(|p| pairs::split(p, 0).map_err(|e| e.to_string()));
+    let (train, val) = match prepared {
+        Ok(v) => v,
+        Err(e) => return ui.fail(format!("GenSeg cannot train: {e}")),
+    };
+    let mut trainer = match Trainer::new(TrainConfig::new(net), train, val, &device) {
+        Ok(t) => t,
+        Err(e) => return ui.fail(format!("GenSeg cannot train: {e}")),
+    };
+    let total = g.iterations.get_untracked().max(1);
+    g.cancel.set(false);
+    g.history.set(vec![]);
+    g.phase.set("training");
+    let t0 = js_sys::Date::now();
+    let mut paused_ms = 0.0;
+    for i in 0..total {
+        while g.phase.get_untracked() == "paused" && !g.cancel.get_untracked() {
+            let p0 = js_sys::Date::now();
+            web::sleep(100).await;
+            paused_ms += js_sys::Date::now() - p0;
+        }
+        if g.cancel.get_untracked() {
+            break;
+        }
+        match trainer
+            .step_paced(&mut async || web::yield_now().await)
+            .await
+        {
+            Ok(l) => g.history.update(|h| h.push(l)),
+            Err(e) => {
+                g.phase.set("idle");
+                return ui.fail(format!("GenSeg training stopped: {e}"));
+            }
+        }
+        let per = (js_sys::Date::now() - t0 - paused_ms) / (i + 1) as f64;
+        ui.progress.set(Some((i + 1) as f64 / total as f64));
+        ui.status.set(format!(
+            "GenSeg: iteration {} of {total} ({per:.0} ms each)",
+            i + 1
+        ));
+        web::yield_now().await;
+    }
+    ui.progress.set(None);
+    let done = trainer.iteration;
+    let cancelled = g.cancel.get_untracked();
+    set_model(g, trainer.model, "this session");
+    ui.status.set(format!(
+        "GenSeg {} after {done} iterations in {:.1} s.",
+        if cancelled {
+            "cancelled; kept what it learnt"
+        } else {
+            "trained"
+        },
+        (js_sys::Date::now() - t0 - paused_ms) / 1000.0
+    ));
+    sample(ui, g).await;
+    save(ui, g).await;
+}
+
+pub fn pause(g: GenUi) {
+    match g.phase.get_untracked() {
+        "training" => g.phase.set("paused"),
+        "paused" => g.phase.set("training"),
+        _ => {}
+    }
+}
+
+fn require(ui: Ui) -> Option<GenSegModel> {
+    let m = with(|s| s.genseg.clone());
+    if m.is_none() {
+        ui.fail("Train GenSeg first (or load trained weights).");
+    }
+    m
+}
+
+/// New masks (augmented from the task's examples) and their generated images.
+pub async fn sample(ui: Ui, g: GenUi) {
+    let Some(m) = require(ui) else { return };
+    let size = m.config.net.size;
+    let masks: Vec<Vec<f32>> = match training_pairs(size) {
+        Ok(p) if !p.is_empty() => p.into_iter().map(|p| p.mask).collect(),
+        _ => return ui.fail("The task has no usable examples to draw new masks from."),
+    };
+    let mut rng = SplitMix(js_sys::Date::now() as u64);
+    let ranges = Ranges::default();
+    let mut out: Synthetic = vec![];
+    for _ in 0..GALLERY {
+        let src = &masks[rng.below(masks.len())];
+        let mask = ranges.augment(src, size, size, &mut rng);
+        match m.generate(&mask, rng.next_u64()).await {
+            Ok(img) => out.push((img, mask)),
+            Err(e) => return ui.fail(format!("GenSeg could not generate: {e}")),
+        }
+        web::yield_now().await;
+    }
+    let thumbs = out
+        .iter()
+        .map(|(image, label)| {
+            task::thumbnail(
+                &SupportItem {
+                    image: image.clone(),
+                    label: label.clone(),
+                },
+                96,
+            )
+            .unwrap_or_default()
+        })
+        .collect();
+    for u in g.gallery.get_untracked() {
+        let _ = web_sys::Url::revoke_object_url(&u);
+    }
+    g.gallery.set(thumbs);
+    with(|s| s.synthetic = out);
+}
+
+fn to_u8(v: &[f32]) -> Vec<u8> {
+    v.iter()
+        .map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect()
+}
+
+/// The gallery as a zip of `synth_NNN_image.png` + `synth_NNN_mask.png`.
+pub fn export(ui: Ui) {
+    let pairs = with(|s| s.synthetic.clone());
+    if pairs.is_empty() {
+        return ui.fail("No synthetic pairs yet: train or press New samples.");
+    }
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    let result = (|| -> Result<Vec<u8>, String> {
+        for (k, (img, mask)) in pairs.iter().enumerate() {
+            let n = (img.len() as f64).sqrt() as usize;
+            let im =
+                encode_gray_png(&GrayImage::new(n, n, to_u8(img))).map_err(|e| e.to_string())?;
+            let m8: Vec<u8> = mask.iter().map(|&v| u8::from(v > 0.5)).collect();
+            let mk = encode_mask_png(&m8, n, n).map_err(|e| e.to_string())?;
+            for (name, bytes) in [
+                (format!("synth_{k:03}_image.png"), im),
+                (format!("synth_{k:03}_mask.png"), mk),
+            ] {
+                zip.start_file(name, opts).map_err(|e| e.to_string())?;
+                zip.write_all(&bytes).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+    })();
+    match result.and_then(|b| web::download("genseg_pairs.zip", "application/zip", &b)) {
+        Ok(()) => ui.status.set(format!(
+            "{} synthetic pairs exported as genseg_pairs.zip.",
+            pairs.len()
+        )),
+        Err(e) => ui.fail(format!("Export failed: {e}")),
+    }
+}
+
+/// Adds the gallery's pairs to the task's support set (UniverSeg).
+pub fn add_to_support(ui: Ui, t: TaskUi) {
+    let pairs = with(|s| s.synthetic.clone());
+    if pairs.is_empty() {
+        return ui.fail("No synthetic pairs yet: train or press New samples.");
+    }
+    for (k, (img, mask)) in pairs.iter().enumerate() {
+        let n = (img.len() as f64).sqrt() as usize;
+        let im = GrayImage::new(n, n, to_u8(img));
+        let mk = GrayImage::new(n, n, mask.iter().map(|&v| u8::from(v > 0.5)).collect());
+        match universeg::prepare_pair(&im, &mk, universeg::SIZE) {
+            Ok(item) => task::push_support(t, format!("GenSeg synthetic {}", k + 1), item),
+            Err(e) => return ui.fail(e.to_string()),
+        }
+    }
+    ui.status.set(format!(
+        "Added {} synthetic pairs to the support set ({} examples).",
+        pairs.len(),
+        with(|s| s.support.len())
+    ));
+}
+
+/// Segments the open image with the trained segmenter; the result is a new object.
+pub async fn segment(ui: Ui) {
+    let Some(m) = require(ui) else { return };
+    let Some(img) = with(|s| s.image.as_ref().map(|i| i.luma())) else {
+        return ui.fail("Open an image to segment.");
+    };
+    let t0 = js_sys::Date::now();
+    match m.segment_image(&img).await {
+        Ok(mask) => {
+            with(|s| {
+                s.checkpoint();
+                let i = s.new_object(None, mask);
+                s.objects[i].name = format!("GenSeg {}", s.next_id);
+                s.selected = Some(i);
+            });
+            ui.status.set(format!(
+                "GenSeg segmenter mask in {:.0} ms.",
+                js_sys::Date::now() - t0
+            ));
+            ui.sync();
+        }
+        Err(e) => ui.fail(e.to_string()),
+    }
+}
+
+/// Keeps the trained weights in this browser.
+async fn save(ui: Ui, g: GenUi) {
+    let Some(m) = with(|s| s.genseg.clone()) else {
+        return;
+    };
+    match m.to_bytes().await {
+        Ok(b) => match storage::put(STORE_KEY, &b).await {
+            Ok(()) => g
+                .info
+                .update(|i| *i = i.replace("this session", "kept in this browser")),
+            Err(e) => ui.fail(format!(
+                "GenSeg works now but its weights could not be kept: {e}"
+            )),
+        },
+        Err(e) => ui.fail(format!("Could not read the trained weights: {e}")),
+    }
+}
+
+/// Downloads the trained weights as a model file.
+pub async fn download(ui: Ui) {
+    let Some(m) = require(ui) else { return };
+    match m.to_bytes().await {
+        Ok(b) => {
+            if let Err(e) = web::download("genseg.medseg", "application/octet-stream", &b) {
+                ui.fail(e);
+            }
+        }
+        Err(e) => ui.fail(e.to_string()),
+    }
+}
+
+/// Loads weights from a file written by Save (or `medseg genseg train`).
+pub async fn load(ui: Ui, g: GenUi, file: web_sys::File) {
+    let Some(dev) = with(|s| s.device.clone()) else {
+        return ui.fail("The app is still starting; try again in a moment.");
+    };
+    let name = file.name();
+    let result = async {
+        let b = web::read_file(&file).await?;
+        let m = GenSegModel::from_bytes(&b, &dev).map_err(|e| e.to_string())?;
+        Ok::<_, String>((m, b))
+    }
+    .await;
+    match result {
+        Ok((m, b)) => {
+            set_model(g, m, &name);
+            if let Err(e) = storage::put(STORE_KEY, &b).await {
+                ui.fail(format!(
+                    "Loaded, but could not be kept in this browser: {e}"
+                ));
+            }
+        }
+        Err(e) => ui.fail(format!("{name}: {e}")),
+    }
+}
+
+/// Loss curves as SVG polylines, each series scaled to its own maximum.
+fn plot(history: &[Losses]) -> Vec<(&'static str, &'static str, String)> {
+    type Pick = fn(&Losses) -> f32;
+    let series: [(&str, &str, Pick); 4] = [
+        ("segmenter (real)", "#2f7de1", |l| l.seg_real),
+        ("segmenter (synthetic)", "#e0a100", |l| l.seg_synth),
+        ("held-out", "#2bb673", |l| l.seg_val),
+        ("generator L1", "#d9534f", |l| l.g_l1),
+    ];
+    let n = history.len().max(2) - 1;
+    series
+        .iter()
+        .filter_map(|(name, color, pick)| {
+            let v: Vec<f32> = history.iter().map(pick).collect();
+            let max = v
+                .iter()
+                .copied()
+                .filter(|x| x.is_finite())
+                .fold(0.0f32, f32::max);
+            (max > 0.0).then(|| {
+                let pts = v
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.is_finite())
+                    .map(|(i, x)| {
+                        format!(
+                            "{:.1},{:.1}",
+                            i as f32 * 300.0 / n as f32,
+                            90.0 - 85.0 * x / max
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (*name, *color, pts)
+            })
+        })
+        .collect()
+}
+
+#[component]
+pub fn GeneratePanel(ui: Ui, g: GenUi, t: TaskUi) -> impl IntoView {
+    let busy = move || matches!(g.phase.get(), "training" | "paused");
+    let trained = move || g.phase.get() == "trained";
+    let num = |sig: RwSignal<usize>, default: usize| {
+        move |ev: web_sys::Event| sig.set(event_target_value(&ev).parse().unwrap_or(default))
+    };
+    view! {
+        <div class="panel generate" data-genseg-phase=move || g.phase.get()
+            data-genseg-iterations=move || g.history.get().len()>
+            <h3>"Generate · GenSeg"</h3>
+            <p class="hint" id="genseg-info">{move || g.info.get()}</p>
+            <div class="row settings">
+                <label title="Training size in pixels">"Size"
+                    <select id="genseg-size" prop:disabled=busy on:change=num(g.size, 64)>
+                        {[32usize, 64, 128].into_iter().map(|v| view! {
+                            <option value=v.to_string() selected=move || g.size.get() == v>{format!("{v}²")}</option>
+                        }).collect_view()}
+                    </select></label>
+                <label title="Network width (GenSeg: 64; smaller is faster)">"Width"
+                    <input id="genseg-width" type="number" min="1" max="64" prop:disabled=busy
+                        prop:value=move || g.width.get() on:change=num(g.width, 8)/></label>
+                <label title="Training iterations">"Iterations"
+                    <input id="genseg-iterations" type="number" min="1" max="100000" prop:disabled=busy
+                        prop:value=move || g.iterations.get() on:change=num(g.iterations, 200)/></label>
+            </div>
+            <div class="row">
+                <button id="genseg-train" class="primary-action" prop:disabled=busy
+                    title="Train on the task's examples" on:click=move |_| spawn_local(train(ui, g))>"Train"</button>
+                <button id="genseg-pause" prop:disabled=move || !busy()
+                    on:click=move |_| pause(g)>{move || if g.phase.get() == "paused" { "Resume" } else { "Pause" }}</button>
+                <button id="genseg-cancel" prop:disabled=move || !busy()
+                    title="Stop and keep what it learnt" on:click=move |_| g.cancel.set(true)>"Cancel"</button>
+            </div>
+            <Show when=move || !g.history.get().is_empty() fallback=|| ()>
+                <svg class="plot" id="genseg-plot" viewBox="0 0 300 92" preserveAspectRatio="none">
+                    {move || plot(&g.history.get()).into_iter().map(|(_, color, pts)| view! {
+                        <polyline points=pts fill="none" stroke=color stroke-width="1.5" vector-effect="non-scaling-stroke"/>
+                    }).collect_view()}
+                </svg>
+                <div class="legend">
+                    {move || plot(&g.history.get()).into_iter().map(|(name, color, _)| view! {
+                        <span><i style:background=color></i>{name}</span>
+                    }).collect_view()}
+                </div>
+            </Show>
+            <Show when=trained fallback=|| ()>
+                <ul class="gallery" id="genseg-gallery">
+                    <For each=move || g.gallery.get().into_iter().enumerate() key=|(i, u)| (*i, u.clone()) let:item>
+                        <li><img src=item.1 alt=format!("synthetic pair {}", item.0 + 1)/></li>
+                    </For>
+                </ul>
+                <div class="row">
+                    <button id="genseg-sample" title="Generate new pairs from new masks"
+                        on:click=move |_| spawn_local(sample(ui, g))>"New samples"</button>
+                    <button id="genseg-export" on:click=move |_| export(ui)>"Export pairs"</button>
+                    <button id="genseg-to-support" title="Add these pairs to the UniverSeg support set"
+                        on:click=move |_| add_to_support(ui, t)>"Add to task"</button>
+                </div>
+                <div class="row">
+                    <button id="genseg-segment" title="Segment the open image with the trained segmenter"
+                        on:click=move |_| spawn_local(segment(ui))>"Segment image"</button>
+                    <button id="genseg-save" title="Download the trained weights"
+                        on:click=move |_| spawn_local(download(ui))>"Save…"</button>
+                </div>
+            </Show>
+            <div class="row">
+                <label class="button" title="Load weights saved earlier">"Load weights…"
+                    <input id="genseg-load" type="file" accept=".medseg"
+                        on:change=move |ev| {
+                            if let Some(f) = task::files_of(&ev).into_iter().next() {
+                                spawn_local(load(ui, g, f));
+                            }
+                        }/>
+                </label>
+            </div>
+        </div>
+    }
+}
