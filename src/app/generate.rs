@@ -42,7 +42,7 @@ impl GenUi {
         GenUi {
             phase: RwSignal::new("idle"),
             cancel: RwSignal::new(false),
-            size: RwSignal::new(64),
+            size: RwSignal::new(128),
             width: RwSignal::new(8),
             iterations: RwSignal::new(200),
             history: RwSignal::new(vec![]),
@@ -445,8 +445,8 @@ pub fn GeneratePanel(ui: Ui, g: GenUi, t: TaskUi) -> impl IntoView {
             <p class="hint" id="genseg-info">{move || g.info.get()}</p>
             <div class="row settings">
                 <label title="Training size in pixels">"Size"
-                    <select id="genseg-size" prop:disabled=busy on:change=num(g.size, 64)>
-                        {[32usize, 64, 128].into_iter().map(|v| view! {
+                    <select id="genseg-size" prop:disabled=busy on:change=num(g.size, 128)>
+                        {[32usize, 64, 128, 256].into_iter().map(|v| view! {
                             <option value=v.to_string() selected=move || g.size.get() == v>{format!("{v}²")}</option>
                         }).collect_view()}
                     </select></label>

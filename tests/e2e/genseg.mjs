@@ -78,6 +78,7 @@ export async function gensegChecks(page, prefix, check, assert, fix, art) {
     assert(worst < 200, `a click waited ${worst.toFixed(0)} ms`);
     assert(await page.locator('#genseg-plot polyline').count() >= 3, 'loss curves missing');
     await page.waitForFunction(() => document.querySelectorAll('#genseg-gallery img').length === 8, null, { timeout: 60_000 });
+    await page.locator('#genseg-gallery').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(art, 'genseg-cpu.png') });
     const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#genseg-export')]);
     const file = path.join(art, 'genseg_pairs.zip');
