@@ -63,6 +63,18 @@ pub enum GensegCmd {
         #[arg(long, value_enum, default_value = "cpu")]
         backend: Backend,
     },
+    /// Time a training iteration (real pairs only, and GenSeg with synthetic pairs and the
+    /// architecture step) on synthetic discs: medians after warm-up.
+    Bench {
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 16)]
+        width: usize,
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: Backend,
+    },
     /// Segment images with the trained segmenter (mask 0/255 at each image's size).
     Segment {
         #[arg(long)]
@@ -232,6 +244,78 @@ pub fn dispatch(cmd: GensegCmd) -> Result<()> {
                 )?;
             }
             println!("wrote {count} synthetic pairs to {}", out.display());
+        }
+        GensegCmd::Bench {
+            size,
+            width,
+            runs,
+            backend,
+        } => {
+            let net = NetConfig {
+                size,
+                ngf: width,
+                ndf: width,
+                seg_width: (width / 2).max(1),
+            };
+            net.check().map_err(Error::Input)?;
+            let dev = device(backend)?;
+            // Discs of varied place and size with a textured inside: stand-ins for real pairs.
+            let disc = |k: usize| {
+                let (cx, cy, r) = (
+                    size as f32 * (0.35 + 0.07 * k as f32),
+                    size as f32 * 0.5,
+                    size as f32 * (0.15 + 0.03 * k as f32),
+                );
+                let mut p = Pair {
+                    image: vec![],
+                    mask: vec![],
+                };
+                for i in 0..size * size {
+                    let (x, y) = ((i % size) as f32, (i / size) as f32);
+                    let inside = (x - cx).hypot(y - cy) < r;
+                    p.mask.push(f32::from(inside));
+                    p.image
+                        .push(if inside { 0.7 } else { 0.2 } + 0.1 * ((i * 7 % 13) as f32 / 13.0));
+                }
+                p
+            };
+            let pairs: Vec<Pair> = (0..5).map(disc).collect();
+            println!(
+                "GenSeg iteration at {size}², width {width}, on {}",
+                super::backend_name(backend)
+            );
+            for synthetic in [false, true] {
+                let mut cfg = TrainConfig::new(net);
+                cfg.synthetic = synthetic;
+                let (train, val) = if synthetic {
+                    (pairs[..4].to_vec(), pairs[4..].to_vec())
+                } else {
+                    (pairs.clone(), vec![])
+                };
+                let mut t = Trainer::new(cfg, train, val, &dev)?;
+                for _ in 0..3 {
+                    block_on(t.step())?; // warm-up: kernel compilation, allocation
+                }
+                let mut ms = vec![];
+                for _ in 0..runs.max(1) {
+                    let t0 = Instant::now();
+                    block_on(t.step())?;
+                    ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+                let (lo, hi) = ms
+                    .iter()
+                    .fold((f64::MAX, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+                println!(
+                    "  {:<36} median {:>8.1} ms  (min {lo:.1}, max {hi:.1}, {} runs)",
+                    if synthetic {
+                        "GenSeg (pix2pix + segmenter + arch)"
+                    } else {
+                        "segmenter on real pairs only"
+                    },
+                    super::median(ms.clone()),
+                    ms.len()
+                );
+            }
         }
         GensegCmd::Segment {
             model,
