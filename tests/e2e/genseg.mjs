@@ -125,3 +125,28 @@ export async function gensegChecks(page, prefix, check, assert, fix, art) {
   });
   fs.rmSync(work, { recursive: true, force: true });
 }
+
+// WebGPU session (SwiftShader, the GPU emulated on the CPU): GenSeg trains on the GPU path too.
+export async function gensegWebgpuCheck(page, prefix, check, assert, fix) {
+  await check(`${prefix} GenSeg: a tiny run trains on WebGPU and generates`, async () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'medseg-genseg-gpu-'));
+    const set = writeSupport(fix, path.join(work, 'three'), 3);
+    await page.setInputFiles('#support-import', set.files);
+    await page.waitForFunction(() => document.querySelectorAll('#support-list li').length === 3, null, { timeout: 60_000 });
+    await page.selectOption('#genseg-size', '32');
+    for (const [id, v] of [['#genseg-width', '4'], ['#genseg-iterations', '2']]) {
+      await page.fill(id, v);
+      await page.dispatchEvent(id, 'change');
+    }
+    const t0 = Date.now();
+    // SwiftShader compiles every new kernel on the page's thread: the first iteration holds the
+    // page for a while, so click without waiting for the page to answer.
+    await page.evaluate(() => setTimeout(() => document.querySelector('#genseg-train').click(), 0));
+    await page.waitForFunction(() => document.querySelector('.generate')?.dataset.gensegPhase === 'trained', null, { timeout: 900_000, polling: 1000 });
+    await page.waitForFunction(() => document.querySelectorAll('#genseg-gallery img').length === 8, null, { timeout: 300_000 });
+    const its = Number(await page.getAttribute('.generate', 'data-genseg-iterations'));
+    console.log(`  ${prefix} GenSeg on WebGPU: ${its} iterations at 32², width 4 + gallery in ${Date.now() - t0} ms; ${await page.textContent('#status')}`);
+    assert(its === 2, `${its} iterations`);
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+}
