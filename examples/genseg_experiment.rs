@@ -167,12 +167,7 @@ fn main() {
         a.iterations,
         if a.wgpu { "wgpu" } else { "cpu (flex)" }
     );
-    let net = NetConfig {
-        size: a.size,
-        ngf: a.width,
-        ndf: a.width,
-        seg_width: (a.width / 2).max(1),
-    };
+    let net = NetConfig::with_width(a.size, a.width);
     println!(
         "\n| N | seed | real only: Dice | GenSeg: Dice | ms/iter real only | ms/iter GenSeg |"
     );
@@ -187,7 +182,7 @@ fn main() {
                 .filter(|i| !picked.contains(i))
                 .map(|i| &all[i].1)
                 .collect();
-            let mut run = |synthetic: bool| -> (f64, f64) {
+            let run = |synthetic: bool| -> (f64, f64) {
                 let mut cfg = TrainConfig::new(net);
                 cfg.seed = seed;
                 cfg.synthetic = synthetic;

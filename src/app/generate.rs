@@ -128,12 +128,7 @@ pub async fn train(ui: Ui, g: GenUi) {
     };
     let size = g.size.get_untracked();
     let w = g.width.get_untracked().clamp(1, 64);
-    let net = NetConfig {
-        size,
-        ngf: w,
-        ndf: w,
-        seg_width: (w / 2).max(1),
-    };
+    let net = NetConfig::with_width(size, w);
     let prepared = training_pairs(size).and_then(|p| pairs::split(p, 0).map_err(|e| e.to_string()));
     let (train, val) = match prepared {
         Ok(v) => v,

@@ -309,6 +309,32 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         Ok(names)
     }
 
+    /// (image, output mask) paths: one image, or every image in a folder (files ending in
+    /// `_mask` skipped) with `NAME_mask.png` in the output folder.
+    fn mask_jobs(input: &Path, out: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+        let jobs: Vec<(PathBuf, PathBuf)> = if input.is_dir() {
+            list_dir(input)?
+                .into_iter()
+                .filter(|p| has_image_extension(p) && !p.to_ascii_lowercase().contains("_mask."))
+                .map(|p| {
+                    let p = PathBuf::from(p);
+                    let name = p
+                        .file_stem()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    (p, out.join(format!("{name}_mask.png")))
+                })
+                .collect()
+        } else {
+            vec![(input.to_path_buf(), out.to_path_buf())]
+        };
+        if jobs.is_empty() {
+            return Err(Error::Input(format!("no images in {}", input.display())));
+        }
+        Ok(jobs)
+    }
+
     /// Support pairs from a folder, each checked (sizes, binary mask) with the file named.
     fn load_support(m: &UniverSeg, dir: &Path) -> Result<Vec<SupportItem>> {
         let pairs = pair_files(&list_dir(dir)?)?;
@@ -613,24 +639,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                     subset: subset.unwrap_or(usize::MAX),
                     seed,
                 };
-                let jobs: Vec<(PathBuf, PathBuf)> = if query.is_dir() {
-                    list_dir(&query)?
-                        .into_iter()
-                        .filter(|p| {
-                            has_image_extension(p) && !p.to_ascii_lowercase().contains("_mask.")
-                        })
-                        .map(|p| {
-                            let p = PathBuf::from(p);
-                            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-                            (p, out.join(format!("{name}_mask.png")))
-                        })
-                        .collect()
-                } else {
-                    vec![(query.clone(), out.clone())]
-                };
-                if jobs.is_empty() {
-                    return Err(Error::Input(format!("no images in {}", query.display())));
-                }
+                let jobs = mask_jobs(&query, &out)?;
                 for (img_path, out_path) in jobs {
                     let img = decode_image(&read(&img_path)?)?.luma();
                     let mask = pollster::block_on(m.segment(&img, &sup, &ens, &mut async |_| {}))?;

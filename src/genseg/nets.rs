@@ -36,6 +36,17 @@ pub struct NetConfig {
 }
 
 impl NetConfig {
+    /// One width knob for all three networks: generator and discriminator at `width`, the
+    /// segmenter at half (GenSeg's published setting is 64 everywhere).
+    pub fn with_width(size: usize, width: usize) -> Self {
+        NetConfig {
+            size,
+            ngf: width,
+            ndf: width,
+            seg_width: (width / 2).max(1),
+        }
+    }
+
     /// Generator depth: down to 1×1 as pix2pix's `unet_128`/`unet_256`.
     pub fn depth(&self) -> usize {
         self.size.trailing_zeros() as usize

@@ -143,12 +143,7 @@ pub fn dispatch(cmd: GensegCmd) -> Result<()> {
             log,
             backend,
         } => {
-            let net = NetConfig {
-                size,
-                ngf: width,
-                ndf: width,
-                seg_width: (width / 2).max(1),
-            };
+            let net = NetConfig::with_width(size, width);
             net.check().map_err(Error::Input)?;
             let all = load_pairs(&dir, size)?;
             let n = all.len();
@@ -251,12 +246,7 @@ pub fn dispatch(cmd: GensegCmd) -> Result<()> {
             runs,
             backend,
         } => {
-            let net = NetConfig {
-                size,
-                ngf: width,
-                ndf: width,
-                seg_width: (width / 2).max(1),
-            };
+            let net = NetConfig::with_width(size, width);
             net.check().map_err(Error::Input)?;
             let dev = device(backend)?;
             // Discs of varied place and size with a textured inside: stand-ins for real pairs.
@@ -324,28 +314,7 @@ pub fn dispatch(cmd: GensegCmd) -> Result<()> {
             backend,
         } => {
             let m = load_model(&model, backend)?;
-            let jobs: Vec<(PathBuf, PathBuf)> = if image.is_dir() {
-                list_dir(&image)?
-                    .into_iter()
-                    .filter(|p| {
-                        has_image_extension(p) && !p.to_ascii_lowercase().contains("_mask.")
-                    })
-                    .map(|p| {
-                        let p = PathBuf::from(p);
-                        let name = p
-                            .file_stem()
-                            .unwrap_or_default()
-                            .to_string_lossy()
-                            .into_owned();
-                        (p, out.join(format!("{name}_mask.png")))
-                    })
-                    .collect()
-            } else {
-                vec![(image.clone(), out.clone())]
-            };
-            if jobs.is_empty() {
-                return Err(Error::Input(format!("no images in {}", image.display())));
-            }
+            let jobs = super::mask_jobs(&image, &out)?;
             for (src, dst) in jobs {
                 let img = gray(&src.to_string_lossy())?;
                 let mask = block_on(m.segment_image(&img))?;
