@@ -6,10 +6,8 @@
 use super::state::with;
 use super::task::{self, TaskUi};
 use super::{Ui, storage, web};
-use crate::genseg::augment::Ranges;
 use crate::genseg::nets::NetConfig;
 use crate::genseg::{GenSegModel, Losses, Pair, TrainConfig, Trainer, pairs};
-use crate::imaging::GrayImage;
 use crate::imaging::decode::{encode_gray_png, encode_mask_png};
 use crate::pipeline::universeg::{self, SupportItem};
 use crate::random::SplitMix;
@@ -52,8 +50,8 @@ impl GenUi {
     }
 }
 
-/// Synthetic pairs of the gallery: image in [0, 1] and mask 0/1, at the model's size.
-pub type Synthetic = Vec<(Vec<f32>, Vec<f32>)>;
+/// Synthetic pairs of the gallery, at the model's size.
+pub type Synthetic = Vec<Pair>;
 
 fn set_model(g: GenUi, m: GenSegModel, origin: &str) {
     let c = m.config;
@@ -89,23 +87,14 @@ fn training_pairs(size: usize) -> Result<Vec<Pair>, String> {
             .map(|e| (e.name.clone(), e.item.clone()))
             .collect()
     });
-    let n = universeg::SIZE;
     let mut out = vec![];
     let mut problems = vec![];
     for (name, item) in items {
-        let img = GrayImage::new(
-            n,
-            n,
-            item.image
-                .iter()
-                .map(|&v| (v * 255.0).round() as u8)
-                .collect(),
-        );
-        let mask = GrayImage::new(
-            n,
-            n,
-            item.label.iter().map(|&v| u8::from(v > 0.5)).collect(),
-        );
+        let (img, mask) = Pair {
+            image: item.image,
+            mask: item.label,
+        }
+        .to_gray();
         match pairs::prepare(&name, &img, &mask, size) {
             Ok(p) => out.push(p),
             Err(e) => problems.push(e.to_string()),
@@ -213,24 +202,21 @@ pub async fn sample(ui: Ui, g: GenUi) {
         _ => return ui.fail("The task has no usable examples to draw new masks from."),
     };
     let mut rng = SplitMix(js_sys::Date::now() as u64);
-    let ranges = Ranges::default();
     let mut out: Synthetic = vec![];
     for _ in 0..GALLERY {
-        let src = &masks[rng.below(masks.len())];
-        let mask = ranges.augment(src, size, size, &mut rng);
-        match m.generate(&mask, rng.next_u64()).await {
-            Ok(img) => out.push((img, mask)),
+        match m.synthetic_pair(&masks, &mut rng).await {
+            Ok(p) => out.push(p),
             Err(e) => return ui.fail(format!("GenSeg could not generate: {e}")),
         }
         web::yield_now().await;
     }
     let thumbs = out
         .iter()
-        .map(|(image, label)| {
+        .map(|p| {
             task::thumbnail(
                 &SupportItem {
-                    image: image.clone(),
-                    label: label.clone(),
+                    image: p.image.clone(),
+                    label: p.mask.clone(),
                 },
                 96,
             )
@@ -244,12 +230,6 @@ pub async fn sample(ui: Ui, g: GenUi) {
     with(|s| s.synthetic = out);
 }
 
-fn to_u8(v: &[f32]) -> Vec<u8> {
-    v.iter()
-        .map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect()
-}
-
 /// The gallery as a zip of `synth_NNN_image.png` + `synth_NNN_mask.png`.
 pub fn export(ui: Ui) {
     let pairs = with(|s| s.synthetic.clone());
@@ -259,12 +239,11 @@ pub fn export(ui: Ui) {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default();
     let result = (|| -> Result<Vec<u8>, String> {
-        for (k, (img, mask)) in pairs.iter().enumerate() {
-            let n = (img.len() as f64).sqrt() as usize;
-            let im =
-                encode_gray_png(&GrayImage::new(n, n, to_u8(img))).map_err(|e| e.to_string())?;
-            let m8: Vec<u8> = mask.iter().map(|&v| u8::from(v > 0.5)).collect();
-            let mk = encode_mask_png(&m8, n, n).map_err(|e| e.to_string())?;
+        for (k, p) in pairs.iter().enumerate() {
+            let (img, mask) = p.to_gray();
+            let im = encode_gray_png(&img).map_err(|e| e.to_string())?;
+            let mk =
+                encode_mask_png(&mask.data, mask.width, mask.height).map_err(|e| e.to_string())?;
             for (name, bytes) in [
                 (format!("synth_{k:03}_image.png"), im),
                 (format!("synth_{k:03}_mask.png"), mk),
@@ -290,10 +269,8 @@ pub fn add_to_support(ui: Ui, t: TaskUi) {
     if pairs.is_empty() {
         return ui.fail("No synthetic pairs yet: train or press New samples.");
     }
-    for (k, (img, mask)) in pairs.iter().enumerate() {
-        let n = (img.len() as f64).sqrt() as usize;
-        let im = GrayImage::new(n, n, to_u8(img));
-        let mk = GrayImage::new(n, n, mask.iter().map(|&v| u8::from(v > 0.5)).collect());
+    for (k, p) in pairs.iter().enumerate() {
+        let (im, mk) = p.to_gray();
         match universeg::prepare_pair(&im, &mk, universeg::SIZE) {
             Ok(item) => task::push_support(t, format!("GenSeg synthetic {}", k + 1), item),
             Err(e) => return ui.fail(e.to_string()),

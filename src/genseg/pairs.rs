@@ -63,6 +63,27 @@ pub fn prepare_image(image: &GrayImage, size: usize) -> Result<Vec<f32>> {
         .collect())
 }
 
+impl Pair {
+    /// Side of the square pair.
+    pub fn side(&self) -> usize {
+        (self.image.len() as f64).sqrt() as usize
+    }
+
+    /// The pair as 8-bit images (image 0..255, mask 0/1): for PNG files and support sets.
+    pub fn to_gray(&self) -> (GrayImage, GrayImage) {
+        let n = self.side();
+        let image = self
+            .image
+            .iter()
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8);
+        let mask = self.mask.iter().map(|&v| u8::from(v > 0.5));
+        (
+            GrayImage::new(n, n, image.collect()),
+            GrayImage::new(n, n, mask.collect()),
+        )
+    }
+}
+
 /// Splits pairs into training and held-out sets as GenSeg's 7 + 2 and 32 + 8: a fifth
 /// (at least one) held out, chosen by `seed`.
 pub fn split(pairs: Vec<Pair>, seed: u64) -> Result<(Vec<Pair>, Vec<Pair>)> {

@@ -181,14 +181,7 @@ impl Trainer {
         let device = device.clone().autodiff();
         device.seed(config.seed);
         let net = &config.net;
-        let generator = Generator::new(net, &device);
-        let arch = UpconvArch::new(generator.levels(), &device);
-        let model = GenSegModel {
-            config,
-            generator,
-            arch,
-            segmenter: Segmenter::new(net, &device),
-        };
+        let model = GenSegModel::new(config, &device);
         let gan = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.999);
         let arch_opt = AdamConfig::new()
             .with_beta_1(0.5)
@@ -437,10 +430,6 @@ impl Trainer {
         let v = read_all(parts).await?;
         Ok(Some(v.iter().sum::<f32>() / v.len() as f32))
     }
-
-    pub fn train_pairs(&self) -> &[Pair] {
-        &self.train
-    }
 }
 
 /// ‖v‖₂ over the module's parameters that have a gradient, as a one-element tensor.
@@ -486,6 +475,18 @@ fn shifted<M: Module>(module: M, grads: &GradientsParams, eps: Tensor<1>) -> M {
 }
 
 impl GenSegModel {
+    /// Freshly initialised networks for `config` on `device` (an autodiff device: the
+    /// generator runs in training mode even when it only generates).
+    fn new(config: TrainConfig, device: &Device) -> Self {
+        let generator = Generator::new(&config.net, device);
+        GenSegModel {
+            config,
+            arch: UpconvArch::new(generator.levels(), device),
+            segmenter: Segmenter::new(&config.net, device),
+            generator,
+        }
+    }
+
     fn train_device(&self) -> Device {
         self.segmenter.devices()[0].clone().autodiff()
     }
@@ -505,6 +506,19 @@ impl GenSegModel {
                 .detach(),
         );
         to_host_async(img).await
+    }
+
+    /// A synthetic pair: a new mask augmented from one of `masks` (0/1, the model's size)
+    /// and the image generated for it.
+    pub async fn synthetic_pair(&self, masks: &[Vec<f32>], rng: &mut SplitMix) -> Result<Pair> {
+        let s = self.config.net.size;
+        if masks.is_empty() {
+            return Err(Error::Input("no masks to draw new masks from".into()));
+        }
+        let src = &masks[rng.below(masks.len())];
+        let mask = Ranges::default().augment(src, s, s, rng);
+        let image = self.generate(&mask, rng.next_u64()).await?;
+        Ok(Pair { image, mask })
     }
 
     /// Foreground probability per pixel for an image in [0, 1] at the model's size.
@@ -563,15 +577,12 @@ impl GenSegModel {
         let config: TrainConfig = serde_json::from_value(header.config)
             .map_err(|e| Error::Weights(format!("GenSeg model file has a bad config: {e}")))?;
         config.net.check().map_err(Error::Weights)?;
-        let dev = device.clone().autodiff();
-        let generator = Generator::new(&config.net, &dev);
-        let arch = UpconvArch::new(generator.levels(), &dev);
-        let segmenter = Segmenter::new(&config.net, &dev);
+        let m = GenSegModel::new(config, &device.clone().autodiff());
         Ok(GenSegModel {
+            generator: store::restore(m.generator, "generator", &dict)?,
+            arch: store::restore(m.arch, "arch", &dict)?,
+            segmenter: store::restore(m.segmenter, "segmenter", &dict)?,
             config,
-            generator: store::restore(generator, "generator", &dict)?,
-            arch: store::restore(arch, "arch", &dict)?,
-            segmenter: store::restore(segmenter, "segmenter", &dict)?,
         })
     }
 }

@@ -124,12 +124,6 @@ fn load_model(path: &Path, backend: Backend) -> Result<GenSegModel> {
     GenSegModel::from_bytes(&read(path)?, &device(backend)?)
 }
 
-fn to_u8(v: &[f32]) -> Vec<u8> {
-    v.iter()
-        .map(|&x| (x.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect()
-}
-
 pub fn dispatch(cmd: GensegCmd) -> Result<()> {
     match cmd {
         GensegCmd::Train {
@@ -221,21 +215,17 @@ pub fn dispatch(cmd: GensegCmd) -> Result<()> {
             let m = load_model(&model, backend)?;
             let size = m.config.net.size;
             let seeds = load_masks(&masks, size)?;
-            let ranges = medseg::genseg::augment::Ranges::default();
             let mut rng = SplitMix(seed);
             for k in 0..count {
-                let src = &seeds[rng.below(seeds.len())];
-                let mask = ranges.augment(src, size, size, &mut rng);
-                let img = block_on(m.generate(&mask, rng.next_u64()))?;
+                let (img, mask) = block_on(m.synthetic_pair(&seeds, &mut rng))?.to_gray();
                 let name = format!("synth_{k:03}");
                 write(
                     &out.join(format!("{name}_image.png")),
-                    &encode_gray_png(&GrayImage::new(size, size, to_u8(&img)))?,
+                    &encode_gray_png(&img)?,
                 )?;
-                let m8: Vec<u8> = mask.iter().map(|&v| u8::from(v > 0.5)).collect();
                 write(
                     &out.join(format!("{name}_mask.png")),
-                    &encode_mask_png(&m8, size, size)?,
+                    &encode_mask_png(&mask.data, mask.width, mask.height)?,
                 )?;
             }
             println!("wrote {count} synthetic pairs to {}", out.display());
