@@ -5,6 +5,7 @@
 
 #[cfg(target_family = "wasm")]
 pub mod app;
+pub mod archive;
 pub mod error;
 pub mod genseg;
 pub mod imaging;

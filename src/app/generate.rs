@@ -1,19 +1,21 @@
 //! The "Generate" panel: GenSeg in the tab. The labelled pairs are the task's support set
-//! (MedSAM masks, brush corrections, imports); training runs between yields to the page with
-//! live losses, pause/resume/cancel; then a gallery of synthetic pairs from new masks, their
-//! export, their addition to the support set, and segmentation with the trained segmenter.
+//! (MedSAM masks, brush corrections, imports); training runs in a worker (`genseg_worker`) with
+//! live losses, pause/resume/cancel and a time budget; then a gallery of synthetic pairs from
+//! new masks, their export, their addition to the support set, and segmentation with the
+//! trained segmenter.
 
+use super::genseg_worker::{self, FromWorker, ToWorker};
 use super::state::with;
 use super::task::{self, TaskUi};
 use super::{Ui, storage, web};
+use crate::archive::write_zip;
 use crate::genseg::nets::NetConfig;
-use crate::genseg::{GenSegModel, Losses, Pair, TrainConfig, Trainer, pairs};
+use crate::genseg::{GenSegModel, Losses, Pair, TrainConfig, pairs};
 use crate::imaging::decode::{encode_gray_png, encode_mask_png};
 use crate::pipeline::universeg::{self, SupportItem};
 use crate::random::SplitMix;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use std::io::{Cursor, Write};
 
 /// Where trained weights are kept in the browser's storage.
 const STORE_KEY: &str = "genseg-model";
@@ -25,11 +27,11 @@ const GALLERY: usize = 8;
 pub struct GenUi {
     /// "idle", "training", "paused" or "trained" (mirrored in `data-genseg-phase`).
     phase: RwSignal<&'static str>,
-    /// Set by Cancel; the loop stops after the current iteration and keeps what it learnt.
-    cancel: RwSignal<bool>,
     size: RwSignal<usize>,
     width: RwSignal<usize>,
     iterations: RwSignal<usize>,
+    /// Time budget in minutes (0: none).
+    minutes: RwSignal<f64>,
     history: RwSignal<Vec<Losses>>,
     gallery: RwSignal<Vec<String>>,
     info: RwSignal<String>,
@@ -39,10 +41,10 @@ impl GenUi {
     pub fn new() -> Self {
         GenUi {
             phase: RwSignal::new("idle"),
-            cancel: RwSignal::new(false),
             size: RwSignal::new(128),
             width: RwSignal::new(8),
             iterations: RwSignal::new(200),
+            minutes: RwSignal::new(15.0),
             history: RwSignal::new(vec![]),
             gallery: RwSignal::new(vec![]),
             info: RwSignal::new("Train on the task's examples (at least 2).".into()),
@@ -107,80 +109,118 @@ fn training_pairs(size: usize) -> Result<Vec<Pair>, String> {
     }
 }
 
-pub async fn train(ui: Ui, g: GenUi) {
+pub fn train(ui: Ui, g: GenUi) {
     if matches!(g.phase.get_untracked(), "training" | "paused") {
         return;
     }
     ui.error.set(None);
-    let Some(device) = with(|s| s.device.clone()) else {
+    if with(|s| s.device.is_none()) {
         return ui.fail("The app is still starting; try again in a moment.");
-    };
+    }
     let size = g.size.get_untracked();
-    let w = g.width.get_untracked().clamp(1, 64);
-    let net = NetConfig::with_width(size, w);
-    let prepared = training_pairs(size).and_then(|p| pairs::split(p, 0).map_err(|e| e.to_string()));
+    let net = NetConfig::with_width(size, g.width.get_untracked().clamp(1, 64));
+    let prepared = net.check().and_then(|()| {
+        training_pairs(size).and_then(|p| pairs::split(p, 0).map_err(|e| e.to_string()))
+    });
     let (train, val) = match prepared {
         Ok(v) => v,
         Err(e) => return ui.fail(format!("GenSeg cannot train: {e}")),
     };
-    let mut trainer = match Trainer::new(TrainConfig::new(net), train, val, &device) {
-        Ok(t) => t,
-        Err(e) => return ui.fail(format!("GenSeg cannot train: {e}")),
-    };
     let total = g.iterations.get_untracked().max(1);
-    g.cancel.set(false);
+    let job = ToWorker::Train {
+        config: TrainConfig::new(net),
+        iterations: total,
+        minutes: g.minutes.get_untracked().max(0.0),
+        webgpu: ui.backend.get_untracked() == "WebGPU",
+        n_train: train.len(),
+        n_val: val.len(),
+    };
     g.history.set(vec![]);
     g.phase.set("training");
-    let t0 = js_sys::Date::now();
-    let mut paused_ms = 0.0;
-    for i in 0..total {
-        while g.phase.get_untracked() == "paused" && !g.cancel.get_untracked() {
-            let p0 = js_sys::Date::now();
-            web::sleep(100).await;
-            paused_ms += js_sys::Date::now() - p0;
-        }
-        if g.cancel.get_untracked() {
-            break;
-        }
-        match trainer
-            .step_paced(&mut async || web::yield_now().await)
-            .await
-        {
-            Ok(l) => g.history.update(|h| h.push(l)),
-            Err(e) => {
-                g.phase.set("idle");
-                return ui.fail(format!("GenSeg training stopped: {e}"));
-            }
-        }
-        let per = (js_sys::Date::now() - t0 - paused_ms) / (i + 1) as f64;
-        ui.progress.set(Some((i + 1) as f64 / total as f64));
-        ui.status.set(format!(
-            "GenSeg: iteration {} of {total} ({per:.0} ms each)",
-            i + 1
-        ));
-        web::yield_now().await;
+    ui.progress.set(Some(0.0));
+    ui.status
+        .set("GenSeg: starting the training worker…".into());
+    let started =
+        genseg_worker::start(
+            job,
+            genseg_worker::bulk(&train, &val),
+            move |msg, bulk| match msg {
+                FromWorker::Ready => {}
+                FromWorker::Started { backend } => {
+                    ui.status.set(format!("GenSeg: training on {backend}…"))
+                }
+                FromWorker::Progress {
+                    iteration,
+                    losses,
+                    ms_per_iteration,
+                } => {
+                    g.history.update(|h| h.push(losses));
+                    ui.progress.set(Some(iteration as f64 / total as f64));
+                    ui.status.set(format!(
+                        "GenSeg: iteration {iteration} of {total} ({ms_per_iteration:.0} ms each)"
+                    ));
+                }
+                FromWorker::Done {
+                    iterations,
+                    seconds,
+                    stopped,
+                } => {
+                    genseg_worker::stop();
+                    spawn_local(finish(ui, g, bulk, iterations, seconds, stopped));
+                }
+                FromWorker::Failed { message } => {
+                    genseg_worker::stop();
+                    g.phase.set("idle");
+                    ui.fail(format!("GenSeg training stopped: {message}"));
+                }
+            },
+        );
+    if let Err(e) = started {
+        g.phase.set("idle");
+        ui.fail(format!("GenSeg could not start its training worker: {e}"));
     }
+}
+
+/// The worker's weights become the page's model; then a gallery and a copy in this browser.
+async fn finish(
+    ui: Ui,
+    g: GenUi,
+    weights: Vec<u8>,
+    iterations: usize,
+    seconds: f64,
+    stopped: Option<String>,
+) {
     ui.progress.set(None);
-    let done = trainer.iteration;
-    let cancelled = g.cancel.get_untracked();
-    set_model(g, trainer.model, "this session");
-    ui.status.set(format!(
-        "GenSeg {} after {done} iterations in {:.1} s.",
-        if cancelled {
-            "cancelled; kept what it learnt"
-        } else {
-            "trained"
-        },
-        (js_sys::Date::now() - t0 - paused_ms) / 1000.0
-    ));
+    let Some(device) = with(|s| s.device.clone()) else {
+        return;
+    };
+    match GenSegModel::from_bytes(&weights, &device) {
+        Ok(m) => set_model(g, m, "this session"),
+        Err(e) => {
+            g.phase.set("idle");
+            return ui.fail(format!("The trained weights could not be loaded: {e}"));
+        }
+    }
+    ui.status.set(match stopped {
+        Some(why) => format!(
+            "GenSeg stopped ({why}) after {iterations} iterations in {seconds:.1} s; kept what it learnt."
+        ),
+        None => format!("GenSeg trained: {iterations} iterations in {seconds:.1} s."),
+    });
     sample(ui, g).await;
-    save(ui, g).await;
+    save(ui, g, weights).await;
 }
 
 pub fn pause(g: GenUi) {
     match g.phase.get_untracked() {
-        "training" => g.phase.set("paused"),
-        "paused" => g.phase.set("training"),
+        "training" => {
+            g.phase.set("paused");
+            genseg_worker::control(ToWorker::Pause);
+        }
+        "paused" => {
+            g.phase.set("training");
+            genseg_worker::control(ToWorker::Resume);
+        }
         _ => {}
     }
 }
@@ -236,23 +276,21 @@ pub fn export(ui: Ui) {
     if pairs.is_empty() {
         return ui.fail("No synthetic pairs yet: train or press New samples.");
     }
-    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default();
     let result = (|| -> Result<Vec<u8>, String> {
+        let mut files = vec![];
         for (k, p) in pairs.iter().enumerate() {
             let (img, mask) = p.to_gray();
             let im = encode_gray_png(&img).map_err(|e| e.to_string())?;
             let mk =
                 encode_mask_png(&mask.data, mask.width, mask.height).map_err(|e| e.to_string())?;
-            for (name, bytes) in [
-                (format!("synth_{k:03}_image.png"), im),
-                (format!("synth_{k:03}_mask.png"), mk),
-            ] {
-                zip.start_file(name, opts).map_err(|e| e.to_string())?;
-                zip.write_all(&bytes).map_err(|e| e.to_string())?;
-            }
+            files.push((format!("synth_{k:03}_image.png"), im));
+            files.push((format!("synth_{k:03}_mask.png"), mk));
         }
-        Ok(zip.finish().map_err(|e| e.to_string())?.into_inner())
+        let entries: Vec<(String, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.clone(), b.as_slice()))
+            .collect();
+        write_zip(&entries).map_err(|e| e.to_string())
     })();
     match result.and_then(|b| web::download("genseg_pairs.zip", "application/zip", &b)) {
         Ok(()) => ui.status.set(format!(
@@ -309,20 +347,14 @@ pub async fn segment(ui: Ui) {
 }
 
 /// Keeps the trained weights in this browser.
-async fn save(ui: Ui, g: GenUi) {
-    let Some(m) = with(|s| s.genseg.clone()) else {
-        return;
-    };
-    match m.to_bytes().await {
-        Ok(b) => match storage::put(STORE_KEY, &b).await {
-            Ok(()) => g
-                .info
-                .update(|i| *i = i.replace("this session", "kept in this browser")),
-            Err(e) => ui.fail(format!(
-                "GenSeg works now but its weights could not be kept: {e}"
-            )),
-        },
-        Err(e) => ui.fail(format!("Could not read the trained weights: {e}")),
+async fn save(ui: Ui, g: GenUi, weights: Vec<u8>) {
+    match storage::put(STORE_KEY, &weights).await {
+        Ok(()) => g
+            .info
+            .update(|i| *i = i.replace("this session", "kept in this browser")),
+        Err(e) => ui.fail(format!(
+            "GenSeg works now but its weights could not be kept: {e}"
+        )),
     }
 }
 
@@ -428,14 +460,18 @@ pub fn GeneratePanel(ui: Ui, g: GenUi, t: TaskUi) -> impl IntoView {
                 <label title="Training iterations">"Iterations"
                     <input id="genseg-iterations" type="number" min="1" max="100000" prop:disabled=busy
                         prop:value=move || g.iterations.get() on:change=num(g.iterations, 200)/></label>
+                <label title="Stop after this many minutes (0: no limit), whichever comes first">"Minutes"
+                    <input id="genseg-minutes" type="number" min="0" step="any" prop:disabled=busy
+                        prop:value=move || g.minutes.get()
+                        on:change=move |ev| g.minutes.set(event_target_value(&ev).parse().unwrap_or(15.0))/></label>
             </div>
             <div class="row">
                 <button id="genseg-train" class="primary-action" prop:disabled=busy
-                    title="Train on the task's examples" on:click=move |_| spawn_local(train(ui, g))>"Train"</button>
+                    title="Train on the task's examples" on:click=move |_| train(ui, g)>"Train"</button>
                 <button id="genseg-pause" prop:disabled=move || !busy()
                     on:click=move |_| pause(g)>{move || if g.phase.get() == "paused" { "Resume" } else { "Pause" }}</button>
                 <button id="genseg-cancel" prop:disabled=move || !busy()
-                    title="Stop and keep what it learnt" on:click=move |_| g.cancel.set(true)>"Cancel"</button>
+                    title="Stop and keep what it learnt" on:click=move |_| genseg_worker::control(ToWorker::Cancel)>"Cancel"</button>
             </div>
             <Show when=move || !g.history.get().is_empty() fallback=|| ()>
                 <svg class="plot" id="genseg-plot" viewBox="0 0 300 92" preserveAspectRatio="none">

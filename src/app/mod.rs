@@ -1,8 +1,10 @@
 //! The Leptos single-page app. It talks to `pipeline`, never to `models` directly, and keeps
 //! every image, mask and annotation inside the tab.
 
+mod autosave;
 mod canvas;
 mod generate;
+pub mod genseg_worker;
 mod state;
 mod storage;
 mod task;
@@ -105,6 +107,7 @@ impl Ui {
         self.objects.set(list);
         self.selected.set(sel);
         self.metrics.set(metrics);
+        autosave::schedule();
     }
 }
 
@@ -190,18 +193,32 @@ async fn open_file(ui: Ui, v: volume::VolUi, file: web_sys::File) {
         Err(e) => return ui.fail(format!("Could not read {}: {e}", file.name())),
     };
     let name = file.name();
+    if !has_volume_extension(&name)
+        && name.to_lowercase().contains("mask")
+        && with(|s| s.display.is_some())
+    {
+        return load_reference(ui, &bytes, &name);
+    }
+    // Kept only once it opened; the embedding can wait for the copy.
+    let copy = bytes.clone();
+    if open_bytes(ui, v, name.clone(), bytes).await {
+        autosave::keep_source(&name, &copy).await;
+    }
+}
+
+/// Opens a scan (image or volume) from its file's bytes, replacing the current one; false
+/// (with a message, the current work untouched) when it cannot be read.
+async fn open_bytes(ui: Ui, v: volume::VolUi, name: String, bytes: Vec<u8>) -> bool {
     if has_volume_extension(&name) {
         return volume::open(ui, v, name, bytes).await;
-    }
-    if name.to_lowercase().contains("mask") && with(|s| s.display.is_some()) {
-        return load_reference(ui, &bytes, &name);
     }
     let img = match decode_image(&bytes) {
         Ok(i) => i,
         Err(e) => {
-            return ui.fail(format!(
+            ui.fail(format!(
                 "{name}: {e}. The current image and masks are unchanged."
             ));
+            return false;
         }
     };
     with(|s| {
@@ -215,8 +232,9 @@ async fn open_file(ui: Ui, v: volume::VolUi, file: web_sys::File) {
     ui.sync();
     v.sync();
     if with(|s| s.model.is_some()) {
-        embed_current(ui).await;
+        spawn_local(embed_current(ui));
     }
+    true
 }
 
 fn load_reference(ui: Ui, bytes: &[u8], name: &str) {
@@ -390,6 +408,7 @@ pub fn App() -> impl IntoView {
     spawn_local(load_model(ui));
     spawn_local(task::find_weights(ui, t));
     spawn_local(generate::restore(g));
+    spawn_local(autosave::restore(ui, v, t));
 
     // Mouse state for the current drag: (button, start x, start y, start level, start width).
     let drag = StoredValue::new(None::<(i16, f32, f32, f64, f64)>);
@@ -525,7 +544,11 @@ pub fn App() -> impl IntoView {
         <div class="app" data-phase=move || ui.phase.get()>
             <header>
                 <div class="brand">"medseg"<span>"private segmentation in your browser"</span></div>
-                <div class="backend" id="backend">{move || ui.backend.get()}</div>
+                <div class="header-tools">
+                    <div class="backend" id="backend">{move || ui.backend.get()}</div>
+                    <button id="clear-data" class="quiet" title="Delete everything this app keeps in this browser (work is saved here as you go)"
+                        on:click=move |_| spawn_local(autosave::clear_all(ui))>"Clear data"</button>
+                </div>
             </header>
             <main>
                 <section class="viewer" on:dragover=|ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop
@@ -565,6 +588,7 @@ pub fn App() -> impl IntoView {
                                     let v = event_target_value(&ev).parse().unwrap_or(0.45);
                                     ui.opacity.set(v);
                                     with(|s| { s.opacity = v; canvas::redraw(s); });
+                                    autosave::schedule();
                                 }/></label>
                         <div class="row">
                             <button title="Undo (Ctrl+Z)" on:click=move |_| undo(ui, false)>"Undo"</button>
@@ -621,7 +645,12 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// Mounts the app. In a worker (no window) it does nothing: there the same wasm serves
+/// [`genseg_worker::serve`].
 pub fn start() {
+    if web_sys::window().is_none() {
+        return;
+    }
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(App);
 }

@@ -1,5 +1,5 @@
 //! The browser's own storage (IndexedDB), for what the user asks the page to keep: converted
-//! model files, and later autosaved work. Nothing here leaves the machine.
+//! model files, trained weights and autosaved work. Nothing here leaves the machine.
 
 use super::web::js_err;
 use js_sys::Uint8Array;
@@ -27,17 +27,30 @@ function run(mode, f) {
 export function idb_put(key, bytes) { return run("readwrite", s => s.put(bytes, key)); }
 export function idb_get(key) { return run("readonly", s => s.get(key)); }
 export function idb_delete(key) { return run("readwrite", s => s.delete(key)); }
+export function idb_drop() {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.deleteDatabase(DB);
+    req.onsuccess = () => resolve();
+    req.onerror = () => reject(req.error);
+    req.onblocked = () => reject(new Error("medseg is open in another tab; close it and try again"));
+  });
+}
 "#)]
 extern "C" {
     fn idb_put(key: &str, bytes: Uint8Array) -> js_sys::Promise;
     fn idb_get(key: &str) -> js_sys::Promise;
     fn idb_delete(key: &str) -> js_sys::Promise;
+    fn idb_drop() -> js_sys::Promise;
 }
 
 /// Why storing failed, in words a user can act on (quota errors say so).
 fn storage_err(v: JsValue) -> String {
+    let name = js_sys::Reflect::get(&v, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+        .unwrap_or_default();
     let m = js_err(v);
-    if m.contains("Quota") || m.contains("quota") {
+    if name == "QuotaExceededError" || m.contains("Quota") || m.contains("quota") {
         format!("the browser's storage is full ({m}); free space or clear this site's data")
     } else {
         format!("the browser refused to store it ({m})")
@@ -62,6 +75,14 @@ pub async fn get(key: &str) -> Option<Vec<u8>> {
 
 pub async fn delete(key: &str) -> Result<(), String> {
     JsFuture::from(idb_delete(key))
+        .await
+        .map(|_| ())
+        .map_err(storage_err)
+}
+
+/// Deletes everything stored here (all keys).
+pub async fn clear_all() -> Result<(), String> {
+    JsFuture::from(idb_drop())
         .await
         .map(|_| ())
         .map_err(storage_err)

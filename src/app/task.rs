@@ -11,7 +11,7 @@ use crate::weights::convert::convert_universeg;
 use crate::weights::model_file::{self, Precision};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Write};
 use wasm_bindgen::JsCast;
 use web_sys::HtmlInputElement;
 
@@ -68,6 +68,7 @@ impl TaskUi {
                 .collect()
         });
         self.support.set(list);
+        super::autosave::schedule();
     }
 }
 
@@ -298,10 +299,12 @@ pub async fn import(ui: Ui, t: TaskUi, files: Vec<web_sys::File>) {
             continue;
         }
         match web::read_file(f).await {
-            Ok(b) if name.to_ascii_lowercase().ends_with(".zip") => match unzip(&b) {
-                Ok(entries) => named.extend(entries),
-                Err(e) => problems.push(format!("{name}: {e}")),
-            },
+            Ok(b) if name.to_ascii_lowercase().ends_with(".zip") => {
+                match crate::archive::read_zip(&b).map_err(|e| e.to_string()) {
+                    Ok(entries) => named.extend(entries),
+                    Err(e) => problems.push(format!("{name}: {e}")),
+                }
+            }
             Ok(b) => named.push((name, b)),
             Err(e) => problems.push(format!("{name}: {e}")),
         }
@@ -350,23 +353,6 @@ pub async fn import(ui: Ui, t: TaskUi, files: Vec<web_sys::File>) {
             problems.join("; ")
         ));
     }
-}
-
-/// Image entries of a zip archive (folders flattened to their paths).
-fn unzip(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| format!("not a readable zip ({e})"))?;
-    let mut out = vec![];
-    for i in 0..zip.len() {
-        let mut f = zip.by_index(i).map_err(|e| e.to_string())?;
-        if f.is_dir() || f.size() > MAX_FILE as u64 {
-            continue;
-        }
-        let mut b = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut b).map_err(|e| e.to_string())?;
-        out.push((f.name().to_owned(), b));
-    }
-    Ok(out)
 }
 
 pub fn clear(t: TaskUi) {

@@ -152,17 +152,18 @@ impl VolUi {
     }
 }
 
-/// Opens a scan, replacing the current image or volume.
-pub async fn open(ui: Ui, v: VolUi, name: String, bytes: Vec<u8>) {
+/// Opens a scan, replacing the current image or volume; false when it cannot be read.
+pub async fn open(ui: Ui, v: VolUi, name: String, bytes: Vec<u8>) -> bool {
     ui.status.set(format!("Reading {name}…"));
     ui.progress.set(Some(-1.0));
     web::yield_now().await;
     let vol = match read_volume(&bytes) {
         Ok(vol) => vol,
         Err(e) => {
-            return ui.fail(format!(
+            ui.fail(format!(
                 "{name}: {e}. The current image and masks are unchanged."
             ));
+            return false;
         }
     };
     // The official presets: CT soft tissue when the values look like HU, MR percentiles else.
@@ -192,6 +193,7 @@ pub async fn open(ui: Ui, v: VolUi, name: String, bytes: Vec<u8>) {
     ui.status.set(format!(
         "{name}: {depth} slices. Scroll with the wheel or ↑/↓, draw a box, then Propagate (P)."
     ));
+    true
 }
 
 /// Moves the view to slice `z` (clamped).

@@ -15,23 +15,25 @@ pub fn js_err(v: JsValue) -> String {
         .unwrap_or_else(|| format!("{v:?}"))
 }
 
-/// Lets the browser paint and handle input before heavy synchronous work starts.
+/// Calls `resolve` after `ms` through the global `setTimeout` (the page's or a worker's).
+fn timeout(resolve: &js_sys::Function, ms: i32) {
+    let global = js_sys::global();
+    if let Ok(f) = Reflect::get(&global, &"setTimeout".into()) {
+        if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+            let _ = f.call2(&global, resolve, &ms.into());
+        }
+    }
+}
+
+/// Lets the browser paint and handle input (or a worker its messages) before heavy
+/// synchronous work starts.
 pub async fn yield_now() {
-    let p = Promise::new(&mut |resolve, _| {
-        let _ = web_sys::window()
-            .unwrap()
-            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-    });
-    let _ = JsFuture::from(p).await;
+    sleep(0).await
 }
 
 /// Waits `ms` milliseconds without blocking the page.
 pub async fn sleep(ms: i32) {
-    let p = Promise::new(&mut |resolve, _| {
-        let _ = web_sys::window()
-            .unwrap()
-            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
+    let p = Promise::new(&mut |resolve, _| timeout(&resolve, ms));
     let _ = JsFuture::from(p).await;
 }
 

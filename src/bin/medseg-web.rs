@@ -5,6 +5,13 @@ fn main() {
     medseg::app::start();
 }
 
+/// Called by `static/genseg-worker.js` once this wasm is loaded in the GenSeg training worker.
+#[cfg(target_family = "wasm")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn genseg_worker() {
+    medseg::app::genseg_worker::serve();
+}
+
 #[cfg(not(target_family = "wasm"))]
 fn main() {
     eprintln!("medseg-web is the browser app: build it with `trunk build` (see README)");

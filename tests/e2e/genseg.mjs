@@ -101,6 +101,20 @@ export async function gensegChecks(page, prefix, check, assert, fix, art) {
     }
   });
 
+  await check(`${prefix} GenSeg: a time limit ends a long run and keeps what it learnt`, async () => {
+    await settings(32, 4, 100000);
+    await page.fill('#genseg-minutes', '0.05');
+    await page.dispatchEvent('#genseg-minutes', 'change');
+    await page.click('#genseg-train');
+    await page.waitForFunction(() => document.querySelector('.generate')?.dataset.gensegPhase === 'trained', null, { timeout: 120_000 });
+    const its = Number(await page.getAttribute('.generate', 'data-genseg-iterations'));
+    const status = await page.textContent('#status');
+    assert(/stopped \(time limit of 0\.05 min reached\) after \d+ iterations/.test(status), `status "${status}"`);
+    assert(its > 0 && its < 1000, `${its} iterations in 3 s`);
+    await page.fill('#genseg-minutes', '15');
+    await page.dispatchEvent('#genseg-minutes', 'change');
+  });
+
   await check(`${prefix} GenSeg: synthetic pairs join the task; the segmenter segments; weights survive a reload`, async () => {
     const before = await supportCount();
     await page.click('#genseg-to-support');
@@ -139,8 +153,8 @@ export async function gensegWebgpuCheck(page, prefix, check, assert, fix) {
       await page.dispatchEvent(id, 'change');
     }
     const t0 = Date.now();
-    // SwiftShader compiles every new kernel on the page's thread: the first iteration holds the
-    // page for a while, so click without waiting for the page to answer.
+    // Training runs in a worker, but the page's own first WebGPU kernels (the gallery) compile
+    // on its thread with SwiftShader: click without waiting for the page to answer.
     await page.evaluate(() => setTimeout(() => document.querySelector('#genseg-train').click(), 0));
     await page.waitForFunction(() => document.querySelector('.generate')?.dataset.gensegPhase === 'trained', null, { timeout: 900_000, polling: 1000 });
     await page.waitForFunction(() => document.querySelectorAll('#genseg-gallery img').length === 8, null, { timeout: 300_000 });

@@ -78,7 +78,8 @@ async function session(mode, server) {
     args, acceptDownloads: true, viewport: { width: 1400, height: 900 } });
   const page = ctx.pages()[0] || await ctx.newPage();
   const egress = [];
-  page.on('request', (r) => {
+  // Context-wide: the page, its workers and its service worker.
+  ctx.on('request', (r) => {
     if (!r.url().startsWith(origin) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) egress.push(r.url());
     if (r.postData()) egress.push(`body sent to ${r.url()}`);
   });
@@ -143,6 +144,39 @@ async function session(mode, server) {
     await page.screenshot({ path: path.join(ART, `bad-input-${mode}.png`) });
   });
 
+  if (segment) await check(`${prefix} autosave: a reload restores the scan and its masks exactly; a full disk is reported`, async () => {
+    const exportMask = async (name) => {
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
+      const file = path.join(ART, name);
+      await dl.saveAs(file);
+      return gray(readPng(file));
+    };
+    const objects = await page.locator('.objects li').count();
+    assert(objects > 0, 'nothing to restore');
+    const before = await exportMask(`autosave-before-${mode}.png`);
+    await new Promise((r) => setTimeout(r, 1000)); // the debounce
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Restored'), null, { timeout: 120_000 });
+    assert(await page.locator('.objects li').count() === objects, 'objects lost in the reload');
+    const after = await exportMask(`autosave-after-${mode}.png`);
+    const d = dice(before, after);
+    console.log(`  ${prefix} ${await page.textContent('#status')} Dice of the restored mask ${d}`);
+    assert(d === 1 && before.length === after.length, `Dice ${d}`);
+    // A full disk: the next save fails with a message that says so, and the work stays.
+    await page.evaluate(() => {
+      window.__put = IDBObjectStore.prototype.put;
+      IDBObjectStore.prototype.put = function () { throw new DOMException('The quota has been exceeded.', 'QuotaExceededError'); };
+    });
+    await page.keyboard.press('Delete');
+    await page.waitForSelector('#error', { timeout: 30_000 });
+    const msg = await page.textContent('#error');
+    assert(/Autosave failed: the browser's storage is full.*still open in this tab/.test(msg), `message "${msg}"`);
+    await page.click('#error button');
+    await page.evaluate(() => { IDBObjectStore.prototype.put = window.__put; });
+    await page.keyboard.press('Control+z');
+    assert(await page.locator('.objects li').count() === objects, 'undo after the failed save');
+  });
+
   if (mode === 'cpu') await universegChecks(page, prefix, waitPhase);
   if (mode === 'cpu') await volumeChecks(page, prefix, check, assert, ROOT, ART);
   if (mode === 'cpu') await gensegChecks(page, prefix, check, assert, FIX, ART);
@@ -159,7 +193,8 @@ async function session(mode, server) {
     await page.context().setOffline(true);
     try {
       await page.reload();
-      await waitPhase('idle', 120_000);
+      // The app is up once the model is (the autosaved scan may be encoding already).
+      await page.waitForFunction(() => ['idle', 'embedding', 'ready'].includes(document.querySelector('.app')?.dataset.phase), null, { timeout: 120_000 });
       await page.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
       await waitPhase('ready', 900_000);
       await drawBox(page, LUNG2_BOX);
@@ -169,6 +204,24 @@ async function session(mode, server) {
     } finally {
       await page.context().setOffline(false);
     }
+  });
+
+  if (mode === 'cpu') await check(`${prefix} Clear data forgets the scan, masks, support set and weights`, async () => {
+    page.once('dialog', (d) => d.accept());
+    await page.click('#clear-data');
+    await page.waitForLoadState('load');
+    await page.waitForFunction(() => ['idle'].includes(document.querySelector('.app')?.dataset.phase), null, { timeout: 120_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    await page.reload();
+    await waitPhase('idle', 120_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const left = await page.evaluate(() => ({
+      objects: document.querySelectorAll('.objects li').length,
+      support: document.querySelectorAll('#support-list li').length,
+      empty: !!document.querySelector('.empty'),
+      genseg: document.querySelector('.generate')?.dataset.gensegPhase,
+    }));
+    assert(left.objects === 0 && left.support === 0 && left.empty && left.genseg === 'idle', `left: ${JSON.stringify(left)}`);
   });
 
   await check(`${prefix} nothing left the page's origin`, async () => {
