@@ -288,9 +288,15 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         }
     }
 
+    /// An official PyTorch checkpoint (by content, else by name) rather than our model file.
+    fn is_checkpoint(path: &Path, bytes: &[u8]) -> bool {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        bytes.starts_with(b"PK") || (!bytes.starts_with(b"MEDSEGM1") && matches!(ext, "pth" | "pt"))
+    }
+
     fn load_universeg(path: &Path, dev: &Device) -> Result<UniverSeg> {
         let bytes = read(path)?;
-        if bytes.starts_with(b"PK") {
+        if is_checkpoint(path, &bytes) {
             let sd = medseg::weights::torch::read_state_dict(&bytes)?;
             return Ok(UniverSeg::load(&sd, &UniverSegConfig::v1(), dev)?.0);
         }
@@ -353,7 +359,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
     /// unless the keys say ViT-B).
     fn load_model(path: &Path, dev: &Device) -> Result<MedSam> {
         let bytes = read(path)?;
-        if bytes.starts_with(b"PK") {
+        if is_checkpoint(path, &bytes) {
             let sd = medseg::weights::torch::read_state_dict(&bytes)?;
             let a = if sd.contains_key("image_encoder.pos_embed") {
                 Arch::MedsamVitB

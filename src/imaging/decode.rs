@@ -68,6 +68,9 @@ pub fn check_size(w: usize, h: usize) -> Result<()> {
 /// Decodes PNG or JPEG bytes. Grey (8/16-bit) images give one plane, colour ones three; 16-bit
 /// values are scaled to 8 bits; alpha is dropped.
 pub fn decode_image(bytes: &[u8]) -> Result<Planes> {
+    if bytes.is_empty() {
+        return Err(Error::Decode("the file is empty".into()));
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::Decode(e.to_string()))?;

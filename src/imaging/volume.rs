@@ -56,7 +56,29 @@ pub fn has_volume_extension(name: &str) -> bool {
 }
 
 /// Reads a NRRD or NIfTI volume, recognised by content (gzip-wrapped NIfTI included).
+/// Non-finite voxels (NaN, ±Inf) become the lowest finite value (background), so windowing and
+/// min-max normalisation stay meaningful; a volume with no finite voxel is refused.
 pub fn read_volume(bytes: &[u8]) -> Result<Volume> {
+    let mut v = read_any_volume(bytes)?;
+    let lowest = v
+        .data
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .reduce(f32::min)
+        .ok_or_else(|| {
+            Error::Decode("the volume has no finite voxel values (all NaN or infinite)".into())
+        })?;
+    for x in v.data.iter_mut().filter(|x| !x.is_finite()) {
+        *x = lowest;
+    }
+    Ok(v)
+}
+
+fn read_any_volume(bytes: &[u8]) -> Result<Volume> {
+    if bytes.is_empty() {
+        return Err(Error::Decode("the file is empty".into()));
+    }
     if bytes.starts_with(b"NRRD") {
         return read_nrrd(bytes);
     }

@@ -200,21 +200,30 @@ pub fn read(bytes: &[u8], arch: &str) -> Result<(Header, StateDict)> {
     }
     let mut out = StateDict::new();
     for e in &header.tensors {
-        let numel: usize = e.shape.iter().product();
+        // A hostile header can claim any shape or offset: every size is checked arithmetic.
+        let outside = || {
+            Error::Weights(format!(
+                "model file tensor {} lies outside the file",
+                e.name
+            ))
+        };
+        let numel = e
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(outside)?;
         let rows = e.shape.first().copied().unwrap_or(1).max(1);
         let cols = numel / rows;
         let group = e.group.unwrap_or(cols).max(1);
         let n_scales = rows * groups_per_row(cols, group);
         let size = match e.dtype {
-            Precision::F32 => numel * 4,
-            Precision::Int8 => n_scales * 2 + numel,
+            Precision::F32 => numel.checked_mul(4),
+            Precision::Int8 => n_scales.checked_mul(2).and_then(|s| s.checked_add(numel)),
         };
-        let b = payload.get(e.offset..e.offset + size).ok_or_else(|| {
-            Error::Weights(format!(
-                "model file tensor {} lies outside the file",
-                e.name
-            ))
-        })?;
+        let end = size.and_then(|s| e.offset.checked_add(s));
+        let b = end
+            .and_then(|end| payload.get(e.offset..end))
+            .ok_or_else(outside)?;
         let f32s = |b: &[u8]| -> Vec<f32> {
             b.chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap()))

@@ -144,6 +144,25 @@ async function session(mode, server) {
     await page.screenshot({ path: path.join(ART, `bad-input-${mode}.png`) });
   });
 
+  if (mode === 'cpu') await check(`${prefix} the bad-file corpus: each image, volume and zip gives its own message; the work is kept`, async () => {
+    const dir = path.join(ROOT, 'tests/corpus/bad');
+    const cases = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).filter((c) => ['image', 'volume', 'zip'].includes(c.kind));
+    const before = await page.locator('.objects li').count();
+    const problems = [];
+    for (const c of cases) {
+      await page.setInputFiles(c.kind === 'zip' ? '#support-import' : '#file', path.join(dir, c.file));
+      await page.waitForSelector('#error', { timeout: 30_000 });
+      const msg = await page.textContent('#error');
+      await page.click('#error button');
+      await page.waitForSelector('#error', { state: 'detached', timeout: 10_000 });
+      if (!msg.includes(c.file) || !c.expect.split('|').some((alt) => msg.includes(alt))) problems.push(`${c.file}: "${msg}"`);
+    }
+    console.log(`  ${prefix} ${cases.length} bad files, ${cases.length - problems.length} with their own message`);
+    assert(problems.length === 0, problems.join('; '));
+    assert(await page.locator('.objects li').count() === before, 'objects lost');
+    assert(await phase() === 'ready', `phase ${await phase()}`);
+  });
+
   if (segment) await check(`${prefix} autosave: a reload restores the scan and its masks exactly; a full disk is reported`, async () => {
     const exportMask = async (name) => {
       const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
