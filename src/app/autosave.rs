@@ -3,8 +3,8 @@
 //! restored on the next visit, so a reload or a crash loses nothing. "Clear data" forgets all
 //! of it. Everything stays in this browser.
 //!
-//! Three records, each a zip (masks deflate to almost nothing): the scan as it was opened
-//! (written once per scan), the annotations with the view settings, and the support set
+//! Three records, each a zip (masks deflate to almost nothing): the scan's files as they were
+//! opened (written once per scan), the annotations with the view settings, and the support set
 //! (written only when it changed).
 
 use super::state::{Obj, with};
@@ -101,12 +101,18 @@ async fn write(key: &str, bytes: &[u8]) {
     }
 }
 
-/// Keeps a newly opened scan (its annotations follow with the next save).
-pub async fn keep_source(name: &str, bytes: &[u8]) {
+/// Keeps a newly opened scan's files (its annotations follow with the next save).
+pub async fn keep_source(files: &[(String, Vec<u8>)]) {
     if !SAVER.with_borrow(|s| s.enabled) {
         return;
     }
-    match zip_of(&[("name".into(), name.as_bytes()), ("file".into(), bytes)]) {
+    // Entries keep the files' order; the index prefix keeps equal names apart.
+    let entries: Vec<(String, &[u8])> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (name, b))| (format!("{i:05}/{name}"), b.as_slice()))
+        .collect();
+    match zip_of(&entries) {
         Ok(z) => write(SOURCE, &z).await,
         Err(e) => web_sys::console::error_1(&e.into()),
     }
@@ -285,12 +291,19 @@ fn restore_support(bytes: &[u8]) -> Result<Vec<(String, SupportItem)>, String> {
 }
 
 async fn restore_scan(ui: Ui, v: VolUi, bytes: &[u8]) -> Result<(), String> {
-    let entries = unzip(bytes)?;
-    let name = String::from_utf8_lossy(entry(&entries, "name").ok_or("no name")?).to_string();
-    let file = entry(&entries, "file").ok_or("no file")?.to_vec();
-    if !super::open_bytes(ui, v, name.clone(), file).await {
-        return Err(format!("{name} no longer opens"));
+    let files: Vec<(String, Vec<u8>)> = unzip(bytes)?
+        .into_iter()
+        .map(|(n, b)| {
+            (
+                n.split_once('/').map_or(n.clone(), |(_, f)| f.to_string()),
+                b,
+            )
+        })
+        .collect();
+    if !super::open_bytes(ui, v, &files).await {
+        return Err("it no longer opens".into());
     }
+    let name = ui.image_name.get_untracked();
     let Some(work) = storage::get(WORK).await else {
         return Ok(());
     };

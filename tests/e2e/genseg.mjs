@@ -130,6 +130,8 @@ export async function gensegChecks(page, prefix, check, assert, fix, art) {
     assert(fs.readFileSync(weights).subarray(0, 8).toString() === 'MEDSEGM1', 'saved weights are not a model file');
     await page.reload();
     await page.waitForFunction(() => document.querySelector('#genseg-info')?.textContent.includes('kept in this browser'), null, { timeout: 120_000 });
+    // The autosaved image comes back and is encoded (the page's thread is busy meanwhile).
+    await page.waitForFunction(() => document.querySelector('.app')?.dataset.phase === 'ready', null, { timeout: 900_000 });
     assert(await genPhase() === 'trained', `phase after reload ${await genPhase()}`);
     // A file that is not GenSeg weights is refused by name.
     await page.setInputFiles('#genseg-load', { name: 'other.medseg', mimeType: 'application/octet-stream', buffer: Buffer.from('MEDSEGM1 not really') });
