@@ -12,3 +12,11 @@ echo "== browser end-to-end"
 scripts/build-web.sh
 cargo build --bin medseg   # the e2e compares the page with the native CLI (UniverSeg)
 node tests/e2e/run.mjs
+echo "== fuzz (every file parser, 60 s each)"
+# CI has 90 minutes in all: fuzzing (about 10 minutes with its set-up) runs when the tests left
+# room for it, and says so when they did not. MEDSEG_FUZZ=always|never overrides.
+if [ "${MEDSEG_FUZZ:-auto}" = always ] || { [ "${MEDSEG_FUZZ:-auto}" = auto ] && [ "$SECONDS" -lt 4200 ]; }; then
+  scripts/fuzz.sh 60
+else
+  echo "fuzz skipped (${SECONDS} s elapsed; run scripts/fuzz.sh by hand)"
+fi

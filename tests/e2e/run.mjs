@@ -10,7 +10,7 @@ import os from 'node:os';
 import { serve } from './serve.mjs';
 import { writeSupport, nativeMask, convertNative, zipOf, unzip } from './universeg.mjs';
 import { execFileSync } from 'node:child_process';
-import { volumeChecks } from './volume.mjs';
+import { volumeChecks, dicomChecks } from './volume.mjs';
 import { gensegChecks, gensegWebgpuCheck } from './genseg.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -198,6 +198,7 @@ async function session(mode, server) {
 
   if (mode === 'cpu') await universegChecks(page, prefix, waitPhase);
   if (mode === 'cpu') await volumeChecks(page, prefix, check, assert, ROOT, ART);
+  if (mode === 'cpu') await dicomChecks(page, prefix, check, assert, ROOT);
   if (mode === 'cpu') await gensegChecks(page, prefix, check, assert, FIX, ART);
 
   if (mode === 'cpu') await check(`${prefix} offline: after the first visit the app reloads and segments with the network off`, async () => {

