@@ -17,7 +17,8 @@ mod cli {
     use clap::{Parser, Subcommand, ValueEnum};
     use medseg::imaging::GrayImage;
     use medseg::imaging::decode::{Planes, decode_image, encode_mask_png, has_image_extension};
-    use medseg::imaging::volume::{has_volume_extension, read_volume, write_nifti_labels};
+    use medseg::imaging::dicom::{is_dicom, read_series};
+    use medseg::imaging::volume::{Volume, has_volume_extension, read_volume, write_nifti_labels};
     use medseg::imaging::window::{self, Window};
     use medseg::metrics::{area_mm2, dice, nsd, volume_ml};
     use medseg::models::sam::SamArch;
@@ -371,23 +372,48 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         MedSam::from_model_file(&bytes, dev)
     }
 
+    /// A volume: NRRD/NIfTI, a DICOM file, or a folder of DICOM files (a series).
     fn is_volume_name(p: &Path) -> bool {
-        has_volume_extension(&p.to_string_lossy())
+        let name = p.to_string_lossy().to_lowercase();
+        has_volume_extension(&name) || name.ends_with(".dcm") || p.is_dir()
+    }
+
+    fn load_volume(path: &Path) -> Result<Volume> {
+        let files: Vec<(String, Vec<u8>)> = if path.is_dir() {
+            list_dir(path)?
+                .into_iter()
+                .map(|n| {
+                    let p = Path::new(&n);
+                    let name = p.file_name().map_or(n.clone(), |f| f.to_string_lossy().into());
+                    Ok((name, read(p)?))
+                })
+                .collect::<Result<_>>()?
+        } else {
+            let bytes = read(path)?;
+            if !is_dicom(&bytes) && !path.to_string_lossy().to_lowercase().ends_with(".dcm") {
+                return read_volume(&bytes);
+            }
+            vec![(path.display().to_string(), bytes)]
+        };
+        let series = read_series(&files)?;
+        for note in &series.notes {
+            eprintln!("note: {note}");
+        }
+        Ok(series.volume)
     }
 
     /// A 2D image, or one slice of a volume windowed over the whole volume (as the official
     /// 3D preprocessing does).
     fn load_image(path: &Path, slice: Option<usize>, w: WindowArg) -> Result<Planes> {
-        let bytes = read(path)?;
         if !is_volume_name(path) {
             if slice.is_some() {
                 return Err(Error::Input(
-                    "--slice is for volumes (.nrrd, .nii, .nii.gz)".into(),
+                    "--slice is for volumes (.nrrd, .nii, .nii.gz, DICOM)".into(),
                 ));
             }
-            return decode_image(&bytes);
+            return decode_image(&read(path)?);
         }
-        let vol = read_volume(&bytes)?;
+        let vol = load_volume(path)?;
         let [width, height, depth] = vol.size;
         let z = slice.ok_or_else(|| {
             Error::Input(format!(
@@ -571,10 +597,10 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                 }
                 if !is_volume_name(&volume) {
                     return Err(Error::Input(
-                        "--volume must be a .nrrd, .nii or .nii.gz scan".into(),
+                        "--volume must be a .nrrd, .nii or .nii.gz scan, a DICOM file or a folder of DICOM files".into(),
                     ));
                 }
-                let vol = read_volume(&read(&volume)?)?;
+                let vol = load_volume(&volume)?;
                 let [w, h, d] = vol.size;
                 let box3d = Box3d::from_official(r#box)?;
                 let u8s = window::apply(&vol.data, choose_window(&vol.data, window));

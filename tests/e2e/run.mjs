@@ -371,8 +371,11 @@ async function universegChecks(page, prefix, waitPhase) {
 
   await check(`${prefix} UniverSeg: weights are restored from browser storage after a reload`, async () => {
     await page.reload();
-    await page.waitForFunction(() => document.querySelector('#task-weights')?.textContent.includes('kept in this browser'), null, { timeout: 120_000 });
-    await waitPhase('idle', 120_000);
+    const shown = () => page.evaluate(() => `weights "${document.querySelector('#task-weights')?.textContent}", status "${document.querySelector('#status')?.textContent}", phase ${document.querySelector('.app')?.dataset.phase}`).catch((e) => e.message);
+    await page.waitForFunction(() => document.querySelector('#task-weights')?.textContent.includes('kept in this browser'), null, { timeout: 120_000 })
+      .catch(async (e) => { throw new Error(`${e.message}: ${await shown()}`); });
+    // The autosaved scan comes back too and is encoded.
+    await page.waitForFunction(() => ['idle', 'ready'].includes(document.querySelector('.app')?.dataset.phase), null, { timeout: 900_000 });
   });
   fs.rmSync(work, { recursive: true, force: true });
 }

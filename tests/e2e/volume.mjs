@@ -121,6 +121,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
       const png = PNG.sync.read(fs.readFileSync(file));
       return Uint8Array.from({ length: png.width * png.height }, (_, i) => png.data[i * 4] > 0);
     };
+    await page.click('#support-clear'); // the support set is kept across reloads: start empty
     await page.keyboard.press('a'); // the propagated mask on slice 14 as the one support example
     await page.click('#task-run-volume');
     await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('UniverSeg on 3 slices'), null, { timeout: 300_000 });
