@@ -2,15 +2,17 @@
 # Fuzzes every file parser (fuzz/fuzz_targets: image, volume, dicom, model_file, checkpoint,
 # zip) with cargo-fuzz for SECONDS each (default 60), two at a time on a 2-core machine; seeds
 # from the bad-file corpus and the real test files. Installs nightly and cargo-fuzz if missing.
-# Crashes land in fuzz/artifacts/<target>/ and fail the run.
+# Crashes land in fuzz/artifacts/<target>/ and fail the run (exit 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 export PATH="$HOME/.cargo/bin:$PATH"
-rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
-cargo fuzz --version 2>/dev/null | grep -q ' 0.13.2' || cargo install cargo-fuzz --locked --version 0.13.2
+# Set-up problems (no network for the toolchain, a build failure) exit 3, which the test
+# command reports as "fuzz skipped"; a crash found exits 1.
+{ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal; } || exit 3
+{ cargo fuzz --version 2>/dev/null | grep -q ' 0.13.2' || cargo install cargo-fuzz --locked --version 0.13.2; } || exit 3
 cd fuzz
-cargo +nightly fuzz build -O
+cargo +nightly fuzz build -O || exit 3
 
 # Seeds: each target gets the corpus files of its kind and small real files.
 BAD=../tests/corpus/bad
@@ -24,11 +26,13 @@ cp $BAD/*.pth seeds/checkpoint/
 cp $BAD/*.zip seeds/zip/
 
 run() {
-  mkdir -p "corpus/$1"
+  mkdir -p "corpus/$1" logs
+  local rc=0
   cargo +nightly fuzz run -O "$1" "corpus/$1" "seeds/$1" -- \
-    -max_total_time="$SECS" -rss_limit_mb=4096 -max_len=262144 -print_final_stats=1 2>&1 \
-    | grep -E "^(stat::number_of_executed_units|==|SUMMARY|Done)|panicked|ERROR" | sed "s/^/[$1] /"
-  return "${PIPESTATUS[0]}"
+    -max_total_time="$SECS" -rss_limit_mb=4096 -max_len=262144 -print_final_stats=1 \
+    > "logs/$1.log" 2>&1 || rc=$?
+  grep -E "^(stat::number_of_executed_units|SUMMARY)|^==.*ERROR|panicked|Done [0-9]+ runs" "logs/$1.log" | sed "s/^/[$1] /" || true
+  return $rc
 }
 failed=0
 targets=(image volume dicom model_file checkpoint zip)
