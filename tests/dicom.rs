@@ -137,6 +137,20 @@ fn damaged_and_unsupported_files_give_clear_errors() {
         e.contains("CT_small.dcm: the file is damaged or truncated"),
         "{e}"
     );
+    // A pixel data element claiming 4 GB: refused before the parser would allocate it.
+    let (_, mut huge) = dicom_file("pydicom/CT_small.dcm");
+    let at = huge
+        .windows(6)
+        .position(|w| w == b"\xE0\x7F\x10\x00OW")
+        .unwrap();
+    huge[at + 8..at + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let e = read_series(&[("huge.dcm".into(), huge)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("huge.dcm: the file is damaged or truncated (its pixel data needs"),
+        "{e}"
+    );
     let e = read_series(&[("x.dcm".into(), vec![])])
         .unwrap_err()
         .to_string();
@@ -154,8 +168,21 @@ fn the_cli_segments_a_slice_of_a_dicom_series_folder() {
     let out = dir.with_extension("png");
     let model = root().join("models/litemedsam.int8.medseg");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_medseg"))
-        .args(["segment", "--model", model.to_str().unwrap(), "--image", dir.to_str().unwrap()])
-        .args(["--slice", "10", "--box", "80,60,180,200", "--out", out.to_str().unwrap()])
+        .args([
+            "segment",
+            "--model",
+            model.to_str().unwrap(),
+            "--image",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            "--slice",
+            "10",
+            "--box",
+            "80,60,180,200",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -165,8 +192,21 @@ fn the_cli_segments_a_slice_of_a_dicom_series_folder() {
     assert!(on > 100, "the mask is nearly empty ({on} pixels)");
     // Past the last slice: a clear error.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_medseg"))
-        .args(["segment", "--model", model.to_str().unwrap(), "--image", dir.to_str().unwrap()])
-        .args(["--slice", "20", "--box", "80,60,180,200", "--out", out.to_str().unwrap()])
+        .args([
+            "segment",
+            "--model",
+            model.to_str().unwrap(),
+            "--image",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            "--slice",
+            "20",
+            "--box",
+            "80,60,180,200",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_clean_failure(&o, "slice");

@@ -384,7 +384,9 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                 .into_iter()
                 .map(|n| {
                     let p = Path::new(&n);
-                    let name = p.file_name().map_or(n.clone(), |f| f.to_string_lossy().into());
+                    let name = p
+                        .file_name()
+                        .map_or(n.clone(), |f| f.to_string_lossy().into());
                     Ok((name, read(p)?))
                 })
                 .collect::<Result<_>>()?

@@ -108,6 +108,7 @@ fn read_slice(name: &str, bytes: &[u8]) -> Result<Slice> {
     if bytes.is_empty() {
         return Err(bad(name, "the file is empty"));
     }
+    check_pixel_data_length(name, bytes)?;
     let parse = |b: &[u8]| OpenFileOptions::new().from_reader(Cursor::new(b));
     // Some writers pad the file with zeros after the pixel data, which the parser reads as
     // broken elements: then read up to the end of the pixel data only.
@@ -195,7 +196,8 @@ fn read_slice(name: &str, bytes: &[u8]) -> Result<Slice> {
                 format!("{} pixel fragments for {frames} frames", fragments.len()),
             ));
         };
-        let mut out = Vec::with_capacity(n * samples);
+        // Grown as frames decode: the header's size is not trusted with an allocation.
+        let mut out = Vec::new();
         for f in &per_frame {
             out.extend(decode(f)?);
         }
@@ -209,7 +211,9 @@ fn read_slice(name: &str, bytes: &[u8]) -> Result<Slice> {
             .primitive()
             .ok_or_else(|| bad(name, "unreadable pixel data"))?
             .to_bytes();
-        let want = n * samples * bits / 8;
+        let want = n
+            .checked_mul(samples * bits / 8)
+            .ok_or_else(|| Error::Input(format!("{name}: the image is too large")))?;
         if raw.len() < want {
             return Err(bad(
                 name,
@@ -262,13 +266,42 @@ fn read_slice(name: &str, bytes: &[u8]) -> Result<Slice> {
 fn trim_after_pixel_data(bytes: &[u8]) -> Option<&[u8]> {
     let tag = [0xE0, 0x7F, 0x10, 0x00];
     let i = bytes.windows(4).rposition(|w| w == tag)?;
+    let end = pixel_data_end(bytes, i)?;
+    (end < bytes.len()).then(|| &bytes[..end])
+}
+
+/// Where a (little-endian, defined-length) pixel data element whose tag starts at `i` ends,
+/// by its header: explicit VR (OB/OW) or implicit.
+fn pixel_data_end(bytes: &[u8], i: usize) -> Option<usize> {
     let u32_at = |k: usize| Some(u32::from_le_bytes(bytes.get(k..k + 4)?.try_into().ok()?));
     let (header, len) = match bytes.get(i + 4..i + 6)? {
         b"OB" | b"OW" => (12, u32_at(i + 8)?),
         _ => (8, u32_at(i + 4)?),
     };
-    let end = (i + header).checked_add(len as usize)?;
-    (len != u32::MAX && end < bytes.len()).then(|| &bytes[..end])
+    (len != u32::MAX).then(|| (i + header).saturating_add(len as usize))
+}
+
+/// The parser allocates an element's declared length before reading it: a pixel data element
+/// that claims more bytes than the file has (a truncated or hostile file) is refused first,
+/// so a few bytes cannot make the tab allocate gigabytes.
+fn check_pixel_data_length(name: &str, bytes: &[u8]) -> Result<()> {
+    let explicit = [0xE0, 0x7F, 0x10, 0x00];
+    let Some(i) = bytes
+        .windows(6)
+        .position(|w| w[..4] == explicit && matches!(&w[4..], b"OB" | b"OW"))
+    else {
+        return Ok(());
+    };
+    match pixel_data_end(bytes, i) {
+        Some(end) if end > bytes.len() => Err(bad(
+            name,
+            format!(
+                "the file is damaged or truncated (its pixel data needs {} more bytes)",
+                end - bytes.len()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Native samples (little-endian as dicom-rs hands them over) to values.
@@ -343,17 +376,26 @@ fn rle(name: &str, frag: &[u8], plane: usize, bits: usize, samples: usize) -> Re
     if count != bytes_per * samples {
         return Err(err("wrong number of segments"));
     }
-    let mut out = vec![0u8; plane * samples * bytes_per];
-    for seg in 0..count {
+    let segment = |seg: usize| {
         let start = word(seg + 1);
         let end = if seg + 1 < count {
             word(seg + 2)
         } else {
             frag.len()
         };
-        let data = frag
-            .get(start..end)
-            .ok_or_else(|| err("segment outside the data"))?;
+        frag.get(start..end)
+            .ok_or_else(|| err("segment outside the data"))
+    };
+    // PackBits expands at most 64× (2 bytes → 128): a segment too short for the plane is
+    // refused before anything the size of the image is allocated.
+    for seg in 0..count {
+        if segment(seg)?.len().saturating_mul(64) < plane {
+            return Err(err("a segment is too short for the image"));
+        }
+    }
+    let mut out = vec![0u8; plane * samples * bytes_per];
+    for seg in 0..count {
+        let data = segment(seg)?;
         let (sample, byte) = (seg / bytes_per, bytes_per - 1 - seg % bytes_per);
         let mut decoded = Vec::with_capacity(plane);
         let mut i = 0;
