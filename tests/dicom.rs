@@ -148,7 +148,23 @@ fn damaged_and_unsupported_files_give_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("huge.dcm: the file is damaged or truncated (its pixel data needs"),
+        e.contains("huge.dcm: the file is damaged or truncated (element (7FE0,0010) claims 4294967280 bytes"),
+        "{e}"
+    );
+    // The same for any element (fuzzing found a 2 GB SOP Instance UID in a big-endian file).
+    let (_, mut be) = dicom_file("pydicom/MR_small_bigendian.dcm");
+    let at = be
+        .windows(6)
+        .position(|w| w == b"\x00\x08\x00\x18UI")
+        .unwrap();
+    be[at + 6..at + 8].copy_from_slice(&0xFFF0u16.to_be_bytes());
+    let e = read_series(&[("uid.dcm".into(), be)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "uid.dcm: the file is damaged or truncated (element (0008,0018) claims 65520 bytes"
+        ),
         "{e}"
     );
     let e = read_series(&[("x.dcm".into(), vec![])])

@@ -108,7 +108,7 @@ fn read_slice(name: &str, bytes: &[u8]) -> Result<Slice> {
     if bytes.is_empty() {
         return Err(bad(name, "the file is empty"));
     }
-    check_pixel_data_length(name, bytes)?;
+    check_lengths(name, bytes)?;
     let parse = |b: &[u8]| OpenFileOptions::new().from_reader(Cursor::new(b));
     // Some writers pad the file with zeros after the pixel data, which the parser reads as
     // broken elements: then read up to the end of the pixel data only.
@@ -281,27 +281,95 @@ fn pixel_data_end(bytes: &[u8], i: usize) -> Option<usize> {
     (len != u32::MAX).then(|| (i + header).saturating_add(len as usize))
 }
 
-/// The parser allocates an element's declared length before reading it: a pixel data element
-/// that claims more bytes than the file has (a truncated or hostile file) is refused first,
-/// so a few bytes cannot make the tab allocate gigabytes.
-fn check_pixel_data_length(name: &str, bytes: &[u8]) -> Result<()> {
-    let explicit = [0xE0, 0x7F, 0x10, 0x00];
-    let Some(i) = bytes
-        .windows(6)
-        .position(|w| w[..4] == explicit && matches!(&w[4..], b"OB" | b"OW"))
-    else {
+/// The parser allocates an element's declared length before reading it, so a few hostile or
+/// truncated bytes could make the tab allocate gigabytes. The top-level elements are walked
+/// first (explicit or implicit VR, little or big endian) and one that claims more bytes than
+/// the file has left is refused. The walk stops at the first undefined length (sequences,
+/// encapsulated pixel data), where the parser reads item by item.
+fn check_lengths(name: &str, bytes: &[u8]) -> Result<()> {
+    // Only files with the standard preamble and meta group: the parser refuses the others.
+    if !is_dicom(bytes) {
         return Ok(());
-    };
-    match pixel_data_end(bytes, i) {
-        Some(end) if end > bytes.len() => Err(bad(
-            name,
-            format!(
-                "the file is damaged or truncated (its pixel data needs {} more bytes)",
-                end - bytes.len()
-            ),
-        )),
-        _ => Ok(()),
     }
+    let mut pos = 132;
+    let mut big_endian = false;
+    let u16_at = |k: usize, be: bool| {
+        let b: [u8; 2] = bytes.get(k..k + 2)?.try_into().ok()?;
+        Some(if be {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    };
+    let u32_at = |k: usize, be: bool| {
+        let b: [u8; 4] = bytes.get(k..k + 4)?.try_into().ok()?;
+        Some(if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    while pos + 8 <= bytes.len() {
+        // The file meta group (0002) is always little endian.
+        let meta = u16_at(pos, false) == Some(0x0002);
+        let be = big_endian && !meta;
+        let (Some(group), Some(element)) = (u16_at(pos, be), u16_at(pos + 2, be)) else {
+            break;
+        };
+        let vr = &bytes[pos + 4..pos + 6];
+        let explicit = vr.iter().all(|c| c.is_ascii_uppercase());
+        let (header, len) = if !explicit {
+            (8, u32_at(pos + 4, be))
+        } else if matches!(
+            vr,
+            b"OB"
+                | b"OD"
+                | b"OF"
+                | b"OL"
+                | b"OV"
+                | b"OW"
+                | b"SQ"
+                | b"SV"
+                | b"UC"
+                | b"UN"
+                | b"UR"
+                | b"UT"
+                | b"UV"
+        ) {
+            (12, u32_at(pos + 8, be))
+        } else {
+            (8, u16_at(pos + 6, be).map(u32::from))
+        };
+        let Some(len) = len.filter(|&l| l != u32::MAX) else {
+            break;
+        };
+        let end = (pos + header).saturating_add(len as usize);
+        if end > bytes.len() {
+            return Err(bad(
+                name,
+                format!(
+                    "the file is damaged or truncated (element ({group:04X},{element:04X}) claims {len} bytes, {} are left)",
+                    bytes.len().saturating_sub(pos + header)
+                ),
+            ));
+        }
+        if (group, element) == (0x0002, 0x0010) {
+            let ts = &bytes[pos + header..end];
+            let is = |uid: &[u8]| {
+                ts.starts_with(uid)
+                    && !ts
+                        .get(uid.len())
+                        .is_some_and(|c| c.is_ascii_digit() || *c == b'.')
+            };
+            // A deflated data set cannot be walked as bytes.
+            if is(b"1.2.840.10008.1.2.1.99") {
+                return Ok(());
+            }
+            big_endian = is(b"1.2.840.10008.1.2.2");
+        }
+        pos = end;
+    }
+    Ok(())
 }
 
 /// Native samples (little-endian as dicom-rs hands them over) to values.
