@@ -183,48 +183,23 @@ fn the_cli_segments_a_slice_of_a_dicom_series_folder() {
     }
     let out = dir.with_extension("png");
     let model = root().join("models/litemedsam.int8.medseg");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_medseg"))
-        .args([
-            "segment",
-            "--model",
-            model.to_str().unwrap(),
-            "--image",
-            dir.to_str().unwrap(),
-        ])
-        .args([
-            "--slice",
-            "10",
-            "--box",
-            "80,60,180,200",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    // The CLI on slice `z` of the series folder.
+    let segment = |z: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_medseg"))
+            .args(["segment", "--model", model.to_str().unwrap()])
+            .args(["--image", dir.to_str().unwrap(), "--slice", z])
+            .args(["--box", "80,60,180,200", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = segment("10");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mask = image::open(&out).unwrap().to_luma8();
     assert_eq!(mask.dimensions(), (256, 256));
     let on = mask.pixels().filter(|p| p[0] > 0).count();
     assert!(on > 100, "the mask is nearly empty ({on} pixels)");
     // Past the last slice: a clear error.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_medseg"))
-        .args([
-            "segment",
-            "--model",
-            model.to_str().unwrap(),
-            "--image",
-            dir.to_str().unwrap(),
-        ])
-        .args([
-            "--slice",
-            "20",
-            "--box",
-            "80,60,180,200",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let o = segment("20");
     assert_clean_failure(&o, "slice");
     std::fs::remove_dir_all(&dir).unwrap();
     let _ = std::fs::remove_file(&out);
