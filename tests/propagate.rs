@@ -56,6 +56,7 @@ fn run(m: &MedSam, c: &Case, cache: &mut EmbeddingCache) -> SliceMasks {
     let mut masks = vec![None; stack.depth()];
     let out = pollster::block_on(propagate(
         m,
+        &mut async |p: &Planes| m.embed(p),
         &stack,
         &c.box3d,
         Propagation::default(),
@@ -156,6 +157,7 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     let mut calls = vec![];
     let out = pollster::block_on(propagate(
         &m,
+        &mut async |p: &Planes| m.embed(p),
         &stack,
         &c.box3d,
         Propagation {
@@ -187,6 +189,7 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     let mut masks = vec![None; depth];
     let out = pollster::block_on(propagate(
         &m,
+        &mut async |p: &Planes| m.embed(p),
         &stack,
         &c.box3d,
         Propagation::default(),
@@ -204,6 +207,7 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     masks[edited] = Some(vec![0; c.width * c.height]);
     pollster::block_on(propagate(
         &m,
+        &mut async |p: &Planes| m.embed(p),
         &stack,
         &c.box3d,
         Propagation {
@@ -244,6 +248,7 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     let mut masks = vec![None; depth];
     pollster::block_on(propagate(
         &m,
+        &mut async |p: &Planes| m.embed(p),
         &stack,
         &box3d,
         Propagation {

@@ -1,23 +1,19 @@
 //! GenSeg training off the page's thread, so the page answers clicks however long a step takes.
 //!
-//! The page starts a module worker (`static/genseg-worker.js`) that loads this same wasm and
-//! calls [`serve`]. The sides talk in [`ToWorker`] / [`FromWorker`] messages; the bulk (training
+//! The page starts a module worker (`super::worker`) that loads this same wasm and calls
+//! [`serve`]. The sides talk in [`ToWorker`] / [`FromWorker`] messages; the bulk (training
 //! pairs as f32, the trained weights as our model file) travels beside them as a byte array.
 //! The worker computes on its own device (WebGPU when the page has it, else the CPU).
 
 use super::web::{self, js_err};
+use super::worker::{listen, message, read, reply, spawn};
 use crate::genseg::{Losses, Pair, TrainConfig, Trainer};
 use burn::tensor::Device;
-use js_sys::{Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{
-    DedicatedWorkerGlobalScope, ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType,
-};
-
-const SCRIPT: &str = "genseg-worker.js";
+use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 /// What the page asks of the worker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,24 +59,6 @@ pub enum FromWorker {
     },
 }
 
-fn message<T: Serialize>(msg: &T, bulk: Option<&[u8]>) -> Result<JsValue, String> {
-    let v = serde_wasm_bindgen::to_value(msg).map_err(|e| e.to_string())?;
-    if let Some(b) = bulk {
-        Reflect::set(&v, &"bulk".into(), &Uint8Array::from(b)).map_err(js_err)?;
-    }
-    Ok(v)
-}
-
-fn read<T: for<'de> Deserialize<'de>>(data: &JsValue) -> Result<(T, Vec<u8>), String> {
-    let msg = serde_wasm_bindgen::from_value(data.clone()).map_err(|e| e.to_string())?;
-    let bulk = Reflect::get(data, &"bulk".into())
-        .ok()
-        .and_then(|b| b.dyn_into::<Uint8Array>().ok())
-        .map(|b| b.to_vec())
-        .unwrap_or_default();
-    Ok((msg, bulk))
-}
-
 fn pairs_to_bytes(pairs: &[Pair]) -> Vec<u8> {
     pairs
         .iter()
@@ -122,44 +100,24 @@ thread_local! {
     static CONTROL: Cell<Control> = const { Cell::new(Control::Run) };
 }
 
-fn scope() -> DedicatedWorkerGlobalScope {
-    js_sys::global().unchecked_into()
-}
-
-fn reply(msg: &FromWorker, bulk: Option<&[u8]>) {
-    match message(msg, bulk) {
-        Ok(v) => {
-            let _ = scope().post_message(&v);
-        }
-        Err(e) => web_sys::console::error_1(&e.into()),
-    }
-}
-
 /// Entry point inside the worker: answers the page's messages until it is terminated.
 pub fn serve() {
-    console_error_panic_hook::set_once();
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|e: MessageEvent| {
-        match read::<ToWorker>(&e.data()) {
-            Ok((ToWorker::Pause, _)) => CONTROL.set(Control::Pause),
-            Ok((ToWorker::Resume, _)) => CONTROL.set(Control::Run),
-            Ok((ToWorker::Cancel, _)) => CONTROL.set(Control::Cancel),
-            Ok((job @ ToWorker::Train { .. }, bulk)) => {
-                wasm_bindgen_futures::spawn_local(async move {
-                    if let Err(message) = run(job, bulk).await {
-                        reply(&FromWorker::Failed { message }, None);
-                    }
-                })
+    listen(|e: MessageEvent| match read::<ToWorker>(&e.data()) {
+        Ok((ToWorker::Pause, _)) => CONTROL.set(Control::Pause),
+        Ok((ToWorker::Resume, _)) => CONTROL.set(Control::Run),
+        Ok((ToWorker::Cancel, _)) => CONTROL.set(Control::Cancel),
+        Ok((job @ ToWorker::Train { .. }, bulk)) => wasm_bindgen_futures::spawn_local(async move {
+            if let Err(message) = run(job, bulk).await {
+                reply(&FromWorker::Failed { message }, None);
             }
-            Err(e) => reply(
-                &FromWorker::Failed {
-                    message: format!("unreadable request: {e}"),
-                },
-                None,
-            ),
-        }
+        }),
+        Err(e) => reply(
+            &FromWorker::Failed {
+                message: format!("unreadable request: {e}"),
+            },
+            None,
+        ),
     });
-    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    on_message.forget();
     reply(&FromWorker::Ready, None);
 }
 
@@ -250,24 +208,6 @@ thread_local! {
     static RUNNING: RefCell<Option<Running>> = const { RefCell::new(None) };
 }
 
-/// The app's own script and wasm, as trunk linked them into the page.
-fn app_files() -> Result<(String, String), String> {
-    let doc = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or("no document")?;
-    let href = |sel: &str| {
-        doc.query_selector(sel)
-            .ok()
-            .flatten()
-            .and_then(|e| e.get_attribute("href"))
-            .ok_or_else(|| format!("the page does not link {sel}"))
-    };
-    Ok((
-        href("link[rel=modulepreload][href*=medseg-web]")?,
-        href("link[rel=preload][type='application/wasm']")?,
-    ))
-}
-
 /// Starts a worker and gives it `job`; `on_message` sees everything it says after `Ready`
 /// (a worker that dies says `Failed`). Any earlier worker is stopped first.
 pub fn start(
@@ -276,10 +216,7 @@ pub fn start(
     mut on_message: impl FnMut(FromWorker, Vec<u8>) + 'static,
 ) -> Result<(), String> {
     stop();
-    let (js, wasm) = app_files()?;
-    let opts = WorkerOptions::new();
-    opts.set_type(WorkerType::Module);
-    let worker = Worker::new_with_options(SCRIPT, &opts).map_err(js_err)?;
+    let worker = spawn("genseg_worker")?;
     let first = message(&job, Some(&bulk))?;
     let w = worker.clone();
     let handler = std::rc::Rc::new(RefCell::new(move |msg: FromWorker, bulk: Vec<u8>| {
@@ -304,10 +241,6 @@ pub fn start(
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    let init = js_sys::Object::new();
-    Reflect::set(&init, &"js".into(), &js.into()).map_err(js_err)?;
-    Reflect::set(&init, &"wasm".into(), &wasm.into()).map_err(js_err)?;
-    worker.post_message(&init).map_err(js_err)?;
     RUNNING.with_borrow_mut(|r| {
         *r = Some(Running {
             worker,

@@ -3,6 +3,7 @@
 
 mod autosave;
 mod canvas;
+pub mod encoder;
 mod generate;
 pub mod genseg_worker;
 mod state;
@@ -10,6 +11,7 @@ mod storage;
 mod task;
 mod volume;
 mod web;
+mod worker;
 
 use crate::imaging::GrayImage;
 use crate::imaging::decode::{decode_image, encode_gray_png, encode_mask_png};
@@ -146,6 +148,11 @@ async fn load_model(ui: Ui) {
     match MedSam::from_model_file(&bytes, &device) {
         Ok(m) => {
             with(|s| s.model = Some(m));
+            if ui.backend.get_untracked() != "WebGPU"
+                && let Err(e) = encoder::start(&bytes)
+            {
+                web_sys::console::warn_1(&format!("encoding on the page: {e}").into());
+            }
             ui.progress.set(None);
             ui.phase.set("idle");
             ui.status
@@ -160,7 +167,9 @@ async fn load_model(ui: Ui) {
 }
 
 async fn embed_current(ui: Ui) {
-    let Some((model, image)) = with(|s| Some((s.model.clone()?, s.image.clone()?))) else {
+    let Some((model, image, image_id)) =
+        with(|s| Some((s.model.clone()?, s.image.clone()?, s.image_id)))
+    else {
         return;
     };
     ui.phase.set("embedding");
@@ -168,7 +177,7 @@ async fn embed_current(ui: Ui) {
     ui.progress.set(Some(-1.0));
     web::yield_now().await;
     let t0 = js_sys::Date::now();
-    let emb = match model.embed(&image) {
+    let emb = match encoder::embed(&model, &image).await {
         Ok(e) => e,
         Err(e) => return ui.fail(e.to_string()),
     };
@@ -176,6 +185,10 @@ async fn embed_current(ui: Ui) {
     let probe = emb.tensor.clone().slice([0..1, 0..1, 0..1, 0..1]);
     if let Err(e) = crate::weights::to_host_async(probe).await {
         return ui.fail(format!("The compute device failed: {e}"));
+    }
+    // Another image (or slice) was opened meanwhile: its own encode is under way.
+    if with(|s| s.image_id != image_id) {
+        return;
     }
     volume::remember_embedding(&emb);
     with(|s| s.embedding = Some(emb));
@@ -240,7 +253,7 @@ async fn open_bytes(ui: Ui, v: volume::VolUi, files: &[(String, Vec<u8>)]) -> bo
     with(|s| {
         s.volume = None;
         s.display = Some(img.luma());
-        s.image = Some(img);
+        s.set_image(img);
         s.embedding = None;
         s.clear_work();
     });
@@ -665,7 +678,7 @@ pub fn App() -> impl IntoView {
 }
 
 /// Mounts the app. In a worker (no window) it does nothing: there the same wasm serves
-/// [`genseg_worker::serve`].
+/// [`genseg_worker::serve`] or [`encoder::serve`].
 pub fn start() {
     if web_sys::window().is_none() {
         return;

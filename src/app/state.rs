@@ -50,7 +50,11 @@ pub struct State {
     pub synthetic: super::generate::Synthetic,
     /// An open volume (its slice in view is `image`).
     pub volume: Option<super::volume::Loaded>,
+    /// Set with [`State::set_image`].
     pub image: Option<Planes>,
+    /// Changes with every new image or slice in view, so a late embedding is not mistaken for
+    /// the current image's.
+    pub image_id: u64,
     pub display: Option<GrayImage>,
     pub embedding: Option<ImageEmbedding>,
     pub objects: Vec<Obj>,
@@ -100,6 +104,11 @@ impl State {
                 .and_then(|m| m.as_deref().cloned())
                 .unwrap_or_else(|| vec![0; n]);
         }
+    }
+
+    pub fn set_image(&mut self, img: Planes) {
+        self.image = Some(img);
+        self.image_id += 1;
     }
 
     /// Forgets the annotations and view settings of the previous image or volume.

@@ -247,7 +247,7 @@ pub fn show(ui: Ui, v: VolUi, z: usize) {
         let planes = vol.stack().slice(z);
         s.display = Some(vol.display(z));
         s.embedding = vol.cache.get(z);
-        s.image = Some(planes);
+        s.set_image(planes);
         s.load_view();
     });
     ui.sync();
@@ -380,6 +380,7 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
     };
     let result = propagate(
         &model,
+        &mut async |p: &crate::imaging::decode::Planes| super::encoder::embed(&model, p).await,
         &stack,
         &box3d,
         opts,

@@ -5,11 +5,18 @@ fn main() {
     medseg::app::start();
 }
 
-/// Called by `static/genseg-worker.js` once this wasm is loaded in the GenSeg training worker.
+/// Called by `static/worker.js` once this wasm is loaded in the GenSeg training worker.
 #[cfg(target_family = "wasm")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn genseg_worker() {
     medseg::app::genseg_worker::serve();
+}
+
+/// Called by `static/worker.js` once this wasm is loaded in the image encoder's worker.
+#[cfg(target_family = "wasm")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn encode_worker() {
+    medseg::app::encoder::serve();
 }
 
 #[cfg(not(target_family = "wasm"))]

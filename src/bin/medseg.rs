@@ -617,6 +617,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                 let t = Instant::now();
                 pollster::block_on(propagate(
                     &m,
+                    &mut async |p: &Planes| m.embed(p),
                     &stack,
                     &box3d,
                     Propagation {

@@ -146,6 +146,29 @@ impl MedSam {
         })
     }
 
+    /// An embedding computed elsewhere (the app's encoder worker) as host values, placed on
+    /// this model's device.
+    pub fn embedding_from_host(
+        &self,
+        values: Vec<f32>,
+        shape: [usize; 4],
+        (width, height): (usize, usize),
+        resized: (usize, usize),
+    ) -> Result<ImageEmbedding> {
+        if values.len() != shape.iter().product::<usize>() {
+            return Err(Error::Input(format!(
+                "an embedding of shape {shape:?} cannot hold {} values",
+                values.len()
+            )));
+        }
+        Ok(ImageEmbedding {
+            tensor: Tensor::from_data(TensorData::new(values, shape), &self.device),
+            width,
+            height,
+            resized,
+        })
+    }
+
     /// Maps a prompt from image pixels to model input pixels, validating it.
     pub fn model_prompt(&self, emb: &ImageEmbedding, p: &UserPrompt) -> Result<Prompt> {
         self.model_prompt_for_size(emb.width, emb.height, p)

@@ -116,20 +116,6 @@ impl EmbeddingCache {
         }
         self.entries.push_back((z, emb));
     }
-
-    fn get_or_embed(
-        &mut self,
-        model: &MedSam,
-        stack: &SliceStack,
-        z: usize,
-    ) -> Result<ImageEmbedding> {
-        if let Some(hit) = self.get(z) {
-            return Ok(hit);
-        }
-        let emb = model.embed(&stack.slice(z))?;
-        self.insert(z, emb.clone());
-        Ok(emb)
-    }
 }
 
 /// Options of a propagation run.
@@ -162,9 +148,13 @@ struct Sweep {
 }
 
 /// Segments `box3d` through the volume, filling `masks` (length = depth).
-/// `progress(done, planned)` is awaited after each slice; returning false cancels.
+/// `embed` computes a slice's embedding when the cache lacks it (the app does it off the page's
+/// thread; natively it is `MedSam::embed`). `progress(done, planned)` is awaited after each
+/// slice; returning false cancels.
+#[allow(clippy::too_many_arguments)]
 pub async fn propagate(
     model: &MedSam,
+    embed: &mut impl AsyncFnMut(&Planes) -> Result<ImageEmbedding>,
     stack: &SliceStack<'_>,
     box3d: &Box3d,
     opts: Propagation,
@@ -204,7 +194,14 @@ pub async fn propagate(
         .expect("a box prompt has a box");
     let geometry = (stack.width, stack.height, stack.depth());
     let mut segment = async |z: usize, bbox: [f32; 4]| -> Result<Vec<u8>> {
-        let emb = cache.get_or_embed(model, stack, z)?;
+        let emb = match cache.get(z) {
+            Some(hit) => hit,
+            None => {
+                let emb = embed(&stack.slice(z)).await?;
+                cache.insert(z, emb.clone());
+                emb
+            }
+        };
         let prompt = Prompt {
             points: vec![],
             bbox: Some(bbox),
