@@ -204,3 +204,59 @@ fn the_cli_segments_a_slice_of_a_dicom_series_folder() {
     std::fs::remove_dir_all(&dir).unwrap();
     let _ = std::fs::remove_file(&out);
 }
+
+/// A hostile length inside a sequence's item is refused before the parser allocates it (fuzzing
+/// found such files making the first parse allocate 4 GB), and no well-formed file is refused.
+#[test]
+fn lengths_inside_sequences_are_checked_without_refusing_real_files() {
+    let mut b = vec![0u8; 128];
+    b.extend(b"DICM");
+    // Transfer syntax: explicit VR little endian.
+    b.extend(b"\x02\x00\x10\x00UI\x14\x00");
+    b.extend(b"1.2.840.10008.1.2.1\0");
+    // A sequence of undefined length, an item of undefined length, an OB claiming 3 GB.
+    b.extend(b"\x08\x00\x40\x11SQ\0\0\xFF\xFF\xFF\xFF");
+    b.extend(b"\xFE\xFF\x00\xE0\xFF\xFF\xFF\xFF");
+    b.extend(b"\x09\x00\x01\x10OB\0\0");
+    b.extend(0xC000_0000u32.to_le_bytes());
+    b.extend([0u8; 64]);
+    let e = read_series(&[("nested.dcm".into(), b.clone())])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("nested.dcm: the file is damaged or truncated (element (0009,1001) claims 3221225472 bytes"),
+        "{e}"
+    );
+    // The same inside a defined-length sequence and item.
+    let at = b.windows(4).position(|w| w == b"SQ\0\0").unwrap();
+    b[at + 4..at + 8].copy_from_slice(&84u32.to_le_bytes());
+    b[at + 12..at + 16].copy_from_slice(&76u32.to_le_bytes());
+    let e = read_series(&[("nested.dcm".into(), b)])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("(0009,1001) claims 3221225472 bytes"), "{e}");
+
+    // Every pydicom test file that the parser reads whole passes the walk.
+    let dir = root().join(".cache/data/dicom/pydicom");
+    let mut walked = 0;
+    for entry in std::fs::read_dir(&dir).expect("run scripts/fetch-data.sh first") {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let parsed = dicom_object::OpenFileOptions::new()
+            .from_reader(std::io::Cursor::new(&bytes[..]))
+            .is_ok();
+        if !parsed || !is_dicom(&bytes) {
+            continue;
+        }
+        walked += 1;
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if let Err(e) = read_series(&[(name.clone(), bytes)]) {
+            let e = e.to_string();
+            assert!(
+                !e.contains("claims") && !e.contains("no value representation"),
+                "{name}: {e}"
+            );
+        }
+    }
+    assert!(walked >= 40, "only {walked} pydicom files were read");
+}

@@ -108,7 +108,7 @@ fn read_slice(name: &str, bytes: &[u8]) -> Result<Slice> {
     if bytes.is_empty() {
         return Err(bad(name, "the file is empty"));
     }
-    check_lengths(name, bytes)?;
+    let bytes = &bytes[..check_lengths(name, bytes)?];
     let parse = |b: &[u8]| OpenFileOptions::new().from_reader(Cursor::new(b));
     // Some writers pad the file with zeros after the pixel data, which the parser reads as
     // broken elements: then read up to the end of the pixel data only.
@@ -282,17 +282,19 @@ fn pixel_data_end(bytes: &[u8], i: usize) -> Option<usize> {
 }
 
 /// The parser allocates an element's declared length before reading it, so a few hostile or
-/// truncated bytes could make the tab allocate gigabytes. The top-level elements are walked
-/// first (explicit or implicit VR, little or big endian) and one that claims more bytes than
-/// the file has left is refused. The walk stops at the first undefined length (sequences,
-/// encapsulated pixel data), where the parser reads item by item.
-fn check_lengths(name: &str, bytes: &[u8]) -> Result<()> {
+/// truncated bytes could make the tab allocate gigabytes. The elements are walked first, into
+/// sequences and their items (explicit or implicit VR, little or big endian), and one that
+/// claims more bytes than the file has left is refused, as is an explicit-VR element without a
+/// VR before the pixel data. After the pixel data, such an element (zero padding, garbage) ends
+/// what the parser is given: the returned length. Not walked: the insides of defined-length
+/// sequences in implicit VR (they look like any other value without a dictionary), of
+/// undefined-length UN elements (implicit VR inside an explicit data set) and deflated data sets;
+/// the walk stops there or skips them whole.
+fn check_lengths(name: &str, bytes: &[u8]) -> Result<usize> {
     // Only files with the standard preamble and meta group: the parser refuses the others.
     if !is_dicom(bytes) {
-        return Ok(());
+        return Ok(bytes.len());
     }
-    let mut pos = 132;
-    let mut big_endian = false;
     let u16_at = |k: usize, be: bool| {
         let b: [u8; 2] = bytes.get(k..k + 2)?.try_into().ok()?;
         Some(if be {
@@ -309,15 +311,67 @@ fn check_lengths(name: &str, bytes: &[u8]) -> Result<()> {
             u32::from_le_bytes(b)
         })
     };
+    let claims = |pos: usize, header: usize, len: u32, group: u16, element: u16| {
+        let end = (pos + header).saturating_add(len as usize);
+        if end > bytes.len() {
+            return Err(bad(
+                name,
+                format!(
+                    "the file is damaged or truncated (element ({group:04X},{element:04X}) claims {len} bytes, {} are left)",
+                    bytes.len().saturating_sub(pos + header)
+                ),
+            ));
+        }
+        Ok(end)
+    };
+    let mut pos = 132;
+    let (mut big_endian, mut implicit) = (false, false);
+    // Inside encapsulated pixel data, items hold compressed bytes, not elements.
+    let mut fragments = false;
+    let mut pixel_data_end = None;
     while pos + 8 <= bytes.len() {
-        // The file meta group (0002) is always little endian.
+        // The file meta group (0002) is always explicit VR little endian.
         let meta = u16_at(pos, false) == Some(0x0002);
         let be = big_endian && !meta;
         let (Some(group), Some(element)) = (u16_at(pos, be), u16_at(pos + 2, be)) else {
             break;
         };
+        // Items and delimiters: a tag and a 4-byte length, never a VR.
+        if group == 0xFFFE {
+            let Some(len) = u32_at(pos + 4, be) else {
+                break;
+            };
+            pos = match element {
+                0xE000 if len == u32::MAX => pos + 8,
+                // A fragment is skipped; an item of a sequence is walked into.
+                0xE000 if fragments => claims(pos, 8, len, group, element)?,
+                0xE000 => {
+                    claims(pos, 8, len, group, element)?;
+                    pos + 8
+                }
+                _ => {
+                    if element == 0xE0DD && fragments {
+                        fragments = false;
+                        pixel_data_end = Some(pos + 8);
+                    }
+                    pos + 8
+                }
+            };
+            continue;
+        }
         let vr = &bytes[pos + 4..pos + 6];
-        let explicit = vr.iter().all(|c| c.is_ascii_uppercase());
+        let explicit = meta || !implicit;
+        if explicit && !vr.iter().all(|c| c.is_ascii_uppercase()) {
+            return match pixel_data_end {
+                Some(end) => Ok(end),
+                None => Err(bad(
+                    name,
+                    format!(
+                        "the file is damaged (element ({group:04X},{element:04X}) at byte {pos} has no value representation)"
+                    ),
+                )),
+            };
+        }
         let (header, len) = if !explicit {
             (8, u32_at(pos + 4, be))
         } else if matches!(
@@ -340,18 +394,25 @@ fn check_lengths(name: &str, bytes: &[u8]) -> Result<()> {
         } else {
             (8, u16_at(pos + 6, be).map(u32::from))
         };
-        let Some(len) = len.filter(|&l| l != u32::MAX) else {
+        let Some(len) = len else {
             break;
         };
-        let end = (pos + header).saturating_add(len as usize);
-        if end > bytes.len() {
-            return Err(bad(
-                name,
-                format!(
-                    "the file is damaged or truncated (element ({group:04X},{element:04X}) claims {len} bytes, {} are left)",
-                    bytes.len().saturating_sub(pos + header)
-                ),
-            ));
+        if len == u32::MAX {
+            // Undefined length: a sequence's items or pixel data's fragments follow.
+            if explicit && vr == b"UN" {
+                break;
+            }
+            fragments = (group, element) == (0x7FE0, 0x0010);
+            pos += header;
+            continue;
+        }
+        let end = claims(pos, header, len, group, element)?;
+        if (group, element) == (0x7FE0, 0x0010) {
+            pixel_data_end = Some(end);
+        }
+        if explicit && vr == b"SQ" {
+            pos += header;
+            continue;
         }
         if (group, element) == (0x0002, 0x0010) {
             let ts = &bytes[pos + header..end];
@@ -363,13 +424,14 @@ fn check_lengths(name: &str, bytes: &[u8]) -> Result<()> {
             };
             // A deflated data set cannot be walked as bytes.
             if is(b"1.2.840.10008.1.2.1.99") {
-                return Ok(());
+                return Ok(bytes.len());
             }
             big_endian = is(b"1.2.840.10008.1.2.2");
+            implicit = is(b"1.2.840.10008.1.2");
         }
         pos = end;
     }
-    Ok(())
+    Ok(bytes.len())
 }
 
 /// Native samples (little-endian as dicom-rs hands them over) to values.
