@@ -130,8 +130,8 @@ async fn init_backend(ui: Ui) -> Device {
     Device::flex()
 }
 
-async fn load_model(ui: Ui) {
-    let device = init_backend(ui).await;
+/// Loads LiteMedSAM on `device` (the one chosen at start, or the CPU after a GPU loss).
+async fn load_model(ui: Ui, device: Device) {
     with(|s| s.device = Some(device.clone()));
     ui.status.set("Loading LiteMedSAM…".into());
     let bytes = match web::fetch_bytes(MODEL_PATH, |done, total| {
@@ -164,6 +164,52 @@ async fn load_model(ui: Ui) {
         }
         Err(e) => ui.fail(format!("The model file is unusable: {e}")),
     }
+}
+
+/// index.html reports a lost WebGPU device (driver reset, GPU out of memory) as a
+/// `medseg-gpu-lost` event on the window.
+fn watch_gpu_loss(ui: Ui, t: task::TaskUi, g: generate::GenUi) {
+    let on_lost = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::Event)>::new(
+        move |e: web_sys::Event| {
+            let why = js_sys::Reflect::get(&e, &"detail".into())
+                .ok()
+                .and_then(|d| d.as_string())
+                .unwrap_or_default();
+            spawn_local(fall_back_to_cpu(ui, t, g, why));
+        },
+    );
+    if let Some(w) = web_sys::window() {
+        let _ = w.add_event_listener_with_callback("medseg-gpu-lost", on_lost.as_ref().unchecked_ref());
+    }
+    on_lost.forget();
+}
+
+/// After a GPU loss everything that lived on the GPU (models, embeddings) is loaded again on
+/// the CPU from its files; masks, boxes, the scan and the support set are in the tab's memory
+/// and stay. Work that was running on the GPU ends with its own error message.
+async fn fall_back_to_cpu(ui: Ui, t: task::TaskUi, g: generate::GenUi, why: String) {
+    if ui.backend.get_untracked() != "WebGPU" {
+        return;
+    }
+    ui.backend.set("CPU (WebGPU was lost)".into());
+    ui.phase.set("loading");
+    ui.error.set(Some(format!(
+        "The GPU stopped working ({why}); medseg continues on the CPU. Your work is kept."
+    )));
+    let device = Device::flex();
+    with(|s| {
+        s.device = Some(device.clone());
+        s.model = None;
+        s.embedding = None;
+        s.universeg = None;
+        s.genseg = None;
+        if let Some(v) = s.volume.as_mut() {
+            v.cache.clear();
+        }
+    });
+    spawn_local(task::find_weights(ui, t));
+    spawn_local(generate::restore(g));
+    load_model(ui, device).await;
 }
 
 async fn embed_current(ui: Ui) {
@@ -434,7 +480,8 @@ pub fn App() -> impl IntoView {
         ui.selected.track();
         v.sync();
     });
-    spawn_local(load_model(ui));
+    spawn_local(async move { load_model(ui, init_backend(ui).await).await });
+    watch_gpu_loss(ui, t, g);
     spawn_local(task::find_weights(ui, t));
     spawn_local(generate::restore(g));
     spawn_local(autosave::restore(ui, v, t));

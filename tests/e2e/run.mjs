@@ -102,6 +102,31 @@ async function session(mode, server) {
   // Before anything else runs on SwiftShader: an image encode in the background would triple its time.
   if (mode === 'webgpu') await gensegWebgpuCheck(page, prefix, check, assert, FIX);
 
+  if (mode === 'webgpu') await check(`${prefix} a lost GPU: the page says so, goes on on the CPU (segments like the official model), trained weights kept`, async () => {
+    const n = await page.evaluate(() => (self.__medsegGpuDevices || []).length);
+    assert(n >= 1, 'the page recorded no WebGPU device');
+    await page.evaluate(() => self.__medsegGpuDevices.forEach((d) => d.destroy()));
+    await page.waitForSelector('#error', { timeout: 30_000 });
+    const msg = await page.textContent('#error');
+    assert(/GPU stopped working.*continues on the CPU.*work is kept/.test(msg), `message "${msg}"`);
+    await waitPhase('idle', 120_000);
+    const backend = await page.textContent('#backend');
+    assert(backend.includes('CPU'), `backend ${backend}`);
+    await page.click('#error button');
+    // GenSeg's weights trained on the GPU just before come back from the browser's storage.
+    await page.waitForFunction(() => document.querySelector('#genseg-info')?.textContent.includes('kept in this browser'), null, { timeout: 60_000 });
+    const t1 = Date.now();
+    await page.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
+    await waitPhase('ready', 300_000);
+    await drawBox(page, LUNG2_BOX);
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
+    const file = path.join(ART, `mask-after-gpu-loss.png`);
+    await dl.saveAs(file);
+    const d = dice(gray(readPng(file)), gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'))));
+    console.log(`  ${prefix} after the GPU loss: ${backend}; ${await page.textContent('#status')} ${Date.now() - t1} ms; Dice vs official ${d.toFixed(4)}`);
+    assert(d >= 0.98, `Dice ${d}`);
+  });
+
   const segment = mode === 'cpu' || webgpuSegment;
   if (segment) await check(`${prefix} segments the lung2 CT slice like the official model (Dice ≥ 0.98)`, async () => {
     const t1 = Date.now();
