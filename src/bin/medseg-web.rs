@@ -1,8 +1,17 @@
 //! Entry point of the browser app (built by trunk for wasm32).
 
+/// Runs when the wasm loads, on the page and in its workers.
 #[cfg(target_family = "wasm")]
 fn main() {
+    use_simd();
     medseg::app::start();
+}
+
+/// gemm (burn-flex's matrix products on the CPU path) has wasm SIMD kernels, compiled in since
+/// the build targets simd128 (.cargo/config.toml) but off unless switched on (BENCHMARKS.md).
+#[cfg(target_family = "wasm")]
+fn use_simd() {
+    gemm_common::set_wasm_simd128(true);
 }
 
 /// Called by `static/worker.js` once this wasm is loaded in the GenSeg training worker.
