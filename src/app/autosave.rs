@@ -207,14 +207,13 @@ fn encode_support() -> Option<Result<Vec<u8>, String>> {
         Ok(j) => j,
         Err(e) => return Some(Err(e.to_string())),
     };
-    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let data: Vec<(String, Vec<u8>)> = items
         .iter()
         .enumerate()
         .flat_map(|(k, it)| {
             [
-                (format!("image_{k}"), f32s(&it.image)),
-                (format!("label_{k}"), f32s(&it.label)),
+                (format!("image_{k}"), web::f32_bytes(&it.image)),
+                (format!("label_{k}"), web::f32_bytes(&it.label)),
             ]
         })
         .collect();
@@ -234,12 +233,6 @@ async fn save() {
         Some(Err(e)) => web_sys::console::error_1(&e.into()),
         None => {}
     }
-}
-
-fn f32s(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 /// At start: reopens the last scan with its annotations, and the support set; then saves on.
@@ -280,8 +273,8 @@ fn restore_support(bytes: &[u8]) -> Result<Vec<(String, SupportItem)>, String> {
         .into_iter()
         .enumerate()
         .map(|(k, name)| {
-            let image = f32s(entry(&entries, &format!("image_{k}")).ok_or("missing image")?);
-            let label = f32s(entry(&entries, &format!("label_{k}")).ok_or("missing label")?);
+            let image = web::f32s(entry(&entries, &format!("image_{k}")).ok_or("missing image")?);
+            let label = web::f32s(entry(&entries, &format!("label_{k}")).ok_or("missing label")?);
             if image.len() != label.len() || image.is_empty() {
                 return Err(format!("{name} is damaged"));
             }

@@ -5,7 +5,7 @@
 //! page's thread only queues GPU work, so the page's device encodes and no worker is started.
 //! If the worker cannot start or dies, the page encodes itself, as before.
 
-use super::web::js_err;
+use super::web::{f32_bytes, f32s, js_err};
 use super::worker::{listen, message, read, reply, spawn};
 use crate::error::{Error, Result};
 use crate::imaging::GrayImage;
@@ -87,7 +87,7 @@ pub fn serve() {
         )) => wasm_bindgen_futures::spawn_local(async move {
             match embed_here(width, height, planes, bulk).await {
                 Ok((shape, resized, values)) => {
-                    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    let bytes = f32_bytes(&values);
                     reply(&FromEncoder::Embedded { id, shape, resized }, Some(&bytes));
                 }
                 Err(e) => failed(Some(id), e.to_string()),
@@ -305,12 +305,8 @@ pub async fn embed(model: &MedSam, img: &Planes) -> Result<ImageEmbedding> {
         };
         match ask(request, &bulk).await {
             Some((FromEncoder::Embedded { shape, resized, .. }, bytes)) => {
-                let values = bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
                 return model.embedding_from_host(
-                    values,
+                    f32s(&bytes),
                     shape,
                     (img.width(), img.height()),
                     resized,

@@ -60,11 +60,7 @@ pub enum FromWorker {
 }
 
 fn pairs_to_bytes(pairs: &[Pair]) -> Vec<u8> {
-    pairs
-        .iter()
-        .flat_map(|p| p.image.iter().chain(&p.mask))
-        .flat_map(|v| v.to_le_bytes())
-        .collect()
+    web::f32_bytes(pairs.iter().flat_map(|p| p.image.iter().chain(&p.mask)))
 }
 
 fn pairs_from_bytes(bytes: &[u8], count: usize, side: usize) -> Result<Vec<Pair>, String> {
@@ -75,10 +71,7 @@ fn pairs_from_bytes(bytes: &[u8], count: usize, side: usize) -> Result<Vec<Pair>
             bytes.len()
         ));
     }
-    let v: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let v = web::f32s(bytes);
     Ok(v.chunks_exact(2 * n)
         .map(|c| Pair {
             image: c[..n].to_vec(),

@@ -179,7 +179,8 @@ fn watch_gpu_loss(ui: Ui, t: task::TaskUi, g: generate::GenUi) {
         },
     );
     if let Some(w) = web_sys::window() {
-        let _ = w.add_event_listener_with_callback("medseg-gpu-lost", on_lost.as_ref().unchecked_ref());
+        let _ =
+            w.add_event_listener_with_callback("medseg-gpu-lost", on_lost.as_ref().unchecked_ref());
     }
     on_lost.forget();
 }

@@ -1,10 +1,23 @@
 //! Small browser helpers: reading files, fetching our own static files with progress,
-//! downloads, yielding to the event loop, WebGPU detection.
+//! downloads, yielding to the event loop, WebGPU detection, f32 bulk bytes.
 
 use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, BlobPropertyBag, File, HtmlAnchorElement, Response, Url};
+
+/// f32 values as little-endian bytes: the bulk of worker messages, stored support sets.
+pub fn f32_bytes<'a>(values: impl IntoIterator<Item = &'a f32>) -> Vec<u8> {
+    values.into_iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The inverse of [`f32_bytes`] (a trailing partial value is ignored).
+pub fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
 
 pub fn js_err(v: JsValue) -> String {
     v.as_string()

@@ -328,7 +328,7 @@ fn check_lengths(name: &str, bytes: &[u8]) -> Result<usize> {
     let (mut big_endian, mut implicit) = (false, false);
     // Inside encapsulated pixel data, items hold compressed bytes, not elements.
     let mut fragments = false;
-    let mut pixel_data_end = None;
+    let mut pixels_end = None;
     while pos + 8 <= bytes.len() {
         // The file meta group (0002) is always explicit VR little endian.
         let meta = u16_at(pos, false) == Some(0x0002);
@@ -352,7 +352,7 @@ fn check_lengths(name: &str, bytes: &[u8]) -> Result<usize> {
                 _ => {
                     if element == 0xE0DD && fragments {
                         fragments = false;
-                        pixel_data_end = Some(pos + 8);
+                        pixels_end = Some(pos + 8);
                     }
                     pos + 8
                 }
@@ -362,7 +362,7 @@ fn check_lengths(name: &str, bytes: &[u8]) -> Result<usize> {
         let vr = &bytes[pos + 4..pos + 6];
         let explicit = meta || !implicit;
         if explicit && !vr.iter().all(|c| c.is_ascii_uppercase()) {
-            return match pixel_data_end {
+            return match pixels_end {
                 Some(end) => Ok(end),
                 None => Err(bad(
                     name,
@@ -408,7 +408,7 @@ fn check_lengths(name: &str, bytes: &[u8]) -> Result<usize> {
         }
         let end = claims(pos, header, len, group, element)?;
         if (group, element) == (0x7FE0, 0x0010) {
-            pixel_data_end = Some(end);
+            pixels_end = Some(end);
         }
         if explicit && vr == b"SQ" {
             pos += header;
