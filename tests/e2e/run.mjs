@@ -63,8 +63,10 @@ let passed = 0, failed = 0;
 const onlyCheck = process.env.MEDSEG_E2E_ONLY;
 async function check(name, fn) {
   if (onlyCheck && !name.includes(onlyCheck) && !name.includes('model loads')) return;
-  try { await fn(); passed++; console.log(`ok   ${name}`); }
-  catch (e) { failed++; console.log(`FAIL ${name}: ${e.message}`); }
+  const t = Date.now();
+  const took = () => `(${((Date.now() - t) / 1000).toFixed(0)} s)`;
+  try { await fn(); passed++; console.log(`ok   ${name} ${took()}`); }
+  catch (e) { failed++; console.log(`FAIL ${name} ${took()}: ${e.message}`); }
 }
 const assert = (c, msg) => { if (!c) throw new Error(msg); };
 
@@ -76,7 +78,18 @@ async function session(mode, server) {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'medseg-chrome-'));
   const ctx = await chromium.launchPersistentContext(userDir, { executablePath: '/usr/bin/chromium', headless: true,
     args, acceptDownloads: true, viewport: { width: 1400, height: 900 } });
+  // A crashed browser fails the session's remaining checks at once; say why in the log.
+  ctx.on('close', () => console.log(`  [${mode}] the browser closed`));
+  try { await checks(mode, ctx, origin); }
+  finally {
+    await ctx.close().catch(() => {});
+    fs.rmSync(userDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 500 });
+  }
+}
+
+async function checks(mode, ctx, origin) {
   const page = ctx.pages()[0] || await ctx.newPage();
+  page.on('crash', () => console.log(`  [${mode}] the page crashed`));
   const egress = [];
   // Context-wide: the page, its workers and its service worker.
   ctx.on('request', (r) => {
@@ -291,8 +304,6 @@ async function session(mode, server) {
   await check(`${prefix} nothing left the page's origin`, async () => {
     assert(egress.length === 0, `requests: ${egress.join(', ')}`);
   });
-  await ctx.close();
-  fs.rmSync(userDir, { recursive: true, force: true });
 }
 
 // UniverSeg, CPU session: the page's masks against the native CLI on the same files.
