@@ -79,9 +79,11 @@ async function session(mode, server) {
   const ctx = await chromium.launchPersistentContext(userDir, { executablePath: '/usr/bin/chromium', headless: true,
     args, acceptDownloads: true, viewport: { width: 1400, height: 900 } });
   // A crashed browser fails the session's remaining checks at once; say why in the log.
-  ctx.on('close', () => console.log(`  [${mode}] the browser closed`));
+  let done = false;
+  ctx.on('close', () => { if (!done) console.log(`  [${mode}] the browser closed unexpectedly`); });
   try { await checks(mode, ctx, origin); }
   finally {
+    done = true;
     await ctx.close().catch(() => {});
     fs.rmSync(userDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 500 });
   }
