@@ -17,6 +17,9 @@ use web_sys::HtmlInputElement;
 
 /// Optional model file placed in `models/` at set-up (see README).
 const BUNDLED: &str = "models/universeg.int8.medseg";
+/// Written by the build (Trunk.toml's hook): which optional model files it served, so the page
+/// asks only for files that exist.
+const BUNDLED_LIST: &str = "models/bundled.json";
 /// Where a converted model file is kept in the browser's storage.
 const STORE_KEY: &str = "universeg-model";
 /// Largest archive or checkpoint read into memory.
@@ -102,6 +105,15 @@ fn describe(m: &UniverSeg, bytes: usize, origin: &str) -> String {
 
 /// At start: weights kept in this browser, else a model file bundled at set-up, else nothing
 /// (the panel says how to add them).
+/// Whether the build served UniverSeg weights beside the app.
+async fn bundled() -> bool {
+    let Ok(list) = web::fetch_bytes(BUNDLED_LIST, |_, _| {}).await else {
+        return false;
+    };
+    serde_json::from_slice::<Vec<String>>(&list)
+        .is_ok_and(|names| names.iter().any(|n| BUNDLED.strip_prefix("models/") == Some(n.as_str())))
+}
+
 pub async fn find_weights(ui: Ui, t: TaskUi) {
     let Some(device) = wait_for_device().await else {
         return;
@@ -111,7 +123,7 @@ pub async fn find_weights(ui: Ui, t: TaskUi) {
         candidates.push((b, "kept in this browser"));
     }
     // A missing optional file may come back as the app's index page: only MEDSEGM1 counts.
-    if candidates.is_empty() {
+    if candidates.is_empty() && bundled().await {
         if let Ok(b) = web::fetch_bytes(BUNDLED, |_, _| {}).await {
             if model_file::read_header(&b).is_ok() {
                 candidates.push((b, "bundled with the app"));
