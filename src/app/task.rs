@@ -110,8 +110,11 @@ async fn bundled() -> bool {
     let Ok(list) = web::fetch_bytes(BUNDLED_LIST, |_, _| {}).await else {
         return false;
     };
-    serde_json::from_slice::<Vec<String>>(&list)
-        .is_ok_and(|names| names.iter().any(|n| BUNDLED.strip_prefix("models/") == Some(n.as_str())))
+    serde_json::from_slice::<Vec<String>>(&list).is_ok_and(|names| {
+        names
+            .iter()
+            .any(|n| BUNDLED.strip_prefix("models/") == Some(n.as_str()))
+    })
 }
 
 pub async fn find_weights(ui: Ui, t: TaskUi) {
