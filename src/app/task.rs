@@ -103,8 +103,6 @@ fn describe(m: &UniverSeg, bytes: usize, origin: &str) -> String {
     )
 }
 
-/// At start: weights kept in this browser, else a model file bundled at set-up, else nothing
-/// (the panel says how to add them).
 /// Whether the build served UniverSeg weights beside the app.
 async fn bundled() -> bool {
     let Ok(list) = web::fetch_bytes(BUNDLED_LIST, |_, _| {}).await else {
@@ -117,6 +115,8 @@ async fn bundled() -> bool {
     })
 }
 
+/// At start: weights kept in this browser, else a model file bundled at set-up, else nothing
+/// (the panel says how to add them).
 pub async fn find_weights(ui: Ui, t: TaskUi) {
     let Some(device) = wait_for_device().await else {
         return;
