@@ -3,6 +3,7 @@
 pub mod decode;
 pub mod dicom;
 pub mod resize;
+pub mod spline;
 pub mod volume;
 pub mod window;
 

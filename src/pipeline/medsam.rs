@@ -6,12 +6,14 @@
 //!   `int(x·s + 0.5)` sizes, min–max to [0, 1], zero-pad bottom/right; box scaled by
 //!   256/max(H, W) and truncated; logits cropped to the resized area, bilinear to H×W, then
 //!   sigmoid > 0.5.
-//! - MedSAM ViT-B (MedSAM_Inference.py): resize to 1024×1024, min–max; box scaled per axis;
+//! - MedSAM ViT-B (MedSAM_Inference.py): skimage order-3 resize to 1024×1024 (see
+//!   [`resize_skimage_cubic`]), min–max; box scaled per axis;
 //!   sigmoid of the 256×256 logits, bilinear to H×W, > 0.5.
 
 use crate::error::{Error, Result};
 use crate::imaging::decode::Planes;
 use crate::imaging::resize::{bilinear, longest_side_size, resize_area};
+use crate::imaging::spline::resize_skimage_cubic;
 use crate::models::sam::{Prompt, Sam, SamArch};
 use crate::weights::{self, StateDict, model_file};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -98,19 +100,15 @@ impl MedSam {
                 )
             }
             SamArch::MedsamVit(_) => {
-                // Approximation: the official code uses skimage's order-3 resize (see README).
-                let planes = img
-                    .planes
-                    .iter()
-                    .map(|p| {
-                        let f: Vec<f32> = p.data.iter().map(|&v| v as f32).collect();
-                        bilinear(&f, w, h, s, s)
-                            .iter()
-                            .map(|v| v.round().clamp(0.0, 255.0) as u8)
-                            .collect()
-                    })
-                    .collect::<Vec<Vec<u8>>>();
-                (planes, (s, s))
+                // The official input is the image repeated to three channels, resized as a whole.
+                let grey = [&img.planes[0].data[..]; 3];
+                let colour: Vec<&[u8]> = img.planes.iter().map(|p| &p.data[..]).collect();
+                let planes = if img.planes.len() == 1 {
+                    &grey[..]
+                } else {
+                    &colour[..]
+                };
+                (resize_skimage_cubic(planes, w, h, s, s), (s, s))
             }
         };
         // Grey images are three identical channels.
