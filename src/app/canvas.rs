@@ -1,6 +1,8 @@
-//! Drawing the viewer: windowed image, mask overlays, boxes.
+//! Drawing the viewer: windowed image, mask overlays, boxes; on a volume also the coronal or
+//! sagittal plane beside it.
 
 use super::state::State;
+use super::volume::Ortho;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
@@ -28,34 +30,16 @@ pub fn redraw(s: &State) {
         c.set_width(w as u32);
         c.set_height(h as u32);
     }
-    let lo = s.level - s.width / 2.0;
-    let lut: Vec<u8> = (0..256)
-        .map(|v| (((v as f64 - lo) / s.width.max(1.0)) * 255.0).clamp(0.0, 255.0) as u8)
-        .collect();
-    let mut rgba = vec![0u8; w * h * 4];
-    for (i, &v) in img.data.iter().enumerate() {
-        let g = lut[v as usize];
-        rgba[i * 4..i * 4 + 4].copy_from_slice(&[g, g, g, 255]);
-    }
-    let a = s.opacity as f32;
+    let mut rgba = grey_rgba(s, &img.data);
     for (k, o) in s.objects.iter().enumerate() {
-        let alpha = if Some(k) == s.selected { a } else { a * 0.7 };
         for (i, &m) in o.mask.iter().enumerate() {
             if m > 0 {
-                for c in 0..3 {
-                    let p = &mut rgba[i * 4 + c];
-                    *p = (*p as f32 * (1.0 - alpha) + o.color[c] as f32 * alpha) as u8;
-                }
+                blend(&mut rgba, i, o.color, alpha(s, k));
             }
         }
     }
-    let ctx: CanvasRenderingContext2d =
-        c.get_context("2d").ok().flatten().unwrap().unchecked_into();
-    if let Ok(data) =
-        ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), w as u32, h as u32)
-    {
-        let _ = ctx.put_image_data(&data, 0.0, 0.0);
-    }
+    let ctx = put(&c, &rgba, w, h);
+    draw_ortho(s);
     let line = (w.max(h) as f64 / 400.0).max(1.0);
     ctx.set_line_width(line);
     for (k, o) in s.objects.iter().enumerate() {
@@ -78,4 +62,118 @@ pub fn redraw(s: &State) {
         ctx.stroke_rect(x0 as f64, y0 as f64, (x1 - x0) as f64, (y1 - y0) as f64);
         ctx.set_line_dash(&js_sys::Array::new()).ok();
     }
+}
+
+/// Grey values through the display window (level/width over 8-bit values), as RGBA.
+fn grey_rgba(s: &State, grey: &[u8]) -> Vec<u8> {
+    let lo = s.level - s.width / 2.0;
+    let lut: Vec<u8> = (0..256)
+        .map(|v| (((v as f64 - lo) / s.width.max(1.0)) * 255.0).clamp(0.0, 255.0) as u8)
+        .collect();
+    grey.iter()
+        .flat_map(|&v| {
+            let g = lut[v as usize];
+            [g, g, g, 255]
+        })
+        .collect()
+}
+
+/// Mask opacity of object `k` (the selected one stands out).
+fn alpha(s: &State, k: usize) -> f32 {
+    let a = s.opacity as f32;
+    if Some(k) == s.selected { a } else { a * 0.7 }
+}
+
+fn blend(rgba: &mut [u8], i: usize, color: [u8; 3], alpha: f32) {
+    for c in 0..3 {
+        let p = &mut rgba[i * 4 + c];
+        *p = (*p as f32 * (1.0 - alpha) + color[c] as f32 * alpha) as u8;
+    }
+}
+
+/// Sizes the canvas to w×h and puts the pixels; returns its 2D context.
+fn put(c: &HtmlCanvasElement, rgba: &[u8], w: usize, h: usize) -> CanvasRenderingContext2d {
+    if c.width() as usize != w || c.height() as usize != h {
+        c.set_width(w as u32);
+        c.set_height(h as u32);
+    }
+    let ctx: CanvasRenderingContext2d =
+        c.get_context("2d").ok().flatten().unwrap().unchecked_into();
+    if let Ok(data) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w as u32, h as u32)
+    {
+        let _ = ctx.put_image_data(&data, 0.0, 0.0);
+    }
+    ctx
+}
+
+pub fn ortho_canvas() -> Option<HtmlCanvasElement> {
+    web_sys::window()?
+        .document()?
+        .get_element_by_id("ortho")?
+        .dyn_into()
+        .ok()
+}
+
+/// The Volume panel's coronal/sagittal plane through the selected object's centre (or the
+/// middle): superior slices on top, every object's masks overlaid, the slice in view marked at
+/// both edges, and shown at true proportions (voxel sizes differ between axes).
+pub fn draw_ortho(s: &State) {
+    let (Some(c), Some(v)) = (ortho_canvas(), s.volume.as_ref()) else {
+        return;
+    };
+    let [w, h, d] = v.volume.size;
+    let (fx, fy) = focus(s);
+    let (at, cols, col_mm) = match v.ortho {
+        Ortho::Coronal => (fy, w, v.volume.spacing[0]),
+        Ortho::Sagittal => (fx, h, v.volume.spacing[1]),
+    };
+    let mut rgba = grey_rgba(s, &v.ortho_plane(v.ortho, at).data);
+    // Index in a slice's mask of column `col` of the plane.
+    let in_slice = |col: usize| match v.ortho {
+        Ortho::Coronal => at * w + col,
+        Ortho::Sagittal => col * w + at,
+    };
+    for (k, o) in s.objects.iter().enumerate() {
+        for row in 0..d {
+            let z = v.row_to_z(row);
+            let mask = if z == v.z {
+                Some(&o.mask[..])
+            } else {
+                o.slices.get(z).and_then(|m| m.as_deref()).map(|m| &m[..])
+            };
+            let Some(mask) = mask else { continue };
+            for col in 0..cols {
+                if mask.get(in_slice(col)).is_some_and(|&m| m > 0) {
+                    blend(&mut rgba, row * cols + col, o.color, alpha(s, k));
+                }
+            }
+        }
+    }
+    let ctx = put(&c, &rgba, cols, d);
+    let row = v.row_to_z(v.z) as f64; // the mapping is its own inverse
+    let tick = (cols as f64 / 16.0).max(2.0);
+    ctx.set_fill_style_str("#4fc3f7");
+    ctx.fill_rect(0.0, row, tick, 1.0);
+    ctx.fill_rect(cols as f64 - tick, row, tick, 1.0);
+    let _ = c.set_attribute(
+        "style",
+        &format!("aspect-ratio: {} / {}", cols as f64 * col_mm, d as f64 * v.volume.spacing[2]),
+    );
+}
+
+/// The voxel column/row the plane passes through: the selected object's centre on the slice in
+/// view, else the middle of the slice.
+fn focus(s: &State) -> (usize, usize) {
+    let v = s.volume.as_ref().expect("a volume is open");
+    let [w, h, _] = v.volume.size;
+    let centre = s.selected.and_then(|k| s.objects.get(k)).and_then(|o| {
+        let (mut n, mut sx, mut sy) = (0usize, 0usize, 0usize);
+        for (i, _) in o.mask.iter().enumerate().filter(|(_, m)| **m > 0) {
+            n += 1;
+            sx += i % w;
+            sy += i / w;
+        }
+        (n > 0).then(|| (sx / n, sy / n))
+    });
+    centre.unwrap_or((w / 2, h / 2))
 }

@@ -51,6 +51,13 @@ const PRESETS: [(&str, Option<Window>); 6] = [
     ("MR auto (percentiles)", Some(Window::MrPercentile)),
 ];
 
+/// The plane shown beside the axial viewer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ortho {
+    Coronal,
+    Sagittal,
+}
+
 /// An open volume.
 pub struct Loaded {
     /// Raw intensities and geometry.
@@ -64,6 +71,7 @@ pub struct Loaded {
     pub preset: usize,
     /// Set by Cancel; read between slices.
     pub cancel: bool,
+    pub ortho: Ortho,
 }
 
 impl Loaded {
@@ -77,6 +85,42 @@ impl Loaded {
     fn depth(&self) -> usize {
         self.volume.size[2]
     }
+    /// Slice shown in row `row` of a coronal/sagittal plane: superior on top, as radiology
+    /// shows them (LPS: +z is superior). Its own inverse.
+    pub fn row_to_z(&self, row: usize) -> usize {
+        if self.volume.direction[2][2] >= 0.0 {
+            self.depth() - 1 - row
+        } else {
+            row
+        }
+    }
+
+    /// Display values of the coronal plane through voxel row `at` (columns along x) or the
+    /// sagittal plane through voxel column `at` (columns along y), one row per slice.
+    pub fn ortho_plane(&self, plane: Ortho, at: usize) -> GrayImage {
+        let [w, h, d] = self.volume.size;
+        let cols = if plane == Ortho::Coronal { w } else { h };
+        let index = |row: usize, col: usize| {
+            let z = self.row_to_z(row);
+            match plane {
+                Ortho::Coronal => z * w * h + at * w + col,
+                Ortho::Sagittal => z * w * h + col * w + at,
+            }
+        };
+        let idx: Vec<usize> = (0..d)
+            .flat_map(|row| (0..cols).map(move |col| (row, col)))
+            .map(|(row, col)| index(row, col))
+            .collect();
+        let data = match PRESETS[self.preset].1 {
+            None => idx.iter().map(|&i| self.model_u8[i]).collect(),
+            Some(win) => {
+                let raw: Vec<f32> = idx.iter().map(|&i| self.volume.data[i]).collect();
+                window::apply(&raw, win)
+            }
+        };
+        GrayImage::new(cols, d, data)
+    }
+
     fn display(&self, z: usize) -> GrayImage {
         let [w, h, _] = self.volume.size;
         match PRESETS[self.preset].1 {
@@ -99,6 +143,7 @@ pub struct VolUi {
     pub running: RwSignal<bool>,
     /// (area on this slice mm², volume mL) of the selected object.
     pub measure: RwSignal<Option<(f64, f64)>>,
+    pub ortho: RwSignal<Ortho>,
 }
 
 impl VolUi {
@@ -110,6 +155,7 @@ impl VolUi {
             beyond: RwSignal::new(true),
             running: RwSignal::new(false),
             measure: RwSignal::new(None),
+            ortho: RwSignal::new(Ortho::Coronal),
         }
     }
 
@@ -222,6 +268,7 @@ fn show_new(ui: Ui, v: VolUi, name: String, vol: Volume) {
             marks: [None, None],
             preset: 0,
             cancel: false,
+            ortho: v.ortho.get_untracked(),
         });
         s.clear_work();
     });
@@ -533,6 +580,34 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
             }
         });
     };
+    let set_ortho = move |o: Ortho| {
+        v.ortho.set(o);
+        with(|s| {
+            if let Some(vol) = s.volume.as_mut() {
+                vol.ortho = o;
+            }
+            canvas::draw_ortho(s);
+        });
+    };
+    // Clicking a row of the plane goes to that slice.
+    let ortho_click = move |ev: web_sys::MouseEvent| {
+        let z = with(|s| {
+            let (c, vol) = (canvas::ortho_canvas()?, s.volume.as_ref()?);
+            let row = ev.offset_y() as f64 * c.height() as f64 / c.client_height().max(1) as f64;
+            Some(vol.row_to_z((row as usize).min(vol.depth() - 1)))
+        });
+        if let Some(z) = z {
+            show(ui, v, z);
+        }
+    };
+    // Drawn once the panel exists, and again whenever the slice or the plane changes.
+    Effect::new(move |_| {
+        v.slice.track();
+        v.ortho.track();
+        if v.open.get() {
+            with(|s| canvas::draw_ortho(s));
+        }
+    });
     view! {
         <Show when=move || v.open.get() fallback=|| ()>
             <div class="panel" id="volume-panel">
@@ -565,6 +640,14 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                         on:click=move |_| spawn_local(run(ui, v, true))>"From here"</button>
                     <button id="cancel" disabled=move || !v.running.get() on:click=move |_| cancel()>"Cancel"</button>
                 </div>
+                <div class="row">
+                    <button id="ortho-coronal" class:active=move || v.ortho.get() == Ortho::Coronal
+                        on:click=move |_| set_ortho(Ortho::Coronal)>"Coronal"</button>
+                    <button id="ortho-sagittal" class:active=move || v.ortho.get() == Ortho::Sagittal
+                        on:click=move |_| set_ortho(Ortho::Sagittal)>"Sagittal"</button>
+                </div>
+                <canvas id="ortho" title="Through the selected object's centre; click a row to go to that slice"
+                    on:click=ortho_click></canvas>
                 <div id="measure">{move || match v.measure.get() {
                     Some((a, ml)) => format!("Selected: {a:.1} mm² here · {ml:.2} mL in all"),
                     None => "Select an object to measure it.".to_string(),

@@ -59,10 +59,11 @@ async function drawBox(page, box) {
 }
 
 let passed = 0, failed = 0;
-// MEDSEG_E2E_ONLY=<text>: run only the checks whose name contains it (and the model load).
-const onlyCheck = process.env.MEDSEG_E2E_ONLY;
+// MEDSEG_E2E_ONLY=<text>[|<text>…]: run only the checks whose name contains one of them (and the
+// model load).
+const onlyChecks = process.env.MEDSEG_E2E_ONLY?.split('|');
 async function check(name, fn) {
-  if (onlyCheck && !name.includes(onlyCheck) && !name.includes('model loads')) return;
+  if (onlyChecks && !onlyChecks.some((t) => name.includes(t)) && !name.includes('model loads')) return;
   const t = Date.now();
   const took = () => `(${((Date.now() - t) / 1000).toFixed(0)} s)`;
   try { await fn(); passed++; console.log(`ok   ${name} ${took()}`); }

@@ -137,6 +137,49 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.keyboard.press('a');
     await page.waitForFunction(() => document.querySelectorAll('#support-list li').length === 2, null, { timeout: 20_000 });
   });
+
+  // Still on brain1 (25 slices) with objects on slices 13–15 only (0-based).
+  await check(`${prefix} volume: coronal and sagittal planes show the objects on their slices; a click goes to that slice`, async () => {
+    const plane = () => page.evaluate(() => {
+      const c = document.querySelector('#ortho');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const px = (x, y) => Array.from(d.slice((y * c.width + x) * 4, (y * c.width + x) * 4 + 3));
+      const margin = Math.floor(c.width / 8) + 1; // clear of the slice ticks at both edges
+      const coloured = [], ticks = [];
+      for (let y = 0; y < c.height; y++) {
+        let n = 0;
+        for (let x = margin; x < c.width - margin; x++) { const [r, g, b] = px(x, y); n += r !== g || g !== b; }
+        if (n) coloured.push(y);
+        if (px(0, y).join() === '79,195,247') ticks.push(y);
+      }
+      const v = document.querySelector('#view');
+      return { w: c.width, h: c.height, coloured, ticks, aspect: getComputedStyle(c).aspectRatio, viewW: v.width, viewH: v.height };
+    });
+    const d = 25;
+    const onObjects = (rows) => rows.length > 0 && rows.every((r) => [13, 14, 15].includes(r) || [13, 14, 15].includes(d - 1 - r));
+    const cor = await plane();
+    assert(cor.w === cor.viewW && cor.h === d, `coronal plane ${cor.w}×${cor.h}, volume ${cor.viewW}×${cor.viewH}×${d}`);
+    assert(onObjects(cor.coloured), `coronal rows with masks: ${cor.coloured}`);
+    assert(cor.ticks.length === 1 && cor.aspect !== 'auto', `ticks ${cor.ticks}, aspect ${cor.aspect}`);
+    // Clicking the top row with a mask moves the axial view to that row's slice.
+    const r0 = cor.coloured[0];
+    const box = await page.locator('#ortho').boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + (r0 + 0.5) * box.height / cor.h);
+    await page.waitForFunction((r) => {
+      const c = document.querySelector('#ortho');
+      return Array.from(c.getContext('2d').getImageData(0, r, 1, 1).data.slice(0, 3)).join() === '79,195,247';
+    }, r0, { timeout: 10_000 });
+    const z = Number((await page.textContent('#slice-info')).match(/Slice (\d+)/)[1]) - 1;
+    assert([13, 14, 15].includes(z) && (z === r0 || z === d - 1 - r0), `clicked row ${r0} → slice ${z}`);
+    const after = await plane();
+    assert(after.ticks.join() === String(r0), `slice tick on row ${after.ticks} after clicking row ${r0}`);
+    await page.click('#ortho-sagittal');
+    await page.waitForSelector('#ortho-sagittal.active', { timeout: 10_000 });
+    const sag = await plane();
+    assert(sag.w === sag.viewH && sag.h === d && onObjects(sag.coloured), `sagittal ${sag.w}×${sag.h}, rows ${sag.coloured}`);
+    await page.locator('#volume-panel').screenshot({ path: path.join(art, 'volume-sagittal.png') });
+    console.log(`  ${prefix} coronal rows ${cor.coloured}, sagittal rows ${sag.coloured}, click → slice ${z + 1}, aspect ${sag.aspect}`);
+  });
 }
 
 // DICOM (CPU session): a 20-slice MR series dropped as files, a single CT file, a series with a
