@@ -163,6 +163,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     assert(cor.ticks.length === 1 && cor.aspect !== 'auto', `ticks ${cor.ticks}, aspect ${cor.aspect}`);
     // Clicking the top row with a mask moves the axial view to that row's slice.
     const r0 = cor.coloured[0];
+    await page.locator('#ortho').scrollIntoViewIfNeeded(); // the panels above may push it below the fold
     const box = await page.locator('#ortho').boundingBox();
     await page.mouse.click(box.x + box.width / 2, box.y + (r0 + 0.5) * box.height / cor.h);
     await page.waitForFunction((r) => {
