@@ -6,12 +6,22 @@ use super::volume::Ortho;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
-pub fn canvas() -> Option<HtmlCanvasElement> {
+fn canvas_by_id(id: &str) -> Option<HtmlCanvasElement> {
     web_sys::window()?
         .document()?
-        .get_element_by_id("view")?
+        .get_element_by_id(id)?
         .dyn_into()
         .ok()
+}
+
+/// The viewer.
+pub fn canvas() -> Option<HtmlCanvasElement> {
+    canvas_by_id("view")
+}
+
+/// The Volume panel's coronal/sagittal plane.
+pub fn ortho_canvas() -> Option<HtmlCanvasElement> {
+    canvas_by_id("ortho")
 }
 
 /// Maps a mouse position on the (CSS-scaled) canvas to image pixels.
@@ -106,14 +116,6 @@ fn put(c: &HtmlCanvasElement, rgba: &[u8], w: usize, h: usize) -> CanvasRenderin
     ctx
 }
 
-pub fn ortho_canvas() -> Option<HtmlCanvasElement> {
-    web_sys::window()?
-        .document()?
-        .get_element_by_id("ortho")?
-        .dyn_into()
-        .ok()
-}
-
 /// The Volume panel's coronal/sagittal plane through the selected object's centre (or the
 /// middle): superior slices on top, every object's masks overlaid, the slice in view marked at
 /// both edges, and shown at true proportions (voxel sizes differ between axes).
@@ -157,7 +159,11 @@ pub fn draw_ortho(s: &State) {
     ctx.fill_rect(cols as f64 - tick, row, tick, 1.0);
     let _ = c.set_attribute(
         "style",
-        &format!("aspect-ratio: {} / {}", cols as f64 * col_mm, d as f64 * v.volume.spacing[2]),
+        &format!(
+            "aspect-ratio: {} / {}",
+            cols as f64 * col_mm,
+            d as f64 * v.volume.spacing[2]
+        ),
     );
 }
 
