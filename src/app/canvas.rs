@@ -36,10 +36,6 @@ pub fn redraw(s: &State) {
         return;
     };
     let (w, h) = (img.width, img.height);
-    if c.width() as usize != w || c.height() as usize != h {
-        c.set_width(w as u32);
-        c.set_height(h as u32);
-    }
     let mut rgba = grey_rgba(s, &img.data);
     for (k, o) in s.objects.iter().enumerate() {
         for (i, &m) in o.mask.iter().enumerate() {
@@ -49,7 +45,10 @@ pub fn redraw(s: &State) {
         }
     }
     let ctx = put(&c, &rgba, w, h);
-    draw_ortho(s);
+    // A box being dragged changes nothing the plane shows; skip its work on every mouse move.
+    if s.drag_box.is_none() {
+        draw_ortho(s);
+    }
     let line = (w.max(h) as f64 / 400.0).max(1.0);
     ctx.set_line_width(line);
     for (k, o) in s.objects.iter().enumerate() {
@@ -124,7 +123,7 @@ pub fn draw_ortho(s: &State) {
         return;
     };
     let [w, h, d] = v.volume.size;
-    let (fx, fy) = focus(s);
+    let (fx, fy) = focus(s, w, h);
     let (at, cols, col_mm) = match v.ortho {
         Ortho::Coronal => (fy, w, v.volume.spacing[0]),
         Ortho::Sagittal => (fx, h, v.volume.spacing[1]),
@@ -137,13 +136,9 @@ pub fn draw_ortho(s: &State) {
     };
     for (k, o) in s.objects.iter().enumerate() {
         for row in 0..d {
-            let z = v.row_to_z(row);
-            let mask = if z == v.z {
-                Some(&o.mask[..])
-            } else {
-                o.slices.get(z).and_then(|m| m.as_deref()).map(|m| &m[..])
+            let Some(mask) = o.slice_mask(v.row_to_z(row), v.z) else {
+                continue;
             };
-            let Some(mask) = mask else { continue };
             for col in 0..cols {
                 if mask.get(in_slice(col)).is_some_and(|&m| m > 0) {
                     blend(&mut rgba, row * cols + col, o.color, alpha(s, k));
@@ -168,10 +163,8 @@ pub fn draw_ortho(s: &State) {
 }
 
 /// The voxel column/row the plane passes through: the selected object's centre on the slice in
-/// view, else the middle of the slice.
-fn focus(s: &State) -> (usize, usize) {
-    let v = s.volume.as_ref().expect("a volume is open");
-    let [w, h, _] = v.volume.size;
+/// view (w×h), else the middle of the slice.
+fn focus(s: &State, w: usize, h: usize) -> (usize, usize) {
     let centre = s.selected.and_then(|k| s.objects.get(k)).and_then(|o| {
         let (mut n, mut sx, mut sy) = (0usize, 0usize, 0usize);
         for (i, _) in o.mask.iter().enumerate().filter(|(_, m)| **m > 0) {

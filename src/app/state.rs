@@ -37,6 +37,21 @@ pub struct Obj {
     pub box3d: Option<Box3d>,
 }
 
+impl Obj {
+    /// On a volume: this object's mask on slice `z`, where `in_view` is the slice whose mask is
+    /// `mask` (the others live in `slices`); `None` where it has none.
+    pub fn slice_mask(&self, z: usize, in_view: usize) -> Option<&[u8]> {
+        if z == in_view {
+            Some(&self.mask)
+        } else {
+            self.slices
+                .get(z)
+                .and_then(|m| m.as_deref())
+                .map(|m| &m[..])
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct State {
     /// The compute device chosen at start-up (WebGPU or the CPU fallback).

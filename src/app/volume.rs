@@ -100,34 +100,30 @@ impl Loaded {
     pub fn ortho_plane(&self, plane: Ortho, at: usize) -> GrayImage {
         let [w, h, d] = self.volume.size;
         let cols = if plane == Ortho::Coronal { w } else { h };
-        let index = |row: usize, col: usize| {
+        let voxels = (0..d).flat_map(|row| {
             let z = self.row_to_z(row);
-            match plane {
+            (0..cols).map(move |col| match plane {
                 Ortho::Coronal => z * w * h + at * w + col,
                 Ortho::Sagittal => z * w * h + col * w + at,
-            }
-        };
-        let idx: Vec<usize> = (0..d)
-            .flat_map(|row| (0..cols).map(move |col| (row, col)))
-            .map(|(row, col)| index(row, col))
-            .collect();
-        let data = match PRESETS[self.preset].1 {
-            None => idx.iter().map(|&i| self.model_u8[i]).collect(),
-            Some(win) => {
-                let raw: Vec<f32> = idx.iter().map(|&i| self.volume.data[i]).collect();
-                window::apply(&raw, win)
-            }
-        };
-        GrayImage::new(cols, d, data)
+            })
+        });
+        GrayImage::new(cols, d, self.shown(voxels))
     }
 
+    /// Axial slice `z` as displayed.
     fn display(&self, z: usize) -> GrayImage {
         let [w, h, _] = self.volume.size;
+        GrayImage::new(w, h, self.shown(z * w * h..(z + 1) * w * h))
+    }
+
+    /// Display values of the given voxels: the model's own windowing, or the preset's window
+    /// over their raw values (which may depend on all of them, e.g. MR percentiles).
+    fn shown(&self, voxels: impl Iterator<Item = usize>) -> Vec<u8> {
         match PRESETS[self.preset].1 {
-            None => self.stack().slice(z).luma(),
+            None => voxels.map(|i| self.model_u8[i]).collect(),
             Some(win) => {
-                let raw = &self.volume.data[z * w * h..(z + 1) * w * h];
-                GrayImage::new(w, h, window::apply(raw, win))
+                let raw: Vec<f32> = voxels.map(|i| self.volume.data[i]).collect();
+                window::apply(&raw, win)
             }
         }
     }
@@ -168,31 +164,23 @@ impl VolUi {
                 v.volume.origin[2] + v.z as f64 * v.volume.spacing[2] * v.volume.direction[2][2];
             let measure = s.selected.and_then(|i| s.objects.get(i)).map(|o| {
                 let voxels: usize = (0..v.depth())
-                    .map(|z| {
-                        let m: &[u8] = if z == v.z {
-                            &o.mask
-                        } else {
-                            o.slices
-                                .get(z)
-                                .and_then(|m| m.as_deref())
-                                .map_or(&[], |m| m)
-                        };
-                        m.iter().filter(|&&x| x > 0).count()
-                    })
+                    .filter_map(|z| o.slice_mask(z, v.z))
+                    .map(|m| m.iter().filter(|&&x| x > 0).count())
                     .sum();
                 (
                     area_mm2(&o.mask, [sx, sy]),
                     volume_ml(voxels, v.volume.spacing),
                 )
             });
-            Some(((v.z, v.depth(), pos), v.marks, measure))
+            Some(((v.z, v.depth(), pos), v.marks, measure, v.ortho))
         });
         match info {
-            Some((slice, marks, measure)) => {
+            Some((slice, marks, measure, ortho)) => {
                 self.open.set(true);
                 self.slice.set(slice);
                 self.marks.set(marks);
                 self.measure.set(measure);
+                self.ortho.set(ortho);
             }
             None => self.open.set(false),
         }
@@ -581,13 +569,13 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
         });
     };
     let set_ortho = move |o: Ortho| {
-        v.ortho.set(o);
         with(|s| {
             if let Some(vol) = s.volume.as_mut() {
                 vol.ortho = o;
             }
             canvas::draw_ortho(s);
         });
+        v.sync();
     };
     // Clicking a row of the plane goes to that slice.
     let ortho_click = move |ev: web_sys::MouseEvent| {
@@ -600,11 +588,10 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
             show(ui, v, z);
         }
     };
-    // Drawn once the panel exists, and again whenever the slice or the plane changes.
+    // Drawn whenever the panel's canvas is (re)created; the viewer's redraws keep it current.
+    let ortho_ref = NodeRef::<leptos::html::Canvas>::new();
     Effect::new(move |_| {
-        v.slice.track();
-        v.ortho.track();
-        if v.open.get() {
+        if ortho_ref.get().is_some() {
             with(|s| canvas::draw_ortho(s));
         }
     });
@@ -646,7 +633,7 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                     <button id="ortho-sagittal" class:active=move || v.ortho.get() == Ortho::Sagittal
                         on:click=move |_| set_ortho(Ortho::Sagittal)>"Sagittal"</button>
                 </div>
-                <canvas id="ortho" title="Through the selected object's centre; click a row to go to that slice"
+                <canvas id="ortho" node_ref=ortho_ref title="Through the selected object's centre; click a row to go to that slice"
                     on:click=ortho_click></canvas>
                 <div id="measure">{move || match v.measure.get() {
                     Some((a, ml)) => format!("Selected: {a:.1} mm² here · {ml:.2} mL in all"),

@@ -28,6 +28,8 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
   await check(`${prefix} volume: open, scroll, propagate a box over three slices, export NIfTI like native`, async () => {
     await page.setInputFiles('#file', scan, { timeout: 120_000 });
     await page.waitForFunction(() => document.querySelector('#slice-info')?.textContent.includes('/ 25'), null, { timeout: 60_000 });
+    // The coronal plane is drawn as soon as the panel appears (one row per slice).
+    await page.waitForFunction(() => document.querySelector('#ortho')?.height === 25, null, { timeout: 10_000 });
     assert((await info()).startsWith('Slice 13 / 25'), `opens in the middle: ${await info()}`);
     // Keys and the wheel move through the slices; the range is marked on slices 13 and 15 (0-based).
     await page.keyboard.press('ArrowDown');
