@@ -144,6 +144,9 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     // Known gap: brain1's box (the whole tumour's 3D extent) is loose on the middle slice and
     // the model is unsure there (IoU 0.57); int8 encoder rounding alone moves that slice's
     // mask to Dice 0.79 vs fp32 and the propagation carries it on (3D 0.80). lung2 meets 0.97.
+    // That slice's mask is 653 px of 256² and a logit shift of ±0.1 alone costs 4 Dice points:
+    // even every weight rounded to f16 gives 0.976 there, keeping layers.2 in f32 0.95, so no
+    // 8-bit weight format is expected to reach 0.97 on brain1 (session 9 sweep).
     let (c, first, mut cache) = check(&m, "int8", &[("lung2", 0.97), ("brain1", 0.75)]);
 
     // Re-propagating from the middle slice, unchanged, gives the same masks from cached embeddings.
