@@ -14,6 +14,7 @@ case $driver in
   *) echo "usage: $0 lavapipe|swiftshader" >&2; exit 2 ;;
 esac
 [ -f "$icd" ] || { echo "no $icd (install mesa-vulkan-drivers / chromium)" >&2; exit 1; }
+scripts/fetch-weights.sh
 cargo build --release --quiet --bin medseg
 model=$PWD/models/litemedsam.int8.medseg
 bin=$PWD/target/release/medseg
