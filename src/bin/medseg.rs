@@ -186,8 +186,12 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         /// Time a model: MedSAM encoder and decoder, or UniverSeg per query at S = 1, 8, 32, 64
         /// (medians over several runs).
         Bench {
-            #[arg(long)]
-            model: PathBuf,
+            #[arg(long, required_unless_present = "random", conflicts_with = "random")]
+            model: Option<PathBuf>,
+            /// Time this MedSAM architecture with seeded random weights of the real size instead
+            /// of a model file (e.g. medsam-vit-b when its checkpoint is not at hand).
+            #[arg(long, value_enum)]
+            random: Option<Arch>,
             #[arg(long, value_enum, default_value = "cpu")]
             backend: Backend,
             #[arg(long, default_value_t = 10)]
@@ -709,15 +713,32 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
             }
             Cmd::Bench {
                 model,
+                random,
                 backend,
                 runs,
             } => {
                 let dev = device(backend)?;
-                let bytes = read(&model)?;
-                if model_file::read_header(&bytes).is_ok_and(|(h, _)| h.arch == universeg::ARCH) {
-                    return bench_universeg(&bytes, &dev, backend, runs);
-                }
-                let m = load_model(&model, &dev)?;
+                let m = match (model, random) {
+                    (_, Some(Arch::Universeg)) => {
+                        return Err(Error::Input(
+                            "--random is for MedSAM architectures; time UniverSeg with --model"
+                                .into(),
+                        ));
+                    }
+                    (_, Some(a)) => MedSam::random(&arch(a), 7, &dev)?,
+                    (Some(model), None) => {
+                        let bytes = read(&model)?;
+                        if model_file::read_header(&bytes)
+                            .is_ok_and(|(h, _)| h.arch == universeg::ARCH)
+                        {
+                            return bench_universeg(&bytes, &dev, backend, runs);
+                        }
+                        load_model(&model, &dev)?
+                    }
+                    (None, None) => {
+                        return Err(Error::Input("give --model FILE or --random ARCH".into()));
+                    }
+                };
                 let s = m.arch().input_size();
                 let img = Planes::gray(medseg::imaging::GrayImage::new(
                     s,

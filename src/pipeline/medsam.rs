@@ -15,7 +15,7 @@ use crate::imaging::decode::Planes;
 use crate::imaging::resize::{bilinear, longest_side_size, resize_area};
 use crate::imaging::spline::resize_skimage_cubic;
 use crate::models::sam::{Prompt, Sam, SamArch};
-use crate::weights::{self, StateDict, model_file};
+use crate::weights::{self, Loader, StateDict, model_file};
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// A loaded MedSAM-family model ready to segment.
@@ -73,7 +73,16 @@ impl MedSam {
     }
 
     pub fn from_state_dict(sd: &StateDict, arch: &SamArch, device: &Device) -> Result<Self> {
-        let (model, _) = Sam::load(sd, arch, device)?;
+        let (model, _) = Sam::load(Loader::new(sd, device), arch)?;
+        Ok(MedSam {
+            model,
+            device: device.clone(),
+        })
+    }
+
+    /// The architecture with seeded random weights (see `Loader::random`): for benchmarks only.
+    pub fn random(arch: &SamArch, seed: u64, device: &Device) -> Result<Self> {
+        let (model, _) = Sam::load(Loader::random(seed, device), arch)?;
         Ok(MedSam {
             model,
             device: device.clone(),

@@ -2,7 +2,7 @@
 //! needed and checks their shapes, so a wrong or truncated checkpoint is named precisely.
 
 use super::model_file::{self, Precision, sha256_hex};
-use super::{StateDict, torch};
+use super::{Loader, StateDict, torch};
 use crate::error::Result;
 use crate::models::sam::{Sam, SamArch};
 use crate::models::universeg::UniverSegConfig;
@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 pub fn convert_sam(checkpoint: &[u8], arch: &SamArch, precision: Precision) -> Result<Vec<u8>> {
     let sd = torch::read_state_dict(checkpoint)?;
     // Build on the CPU to check every key and shape and learn which tensors the model uses.
-    let (_, used) = Sam::load(&sd, arch, &Device::flex())?;
+    let (_, used) = Sam::load(Loader::new(&sd, &Device::flex()), arch)?;
     let policy = |name: &str| arch.quant_group(name);
     let body = (arch.name(), arch.config_json());
     Ok(write(checkpoint, sd, &used, body, precision, &policy))

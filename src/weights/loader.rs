@@ -2,8 +2,11 @@
 
 use super::StateDict;
 use crate::error::{Error, Result};
+use crate::random::SplitMix;
 use burn::tensor::{Device, Tensor, TensorData};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+static NO_TENSORS: StateDict = BTreeMap::new();
 
 /// Hands named tensors from a state dict to model constructors, checking shapes as it goes.
 pub struct Loader<'a> {
@@ -11,6 +14,8 @@ pub struct Loader<'a> {
     device: Device,
     problems: Vec<String>,
     used: BTreeSet<String>,
+    /// Set by `random`: every tensor asked for is made up instead of read.
+    fill: Option<SplitMix>,
 }
 
 impl<'a> Loader<'a> {
@@ -20,6 +25,17 @@ impl<'a> Loader<'a> {
             device: device.clone(),
             problems: vec![],
             used: BTreeSet::new(),
+            fill: None,
+        }
+    }
+
+    /// A loader that makes up every tensor (seeded, PyTorch-like scale: uniform ±1/√fan-in, norm
+    /// scales 1) instead of reading a checkpoint: a model of the real size for timing it, when
+    /// the weights are not at hand (MedSAM ViT-B). Never for results.
+    pub fn random(seed: u64, device: &Device) -> Self {
+        Loader {
+            fill: Some(SplitMix(seed)),
+            ..Self::new(&NO_TENSORS, device)
         }
     }
 
@@ -31,6 +47,15 @@ impl<'a> Loader<'a> {
     /// zeros so that loading can go on and report every problem together.
     pub fn host(&mut self, name: &str, shape: &[usize]) -> Vec<f32> {
         self.used.insert(name.to_owned());
+        if let Some(rng) = &mut self.fill {
+            let n: usize = shape.iter().product();
+            if shape.len() == 1 && name.contains("norm") && name.ends_with(".weight") {
+                return vec![1.0; n];
+            }
+            let fan_in: usize = shape.iter().skip(1).product();
+            let a = if shape.len() > 1 { 1.0 / (fan_in.max(1) as f32).sqrt() } else { 0.02 };
+            return (0..n).map(|_| rng.uniform(-a, a)).collect();
+        }
         match self.src.get(name) {
             None => {
                 self.problems.push(format!("missing {name} {shape:?}"));
@@ -106,4 +131,30 @@ pub async fn to_host_async<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     data.convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| Error::Device(format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_loader_makes_up_seeded_tensors_of_the_asked_shape() {
+        let dev = Device::flex();
+        let take = |seed| {
+            let mut l = Loader::random(seed, &dev);
+            let w = l.host("blocks.0.mlp.lin1.weight", &[8, 16]);
+            let n = l.host("blocks.0.norm1.weight", &[16]);
+            let b = l.host("blocks.0.mlp.lin1.bias", &[8]);
+            assert_eq!(l.finish("test").unwrap().len(), 3);
+            (w, n, b)
+        };
+        let (w, n, b) = take(7);
+        assert_eq!((w.len(), n.len(), b.len()), (128, 16, 8));
+        // ±1/√fan-in for matrices, 1 for norm scales, small for vectors.
+        assert!(w.iter().all(|v| v.abs() <= 0.25) && w.iter().any(|v| v.abs() > 0.1));
+        assert!(n.iter().all(|&v| v == 1.0));
+        assert!(b.iter().all(|v| v.abs() <= 0.02));
+        assert_eq!(take(7).0, w);
+        assert_ne!(take(8).0, w);
+    }
 }

@@ -1,9 +1,14 @@
 // Browser benchmark (not a test): the built app (dist/) in headless Chromium, CPU path and/or
-// WebGPU. Prints model load, image encode (first, which includes the encoder worker's start, and
-// the rest) and box decode times as median (min–max) over RUNS images/boxes.
-//   node tests/e2e/bench.mjs [cpu|webgpu|both] [RUNS]      (build first: scripts/build-web.sh)
+// WebGPU, and onnxruntime-web running the official LiteMedSAM ONNX graphs (../shared/peers) in the
+// same browser, same run. Prints model load, encode and decode times as median (min–max), then
+// the ratios medseg / onnxruntime-web per backend.
+//   node tests/e2e/bench.mjs [MODES] [RUNS]      (or scripts/bench-web.sh, which builds and installs)
+// MODES: comma-separated from cpu, webgpu, ort-wasm, ort-wasm2, ort-webgpu; "both" = cpu,webgpu;
+// "peers" = cpu,ort-wasm,ort-wasm2 (default cpu). ort-* need onnxruntime-web in ORT_WEB_DIR
+// (default .cache/bench-web/node_modules/onnxruntime-web). ort-wasm runs 1 thread like medseg's
+// CPU path; ort-wasm2 runs 2 threads (the page is cross-origin isolated).
 // MEDSEG_BENCH_TIMEOUT_S bounds each encode (default 900): on SwiftShader, WebGPU's emulation on
-// the CPU, an encode takes longer than that on 2 cores and is reported as not finished.
+// the CPU, medseg's encode takes longer than that on 2 cores and is reported as not finished.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,25 +17,38 @@ import { serve } from './serve.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const FIX = path.resolve(ROOT, '../shared/fixtures');
-const modes = (process.argv[2] || 'cpu') === 'both' ? ['cpu', 'webgpu'] : [process.argv[2] || 'cpu'];
+const PEERS = path.resolve(ROOT, '../shared/peers');
+const ORT_DIR = path.resolve(ROOT, process.env.ORT_WEB_DIR || '.cache/bench-web/node_modules/onnxruntime-web');
+const arg = process.argv[2] || 'cpu';
+const modes = ({ both: 'cpu,webgpu', peers: 'cpu,ort-wasm,ort-wasm2' }[arg] || arg).split(',');
 const RUNS = Number(process.argv[3] || 3);
 const TIMEOUT = Number(process.env.MEDSEG_BENCH_TIMEOUT_S || 900) * 1000;
 const IMAGES = ['lung2_z22', 'brain1_z16', 'lung1_z33'].map((c) => path.join(FIX, `litemedsam_${c}_image.png`));
 
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const stats = (xs) => {
   if (!xs.length) return '—';
   const s = [...xs].sort((a, b) => a - b);
-  const med = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  return `${med.toFixed(0)} ms (${s[0].toFixed(0)}–${s[s.length - 1].toFixed(0)}, n=${s.length})`;
+  return `${median(s).toFixed(0)} ms (${s[0].toFixed(0)}–${s[s.length - 1].toFixed(0)}, n=${s.length})`;
 };
 
-async function bench(mode, origin) {
+async function browser(webgpu) {
   const args = ['--no-sandbox', '--disable-background-networking', '--no-first-run', '--disable-gpu-sandbox'];
-  if (mode === 'webgpu') args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader');
+  if (webgpu) args.push('--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader');
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'medseg-bench-'));
   const ctx = await chromium.launchPersistentContext(userDir, { executablePath: '/usr/bin/chromium', headless: true,
     args, viewport: { width: 1400, height: 900 } });
-  const page = ctx.pages()[0] || await ctx.newPage();
+  const close = async () => { await ctx.close(); fs.rmSync(userDir, { recursive: true, force: true }); };
+  return { page: ctx.pages()[0] || await ctx.newPage(), close };
+}
+
+// medseg: the app itself, timed from the outside (file chosen → embedding ready; box drawn → the
+// decode time the status reports). "Later encodes" leave out the first, which starts the worker.
+async function benchApp(mode, origin) {
+  const { page, close } = await browser(mode === 'webgpu');
   const phase = (want, ms) => page.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms });
   try {
     const t0 = Date.now();
@@ -40,7 +58,7 @@ async function bench(mode, origin) {
     const backend = await page.textContent('#backend');
     const encodes = [], decodes = [];
     let note = '';
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < RUNS + 1; i++) {
       const t1 = Date.now();
       await page.setInputFiles('#file', IMAGES[i % IMAGES.length]);
       try {
@@ -60,17 +78,95 @@ async function bench(mode, origin) {
       await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: TIMEOUT });
       decodes.push(Number((await page.textContent('#status')).match(/Mask in (\d+) ms/)[1]));
     }
-    console.log(`${mode} (${backend}): model load ${load} ms; first encode ${encodes.length ? encodes[0] + ' ms' : '—'}; ` +
-      `later encodes ${stats(encodes.slice(1))}; decode ${stats(decodes)}${note ? '; ' + note : ''}`);
+    return { mode, label: backend, load, first: encodes[0], encode: encodes.slice(1), decode: decodes, note };
   } finally {
-    await ctx.close();
-    fs.rmSync(userDir, { recursive: true, force: true });
+    await close();
   }
 }
 
-const server = await serve(path.join(ROOT, 'dist'));
+// onnxruntime-web on the official graphs: session creation, then one warm-up and RUNS timed
+// `run()`s of the encoder (256×256 input → embedding read back) and of the decoder (embedding +
+// box → logits read back), as the app's encode and decode do.
+const ORT_PAGE = `<!doctype html><meta charset="utf-8"><title>onnxruntime-web bench</title>
+<script type="module">
+import * as ort from './ort/ort.all.min.mjs';
+window.bench = async (ep, threads, runs) => {
+  ort.env.wasm.numThreads = threads;
+  ort.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
+  const opts = { executionProviders: [ep] };
+  const t0 = performance.now();
+  const enc = await ort.InferenceSession.create('./peers/litemedsam_encoder.onnx', opts);
+  const dec = await ort.InferenceSession.create('./peers/litemedsam_decoder.onnx', opts);
+  const load = performance.now() - t0;
+  const image = new ort.Tensor('float32', Float32Array.from({ length: 3 * 256 * 256 }, (_, i) => (i % 251) / 251), [1, 3, 256, 256]);
+  const box = new ort.Tensor('float32', Float32Array.from([77, 77, 154, 179]), [1, 1, 4]);
+  const encode = [], decode = [];
+  let first = 0;
+  for (let i = 0; i <= runs; i++) {
+    let t = performance.now();
+    const { image_embedding } = await enc.run({ image });
+    await image_embedding.getData();
+    const te = performance.now() - t;
+    t = performance.now();
+    const out = await dec.run({ image_embedding, box });
+    await out.low_res_logits.getData();
+    const td = performance.now() - t;
+    if (i === 0) first = te; else { encode.push(te); decode.push(td); }
+  }
+  return { load, first, encode, decode };
+};
+window.ready = true;
+</script>`;
+
+function ortSite() {
+  if (!fs.existsSync(path.join(ORT_DIR, 'dist/ort.all.min.mjs')))
+    throw new Error(`onnxruntime-web not found in ${ORT_DIR}: run scripts/bench-web.sh (it installs it)`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medseg-ort-'));
+  fs.writeFileSync(path.join(dir, 'index.html'), ORT_PAGE);
+  fs.symlinkSync(path.join(ORT_DIR, 'dist'), path.join(dir, 'ort'));
+  fs.symlinkSync(PEERS, path.join(dir, 'peers'));
+  return dir;
+}
+
+async function benchOrt(mode, origin) {
+  const ep = mode === 'ort-webgpu' ? 'webgpu' : 'wasm';
+  const threads = mode === 'ort-wasm2' ? 2 : 1;
+  const { page, close } = await browser(ep === 'webgpu');
+  try {
+    await page.goto(origin + '/');
+    await page.waitForFunction(() => window.ready === true, null, { timeout: 60_000 });
+    const r = await page.evaluate(([e, t, n]) => window.bench(e, t, n), [ep, threads, RUNS]);
+    return { mode, label: `onnxruntime-web ${ep}, ${threads} thread${threads > 1 ? 's' : ''}`, ...r, note: '' };
+  } finally {
+    await close();
+  }
+}
+
+const results = [];
+const app = await serve(path.join(ROOT, 'dist'));
+const ortDir = modes.some((m) => m.startsWith('ort-')) ? ortSite() : null;
+const peer = ortDir ? await serve(ortDir) : null;
 try {
-  for (const mode of modes) await bench(mode, `http://127.0.0.1:${server.address().port}`);
+  for (const mode of modes) {
+    const r = mode.startsWith('ort-')
+      ? await benchOrt(mode, `http://127.0.0.1:${peer.address().port}`)
+      : await benchApp(mode, `http://127.0.0.1:${app.address().port}`);
+    results.push(r);
+    console.log(`${mode} (${r.label}): model load ${r.load.toFixed(0)} ms; first encode ${r.first === undefined ? '—' : r.first.toFixed(0) + ' ms'}; ` +
+      `later encodes ${stats(r.encode)}; decode ${stats(r.decode)}${r.note ? '; ' + r.note : ''}`);
+  }
 } finally {
-  server.close();
+  app.close();
+  if (peer) peer.close();
+  if (ortDir) fs.rmSync(ortDir, { recursive: true, force: true });
+}
+
+// Same backend, same browser, same run: medseg's CPU path against onnxruntime-web's WASM (1 and
+// 2 threads), medseg's WebGPU against onnxruntime-web's WebGPU.
+const by = Object.fromEntries(results.map((r) => [r.mode, r]));
+for (const [ours, theirs] of [['cpu', 'ort-wasm'], ['cpu', 'ort-wasm2'], ['webgpu', 'ort-webgpu']]) {
+  const a = by[ours], b = by[theirs];
+  if (!a || !b) continue;
+  const ratio = (x, y) => (x.length && y.length ? (median(x) / median(y)).toFixed(2) : '—');
+  console.log(`ratio medseg ${ours} / ${b.label}: encode ${ratio(a.encode, b.encode)}, decode ${ratio(a.decode, b.decode)}`);
 }

@@ -10,8 +10,8 @@ pub mod transformer;
 pub mod vit;
 
 use crate::error::{Error, Result};
-use crate::weights::{Loader, StateDict};
-use burn::tensor::{Device, Tensor};
+use crate::weights::Loader;
+use burn::tensor::Tensor;
 pub use mask_decoder::Decoded;
 use mask_decoder::MaskDecoder;
 pub use prompt_encoder::{Prompt, PromptEncoder};
@@ -119,13 +119,8 @@ pub struct Sam {
 
 impl Sam {
     /// Builds the model from a state dict (official checkpoint or model file), checking every
-    /// tensor; also returns the names of the tensors used.
-    pub fn load(
-        sd: &StateDict,
-        arch: &SamArch,
-        device: &Device,
-    ) -> Result<(Self, BTreeSet<String>)> {
-        let mut l = Loader::new(sd, device);
+    /// tensor (or a random one, see `Loader::random`); also returns the names of the tensors used.
+    pub fn load(mut l: Loader, arch: &SamArch) -> Result<(Self, BTreeSet<String>)> {
         let encoder = match arch {
             SamArch::LiteMedsam(c) => Encoder::Tiny(TinyVit::load(&mut l, "image_encoder", c)),
             SamArch::MedsamVit(c) => Encoder::Vit(Vit::load(&mut l, "image_encoder", c)),
