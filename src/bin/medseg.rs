@@ -196,6 +196,10 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
             backend: Backend,
             #[arg(long, default_value_t = 10)]
             runs: usize,
+            /// Decodes timed per encode (the app decodes every box against one embedding); many
+            /// make a profile of the decoder alone.
+            #[arg(long, default_value_t = 1)]
+            decodes: usize,
         },
         /// GenSeg: train a generator of image–mask pairs with a segmenter on a few labelled
         /// pairs, generate synthetic pairs, segment with the trained segmenter.
@@ -716,6 +720,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                 random,
                 backend,
                 runs,
+                decodes,
             } => {
                 let dev = device(backend)?;
                 let m = match (model, random) {
@@ -764,9 +769,11 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                     let emb = m.embed(&img)?;
                     sync(emb.tensor.clone())?;
                     enc.push(t.elapsed().as_secs_f64() * 1e3);
-                    let t = Instant::now();
-                    pollster::block_on(m.predict(&emb, &prompt))?;
-                    dec.push(t.elapsed().as_secs_f64() * 1e3);
+                    for _ in 0..decodes.max(1) {
+                        let t = Instant::now();
+                        pollster::block_on(m.predict(&emb, &prompt))?;
+                        dec.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
                 }
                 println!("model {} on {}", m.arch().display(), backend_name(backend));
                 println!(

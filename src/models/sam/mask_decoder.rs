@@ -1,10 +1,10 @@
 //! SAM's mask decoder: the two-way transformer, 4× upscaling and hypernetwork mask heads.
 
 use super::transformer::TwoWayTransformer;
-use crate::models::nn::{ConvTranspose2d, LayerNorm2d, Linear};
+use crate::models::nn::{ConvTranspose2d, LayerNorm2d, Linear, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
-use burn::tensor::activation::{gelu, relu};
+use burn::tensor::activation::relu;
 
 /// SAM's MLP: ReLU between layers, none after the last.
 #[derive(Debug, Clone)]

@@ -4,10 +4,10 @@
 //! and decomposed relative positions, then the conv neck.
 
 use super::neck::Neck;
-use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear};
+use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
