@@ -186,7 +186,11 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     match x.clone().try_into_primitive::<Flex>() {
         Ok(t) if t.dtype() == burn::tensor::DType::F32 => {
             drop(x); // so that the storage is ours alone and changes in place
-            let mut t = if t.is_contiguous() { t } else { t.to_contiguous() };
+            let mut t = if t.is_contiguous() {
+                t
+            } else {
+                t.to_contiguous()
+            };
             let (off, n) = (t.layout().start_offset(), t.layout().num_elements());
             for v in &mut t.storage_mut::<f32>()[off..off + n] {
                 *v = 0.5 * *v * (1.0 + erf_f32(*v * std::f32::consts::FRAC_1_SQRT_2));
@@ -277,7 +281,11 @@ mod tests {
         for input in [x.clone(), x.clone().transpose()] {
             let ours = crate::weights::to_host(gelu(input.clone())).unwrap();
             let burns = crate::weights::to_host(burn::tensor::activation::gelu(input)).unwrap();
-            let worst = ours.iter().zip(&burns).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let worst = ours
+                .iter()
+                .zip(&burns)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(worst < 2e-6, "max |ours - burn| = {worst}");
         }
         // The input is left as it was (shared storage is copied, not changed).

@@ -53,7 +53,11 @@ impl<'a> Loader<'a> {
                 return vec![1.0; n];
             }
             let fan_in: usize = shape.iter().skip(1).product();
-            let a = if shape.len() > 1 { 1.0 / (fan_in.max(1) as f32).sqrt() } else { 0.02 };
+            let a = if shape.len() > 1 {
+                1.0 / (fan_in.max(1) as f32).sqrt()
+            } else {
+                0.02
+            };
             return (0..n).map(|_| rng.uniform(-a, a)).collect();
         }
         match self.src.get(name) {
