@@ -22,10 +22,10 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 median() { echo "$1" | grep "^$2 median" | awk '{print $3}'; }
 range() { echo "$1" | grep "^$2 median" | sed -E 's/.*\(min ([0-9.]+), max ([0-9.]+)\).*/\1–\2/' | awk -F– '{printf "%.0f–%.0f", $1, $2}'; }
 ROWS=()
-# A table row: name, output, reference output for the ratio (or empty).
+# A table row: name, output, the peer's output (the encoder ratio's reference).
 row() {
-  local r="—"
-  [ -n "$3" ] && r=$(awk -v a="$(median "$2" encoder)" -v b="$(median "$3" encoder)" 'BEGIN { printf "%.2f×", a / b }')
+  local r
+  r=$(awk -v a="$(median "$2" encoder)" -v b="$(median "$3" encoder)" 'BEGIN { printf "%.2f×", a / b }')
   ROWS+=("| $1 | $(median "$2" encoder) ms ($(range "$2" encoder)) | $(median "$2" decoder) ms ($(range "$2" decoder)) | $r |")
 }
 
