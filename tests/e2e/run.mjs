@@ -18,10 +18,6 @@ const FIX = path.resolve(ROOT, '../shared/fixtures');
 const ART = path.join(ROOT, 'test-artifacts');
 fs.mkdirSync(ART, { recursive: true });
 const only = process.argv[2]; // optional: "webgpu" or "cpu"
-// Segmenting on SwiftShader (WebGPU emulated on the CPU) takes over 10 minutes for the encoder
-// on a 2-core machine, so by default the WebGPU session checks start-up, the adapter and
-// egress only; MEDSEG_E2E_WEBGPU_SEGMENT=1 runs the full segmentation there too.
-const webgpuSegment = process.env.MEDSEG_E2E_WEBGPU_SEGMENT === '1';
 
 const readPng = (file) => PNG.sync.read(fs.readFileSync(file));
 function dice(a, b) {
@@ -118,33 +114,7 @@ async function checks(mode, ctx, origin) {
   // Before anything else runs on SwiftShader: an image encode in the background would triple its time.
   if (mode === 'webgpu') await gensegWebgpuCheck(page, prefix, check, assert, FIX);
 
-  if (mode === 'webgpu') await check(`${prefix} a lost GPU: the page says so, goes on on the CPU (segments like the official model), trained weights kept`, async () => {
-    const n = await page.evaluate(() => (self.__medsegGpuDevices || []).length);
-    assert(n >= 1, 'the page recorded no WebGPU device');
-    await page.evaluate(() => self.__medsegGpuDevices.forEach((d) => d.destroy()));
-    await page.waitForSelector('#error', { timeout: 30_000 });
-    const msg = await page.textContent('#error');
-    assert(/GPU stopped working.*continues on the CPU.*work is kept/.test(msg), `message "${msg}"`);
-    await waitPhase('idle', 120_000);
-    const backend = await page.textContent('#backend');
-    assert(backend.includes('CPU'), `backend ${backend}`);
-    await page.click('#error button');
-    // GenSeg's weights trained on the GPU just before come back from the browser's storage.
-    await page.waitForFunction(() => document.querySelector('#genseg-info')?.textContent.includes('kept in this browser'), null, { timeout: 60_000 });
-    const t1 = Date.now();
-    await page.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
-    await waitPhase('ready', 300_000);
-    await drawBox(page, LUNG2_BOX);
-    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
-    const file = path.join(ART, `mask-after-gpu-loss.png`);
-    await dl.saveAs(file);
-    const d = dice(gray(readPng(file)), gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'))));
-    console.log(`  ${prefix} after the GPU loss: ${backend}; ${await page.textContent('#status')} ${Date.now() - t1} ms; Dice vs official ${d.toFixed(4)}`);
-    assert(d >= 0.98, `Dice ${d}`);
-  });
-
-  const segment = mode === 'cpu' || webgpuSegment;
-  if (segment) await check(`${prefix} segments the lung2 CT slice like the official model (Dice ≥ 0.98)`, async () => {
+  await check(`${prefix} segments the lung2 CT slice like the official model (Dice ≥ 0.98)`, async () => {
     const t1 = Date.now();
     await page.evaluate(() => {
       window.__clickDelays = [];
@@ -169,7 +139,9 @@ async function checks(mode, ctx, origin) {
       assert(Math.max(...delays) < 200, `a click waited ${Math.max(...delays).toFixed(0)} ms while encoding`);
     }
     await drawBox(page, LUNG2_BOX);
-    console.log(`  ${prefix} ${await page.textContent('#status')}`);
+    const backend = await page.textContent('#backend');
+    console.log(`  ${prefix} ${backend}: ${await page.textContent('#status')}`);
+    assert(mode === 'webgpu' ? backend.startsWith('WebGPU') : backend.startsWith('CPU'), `computed on ${backend}`);
     await page.screenshot({ path: path.join(ART, `segment-${mode}.png`) });
     const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
     const file = path.join(ART, `mask-${mode}.png`);
@@ -181,8 +153,37 @@ async function checks(mode, ctx, origin) {
     assert(d >= 0.98, `Dice ${d}`);
   });
 
+  // After the WebGPU segmentation: from here on the page computes on the CPU.
+  if (mode === 'webgpu') await check(`${prefix} a lost GPU: the page says so, goes on on the CPU (segments like the official model), trained weights kept`, async () => {
+    const n = await page.evaluate(() => (self.__medsegGpuDevices || []).length);
+    assert(n >= 1, 'the page recorded no WebGPU device');
+    const objects = await page.locator('.objects li').count();
+    assert(objects > 0, 'no mask from the WebGPU check to keep');
+    await page.evaluate(() => self.__medsegGpuDevices.forEach((d) => d.destroy()));
+    await page.waitForSelector('#error', { timeout: 30_000 });
+    const msg = await page.textContent('#error');
+    assert(/GPU stopped working.*continues on the CPU.*work is kept/.test(msg), `message "${msg}"`);
+    // The open scan is encoded again, on the CPU.
+    await waitPhase('ready', 120_000);
+    assert(await page.locator('.objects li').count() === objects, 'masks lost with the GPU');
+    const backend = await page.textContent('#backend');
+    assert(backend.includes('CPU'), `backend ${backend}`);
+    await page.click('#error button');
+    // GenSeg's weights trained on the GPU just before come back from the browser's storage.
+    await page.waitForFunction(() => document.querySelector('#genseg-info')?.textContent.includes('kept in this browser'), null, { timeout: 60_000 });
+    const t1 = Date.now();
+    await page.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
+    await waitPhase('ready', 300_000);
+    await drawBox(page, LUNG2_BOX);
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
+    const file = path.join(ART, `mask-after-gpu-loss.png`);
+    await dl.saveAs(file);
+    const d = dice(gray(readPng(file)), gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'))));
+    console.log(`  ${prefix} after the GPU loss: ${backend}; ${await page.textContent('#status')} ${Date.now() - t1} ms; Dice vs official ${d.toFixed(4)}`);
+    assert(d >= 0.98, `Dice ${d}`);
+  });
+
   await check(`${prefix} bad files give clear messages and keep the work`, async () => {
-    if (!segment) await page.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'), { timeout: 120_000 });
     const before = await page.locator('.objects li').count();
     const bad = [
       ['notes.png', Buffer.from('this is a text file renamed to png'), /cannot read image/],
@@ -200,7 +201,7 @@ async function checks(mode, ctx, origin) {
       // BENCHMARKS.md), so the click may wait for it there.
       await page.click('#error button', { timeout: mode === 'webgpu' ? 300_000 : 30_000 });
     }
-    if (segment) assert(await phase() === 'ready', `phase ${await phase()}`);
+    assert(await phase() === 'ready', `phase ${await phase()}`);
     await page.screenshot({ path: path.join(ART, `bad-input-${mode}.png`) });
   });
 
@@ -223,7 +224,7 @@ async function checks(mode, ctx, origin) {
     assert(await phase() === 'ready', `phase ${await phase()}`);
   });
 
-  if (segment) await check(`${prefix} autosave: a reload restores the scan and its masks exactly; a full disk is reported`, async () => {
+  if (mode === 'cpu') await check(`${prefix} autosave: a reload restores the scan and its masks exactly; a full disk is reported`, async () => {
     const exportMask = async (name) => {
       const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
       const file = path.join(ART, name);
