@@ -22,84 +22,7 @@ impl Linear {
         Linear { w, b }
     }
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if !emulated_gpu::holds(&x) {
-            return linear(x, self.w.clone(), self.b.clone());
-        }
-        // Rows folded into one [rows, in] @ [in, out] product, so that it takes `matmul`'s route.
-        let dims = x.dims();
-        let d_in = dims[D - 1];
-        let rows = dims[..D - 1].iter().product::<usize>();
-        let mut y = matmul(x.reshape([rows, d_in]), self.w.clone());
-        if let Some(b) = &self.b {
-            y = y + b.clone().unsqueeze::<2>();
-        }
-        let mut out = dims;
-        out[D - 1] = self.w.dims()[1];
-        y.reshape(out)
-    }
-}
-
-/// Batched matrix product, as `Tensor::matmul`. On an emulated GPU other than lavapipe
-/// (SwiftShader: the WebGPU of Chromium without a GPU) it runs cubek's naive routine, one output
-/// element per invocation and no workgroup memory. The routine burn picks stages tiles in
-/// workgroup memory between barriers, which SwiftShader runs so slowly that the LiteMedSAM encode
-/// takes 2.7× longer (324 s vs 121 s, natively); lavapipe is the other way round (30 s vs 63 s).
-pub fn matmul<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
-    if emulated_gpu::holds(&a) {
-        if let Some(out) = emulated_gpu::naive_matmul(&a, &b) {
-            return out;
-        }
-    }
-    a.matmul(b)
-}
-
-mod emulated_gpu {
-    use burn::tensor::{DType, Tensor};
-    use burn_cubecl::Cube;
-    use burn_cubecl::kernel::matmul::init_matmul_output;
-    use cubek::cubecl::frontend::Scalar;
-    use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems};
-    use cubek::matmul::{launch::launch_ref, multi_level, strategy::Strategy};
-    use cubek::std::InputBinding;
-
-    /// True when `x` is an f32 tensor on a CPU-emulated adapter (cubecl knows no card behind it:
-    /// wgpu's `DeviceType::Cpu`, which in a browser is WebGPU's fallback adapter) that is not
-    /// Mesa's llvmpipe (lavapipe).
-    pub fn holds<const D: usize>(x: &Tensor<D>) -> bool {
-        match x.clone().try_into_primitive::<Cube>() {
-            Ok(t) if t.dtype == DType::F32 => {
-                let id = &t.client.properties().identity;
-                id.physical.is_none() && !id.name.to_lowercase().contains("llvmpipe")
-            }
-            _ => false,
-        }
-    }
-
-    /// `a @ b` by cubek's naive routine; `None` when it declines the problem (burn's then runs).
-    pub fn naive_matmul<const D: usize>(a: &Tensor<D>, b: &Tensor<D>) -> Option<Tensor<D>> {
-        let lhs = a.clone().try_into_primitive::<Cube>().ok()?;
-        let rhs = b.clone().try_into_primitive::<Cube>().ok()?;
-        if rhs.dtype != DType::F32 {
-            return None;
-        }
-        let out = init_matmul_output(&lhs, &rhs, DType::F32);
-        let f = f32::elem_type_native();
-        let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems {
-            lhs: f,
-            rhs: f,
-            out: f,
-        });
-        let client = out.client.clone();
-        launch_ref(
-            &Strategy::MultiLevel(multi_level::Strategy::Naive),
-            &client,
-            InputBinding::new(lhs.binding(), f),
-            InputBinding::new(rhs.binding(), f),
-            out.clone().binding(),
-            &mut dtypes,
-        )
-        .ok()?;
-        Some(Tensor::from_primitive::<Cube>(out))
+        linear(x, self.w.clone(), self.b.clone())
     }
 }
 
@@ -343,53 +266,6 @@ mod tests {
             sum += term / (2.0 * n + 1.0);
         }
         sum * 2.0 / std::f64::consts::PI.sqrt()
-    }
-
-    /// The emulated-GPU route, run on whatever wgpu adapter the machine has (lavapipe here and on
-    /// CI), against burn's CPU matmul, on the layouts the models feed it: a transposed rhs (q·kᵀ,
-    /// `Linear`'s weight), a contiguous rhs (attn·v), a permuted lhs, a broadcast batch.
-    #[test]
-    fn naive_gpu_matmul_matches_the_cpu() {
-        use burn::tensor::DeviceKind;
-        let (cpu, gpu) = (Device::flex(), Device::wgpu(DeviceKind::DefaultDevice));
-        let t = |dims: &[usize], seed: usize, dev: &Device| {
-            let n = dims.iter().product::<usize>();
-            let v: Vec<f32> = (0..n)
-                .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 - 1001.0) / 997.0)
-                .collect();
-            Tensor::<3>::from_data(TensorData::new(v, dims.to_vec()), dev)
-        };
-        let cases: [(&[usize], &[usize], bool, bool); 4] = [
-            (&[3, 37, 20], &[3, 45, 20], false, true),
-            (&[2, 64, 33], &[2, 33, 17], false, false),
-            (&[5, 24, 16], &[5, 24, 10], true, false),
-            (&[4, 30, 8], &[1, 8, 12], false, false),
-        ];
-        for (i, (da, db, perm_a, trans_b)) in cases.into_iter().enumerate() {
-            let prep = |dev: &Device| {
-                let mut a = t(da, i, dev);
-                if perm_a {
-                    a = a.swap_dims(1, 2);
-                }
-                let mut b = t(db, i + 10, dev);
-                if trans_b {
-                    b = b.swap_dims(1, 2);
-                }
-                (a, b)
-            };
-            let (a, b) = prep(&gpu);
-            let got = emulated_gpu::naive_matmul(&a, &b).expect("the naive routine ran");
-            let (a, b) = prep(&cpu);
-            let want = crate::weights::to_host(a.matmul(b)).unwrap();
-            let got = crate::weights::to_host(got).unwrap();
-            assert_eq!(got.len(), want.len(), "case {i}");
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f32::max);
-            assert!(worst < 1e-4, "case {i}: max |naive - cpu| = {worst}");
-        }
     }
 
     #[test]

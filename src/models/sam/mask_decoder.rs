@@ -1,7 +1,7 @@
 //! SAM's mask decoder: the two-way transformer, 4× upscaling and hypernetwork mask heads.
 
 use super::transformer::TwoWayTransformer;
-use crate::models::nn::{ConvTranspose2d, LayerNorm2d, Linear, gelu, matmul};
+use crate::models::nn::{ConvTranspose2d, LayerNorm2d, Linear, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
@@ -133,7 +133,9 @@ impl MaskDecoder {
             .collect();
         let n = hyper.len();
         let hyper = Tensor::cat(hyper, 1);
-        let logits = matmul(hyper, up.reshape([b, cu, hu * wu])).reshape([b, n, hu, wu]);
+        let logits = hyper
+            .matmul(up.reshape([b, cu, hu * wu]))
+            .reshape([b, n, hu, wu]);
         let iou_all = self
             .iou_head
             .forward(hs.slice([0..b, 0..1, 0..c]).reshape([b, c]));

@@ -6,7 +6,7 @@
 //! attention and MLP. BatchNorms are folded into their convolutions at load time.
 
 use super::neck::Neck;
-use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, gelu, matmul};
+use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
@@ -143,8 +143,8 @@ impl Attention {
         let k = qkv.clone().slice([0..b, 0..h, 0..n, kd..2 * kd]);
         let v = qkv.slice([0..b, 0..h, 0..n, 2 * kd..3 * kd]);
         let scale = (kd as f64).powf(-0.5);
-        let attn = matmul(q, k.swap_dims(2, 3)) * scale + self.bias.clone();
-        let out = matmul(softmax(attn, 3), v);
+        let attn = q.matmul(k.swap_dims(2, 3)) * scale + self.bias.clone();
+        let out = softmax(attn, 3).matmul(v);
         self.proj.forward(out.swap_dims(1, 2).reshape([b, n, c]))
     }
 }

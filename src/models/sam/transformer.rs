@@ -1,6 +1,6 @@
 //! SAM's two-way transformer: prompt tokens and image tokens attend to each other.
 
-use crate::models::nn::{LayerNorm, Linear, matmul};
+use crate::models::nn::{LayerNorm, Linear};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, softmax};
@@ -38,8 +38,8 @@ impl Attention {
         let k = self.heads(self.k.forward(k));
         let v = self.heads(self.v.forward(v));
         let [b, h, n, d] = q.dims();
-        let attn = matmul(q, k.swap_dims(2, 3)) / (d as f64).sqrt();
-        let out = matmul(softmax(attn, 3), v);
+        let attn = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt();
+        let out = softmax(attn, 3).matmul(v);
         self.out.forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
     }
 }

@@ -4,7 +4,7 @@
 //! and decomposed relative positions, then the conv neck.
 
 use super::neck::Neck;
-use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, gelu, matmul};
+use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
@@ -101,29 +101,31 @@ impl Attention {
             .slice([2..3, 0..bh, 0..h * w, 0..hd])
             .reshape([bh, h * w, hd]);
         let scale = (hd as f64).powf(-0.5);
-        let attn = matmul(q.clone() * scale, k.swap_dims(1, 2));
+        let attn = (q.clone() * scale).matmul(k.swap_dims(1, 2));
 
         // Decomposed relative positions use the unscaled queries.
         let rq = q.reshape([bh, h, w, hd]);
         // rel_h[b, y, x, ky] = Σ_c rq[b, y, x, c] · Rh[y, ky, c]
-        let rel_h = matmul(
-            rq.clone().permute([1, 0, 2, 3]).reshape([h, bh * w, hd]),
-            self.rel_h.clone().swap_dims(1, 2),
-        )
-        .reshape([h, bh, w, h])
-        .permute([1, 0, 2, 3]);
+        let rel_h = rq
+            .clone()
+            .permute([1, 0, 2, 3])
+            .reshape([h, bh * w, hd])
+            .matmul(self.rel_h.clone().swap_dims(1, 2))
+            .reshape([h, bh, w, h])
+            .permute([1, 0, 2, 3]);
         // rel_w[b, y, x, kx] = Σ_c rq[b, y, x, c] · Rw[x, kx, c]
-        let rel_w = matmul(
-            rq.permute([2, 0, 1, 3]).reshape([w, bh * h, hd]),
-            self.rel_w.clone().swap_dims(1, 2),
-        )
-        .reshape([w, bh, h, w])
-        .permute([1, 2, 0, 3]);
+        let rel_w = rq
+            .permute([2, 0, 1, 3])
+            .reshape([w, bh * h, hd])
+            .matmul(self.rel_w.clone().swap_dims(1, 2))
+            .reshape([w, bh, h, w])
+            .permute([1, 2, 0, 3]);
         let attn = attn.reshape([bh, h, w, h, w])
             + rel_h.unsqueeze_dim::<5>(4).expand([bh, h, w, h, w])
             + rel_w.unsqueeze_dim::<5>(3).expand([bh, h, w, h, w]);
         let attn = softmax(attn.reshape([bh, h * w, h * w]), 2);
-        let out = matmul(attn, v)
+        let out = attn
+            .matmul(v)
             .reshape([b, nh, h, w, hd])
             .permute([0, 2, 3, 1, 4])
             .reshape([b, h, w, c]);
