@@ -38,7 +38,7 @@ row "PyTorch CPU, 2 threads, official LiteMedSAM" "$pt" "$ort"
 for backend in cpu wgpu; do
   out=$(target/release/medseg bench --model models/litemedsam.int8.medseg --backend $backend --runs "$RUNS" 2>&1) || { echo "$backend: $out"; continue; }
   echo "$out"
-  row "medseg LiteMedSAM, $([ $backend = cpu ] && echo "cpu (flex), 1 thread" || echo "wgpu (the Vulkan adapter found: lavapipe on a GPU-less machine)")" "$out" "$ort"
+  row "medseg LiteMedSAM, $([ $backend = cpu ] && echo "cpu (flex), 2 threads (rayon)" || echo "wgpu (the Vulkan adapter found: lavapipe on a GPU-less machine)")" "$out" "$ort"
   for part in encoder decoder; do
     awk -v a="$(median "$out" $part)" -v b="$(median "$ort" $part)" -v c="$(median "$pt" $part)" -v p=$part -v be=$backend \
       'BEGIN { printf "ratio medseg-%s / onnxruntime, %s: %.2f; / pytorch: %.2f\n", be, p, a / b, a / c }'
@@ -52,7 +52,7 @@ echo "$ptv"
 vit=$(target/release/medseg bench --random medsam-vit-b --backend cpu --runs "$VIT_RUNS" 2>&1)
 echo "$vit"
 row "PyTorch CPU, 2 threads, MedSAM ViT-B (random weights)" "$ptv" "$ptv"
-row "medseg MedSAM ViT-B (random weights), cpu (flex), 1 thread" "$vit" "$ptv"
+row "medseg MedSAM ViT-B (random weights), cpu (flex), 2 threads (rayon)" "$vit" "$ptv"
 for part in encoder decoder; do
   awk -v a="$(median "$vit" $part)" -v b="$(median "$ptv" $part)" -v p=$part \
     'BEGIN { printf "ratio medseg ViT-B / pytorch ViT-B, %s: %.2f\n", p, a / b }'

@@ -56,7 +56,7 @@ fn run(m: &MedSam, c: &Case, cache: &mut EmbeddingCache) -> SliceMasks {
     let mut masks = vec![None; stack.depth()];
     let out = pollster::block_on(propagate(
         m,
-        &mut async |p: &Planes| m.embed(p),
+        &mut async |_, p: &Planes| m.embed(p),
         &stack,
         &c.box3d,
         Propagation::default(),
@@ -160,7 +160,7 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     let mut calls = vec![];
     let out = pollster::block_on(propagate(
         &m,
-        &mut async |p: &Planes| m.embed(p),
+        &mut async |_, p: &Planes| m.embed(p),
         &stack,
         &c.box3d,
         Propagation {
@@ -192,7 +192,7 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     let mut masks = vec![None; depth];
     let out = pollster::block_on(propagate(
         &m,
-        &mut async |p: &Planes| m.embed(p),
+        &mut async |_, p: &Planes| m.embed(p),
         &stack,
         &c.box3d,
         Propagation::default(),
@@ -210,7 +210,7 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     masks[edited] = Some(vec![0; c.width * c.height]);
     pollster::block_on(propagate(
         &m,
-        &mut async |p: &Planes| m.embed(p),
+        &mut async |_, p: &Planes| m.embed(p),
         &stack,
         &c.box3d,
         Propagation {
@@ -251,7 +251,7 @@ fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
     let mut masks = vec![None; depth];
     pollster::block_on(propagate(
         &m,
-        &mut async |p: &Planes| m.embed(p),
+        &mut async |_, p: &Planes| m.embed(p),
         &stack,
         &box3d,
         Propagation {

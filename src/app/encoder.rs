@@ -4,6 +4,10 @@
 //! the page moves them (4 MB for LiteMedSAM) onto its device for the decoder. With WebGPU the
 //! page's thread only queues GPU work, so the page's device encodes and no worker is started.
 //! If the worker cannot start or dies, the page encodes itself, as before.
+//!
+//! A 3D propagation encodes slice after slice, while the decoder needs only the page's thread
+//! briefly: there the pool [`widen`]s to a few workers (one per core, at most [`MAX_WORKERS`],
+//! each with its own model copy) and the slices next in the walk are encoded ahead, in parallel.
 
 use super::web::{f32_bytes, f32s, js_err};
 use super::worker::{listen, message, read, reply, spawn};
@@ -132,103 +136,152 @@ async fn embed_here(
 
 // ---- the page's side ----
 
-/// The running worker and the requests waiting for its answer.
-struct Encoder {
+/// Workers a propagation may use (each holds ~45 MB of model and its own activations).
+pub const MAX_WORKERS: usize = 3;
+
+/// One running worker and the requests waiting for its answer.
+struct Slot {
     worker: Worker,
     /// Answers by request id: each resolves the promise its request awaits.
     pending: HashMap<u32, Function>,
-    next_id: u32,
     /// Resolves with the answer to `Load` (or the failure that came instead).
     loaded: Promise,
-    /// The model bytes, sent once the worker says it is ready.
+    /// Set when the answer to `Load` was `Loaded`.
+    ready: bool,
+    /// The model, sent once the worker says it is ready.
     load: Option<JsValue>,
-    /// Why the worker is unusable (the page then encodes itself).
+    /// Why the worker is unusable (its requests go elsewhere, or the page encodes itself).
     broken: Option<String>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
 }
 
-thread_local! {
-    static ENCODER: RefCell<Option<Encoder>> = const { RefCell::new(None) };
+struct Pool {
+    slots: Vec<Slot>,
+    next_id: u32,
+    /// The `Load` message (our model file), for workers started later.
+    load: JsValue,
 }
 
-/// Starts the worker with our model file (`bytes`); any earlier one is stopped. On failure the
+thread_local! {
+    static POOL: RefCell<Option<Pool>> = const { RefCell::new(None) };
+}
+
+/// Starts one worker with our model file (`bytes`); any earlier pool is stopped. On failure the
 /// page keeps encoding itself and the reason is returned (for the console, not the user: the
 /// app works either way).
 pub fn start(bytes: &[u8]) -> std::result::Result<(), String> {
     stop();
     let load = message(&ToEncoder::Load { id: LOAD }, Some(bytes))?;
+    let slot = spawn_slot(0, &load)?;
+    POOL.set(Some(Pool {
+        slots: vec![slot],
+        next_id: LOAD + 1,
+        load,
+    }));
+    Ok(())
+}
+
+/// Grows the pool to one worker per core (at most [`MAX_WORKERS`], or the page's `?encoders=N`)
+/// and returns how many workers it has; 0 where the page encodes itself.
+pub fn widen() -> usize {
+    let cores = web_sys::window()
+        .map(|w| w.navigator().hardware_concurrency() as usize)
+        .unwrap_or(1);
+    let cap = super::web::page_param("encoders").and_then(|v| v.parse::<usize>().ok());
+    let want = cores.min(cap.unwrap_or(MAX_WORKERS)).clamp(1, MAX_WORKERS);
+    POOL.with_borrow_mut(|pool| {
+        let Some(pool) = pool.as_mut() else {
+            return 0;
+        };
+        while pool.slots.len() < want {
+            match spawn_slot(pool.slots.len(), &pool.load) {
+                Ok(s) => pool.slots.push(s),
+                Err(e) => {
+                    web_sys::console::warn_1(&format!("another encoder worker: {e}").into());
+                    break;
+                }
+            }
+        }
+        pool.slots.iter().filter(|s| s.broken.is_none()).count()
+    })
+}
+
+fn spawn_slot(k: usize, load: &JsValue) -> std::result::Result<Slot, String> {
     let worker = spawn("encode_worker")?;
     let mut resolve_load = None;
     let loaded = Promise::new(&mut |resolve, _| resolve_load = Some(resolve));
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|e: MessageEvent| {
-        on_answer(e.data());
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        on_answer(k, e.data());
     });
-    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(|e: ErrorEvent| {
+    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |e: ErrorEvent| {
         e.prevent_default();
         let msg = FromEncoder::Failed {
             id: None,
             message: format!("the encoder worker failed: {}", e.message()),
         };
         if let Ok(v) = message(&msg, None) {
-            on_answer(v);
+            on_answer(k, v);
         }
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     let mut pending = HashMap::new();
     pending.insert(LOAD, resolve_load.expect("Promise::new calls back at once"));
-    ENCODER.set(Some(Encoder {
+    Ok(Slot {
         worker,
         pending,
-        next_id: LOAD + 1,
         loaded,
-        load: Some(load),
+        ready: false,
+        load: Some(load.clone()),
         broken: None,
         _on_message: on_message,
         _on_error: on_error,
-    }));
-    Ok(())
+    })
 }
 
-/// Ends the worker, if any (its memory goes with it).
+/// Ends the workers, if any (their memory goes with them).
 pub fn stop() {
-    if let Some(e) = ENCODER.take() {
-        e.worker.terminate();
+    if let Some(pool) = POOL.take() {
+        for s in &pool.slots {
+            s.worker.terminate();
+        }
         // The handlers may be on the stack (a failure seen in them): drop them later.
-        wasm_bindgen_futures::spawn_local(async move { drop(e) });
+        wasm_bindgen_futures::spawn_local(async move { drop(pool) });
     }
 }
 
-/// Routes one message of the worker to whoever waits for it.
-fn on_answer(data: JsValue) {
+/// Routes one message of worker `k` to whoever waits for it.
+fn on_answer(k: usize, data: JsValue) {
     let answer = read::<FromEncoder>(&data).map(|(m, _)| m);
-    let resolve: Vec<Function> = ENCODER.with_borrow_mut(|enc| {
-        let Some(enc) = enc.as_mut() else {
+    let resolve: Vec<Function> = POOL.with_borrow_mut(|pool| {
+        let Some(slot) = pool.as_mut().and_then(|p| p.slots.get_mut(k)) else {
             return vec![];
         };
         match answer {
             Ok(FromEncoder::Ready) => {
-                if let Some(load) = enc.load.take()
-                    && let Err(e) = enc.worker.post_message(&load)
+                if let Some(load) = slot.load.take()
+                    && let Err(e) = slot.worker.post_message(&load)
                 {
-                    enc.broken = Some(js_err(e));
-                    return enc.pending.drain().map(|(_, f)| f).collect();
+                    slot.broken = Some(js_err(e));
+                    return slot.pending.drain().map(|(_, f)| f).collect();
                 }
                 vec![]
             }
-            Ok(
-                FromEncoder::Loaded { id }
-                | FromEncoder::Embedded { id, .. }
-                | FromEncoder::Failed { id: Some(id), .. },
-            ) => enc.pending.remove(&id).into_iter().collect(),
+            Ok(FromEncoder::Loaded { id }) => {
+                slot.ready = true;
+                slot.pending.remove(&id).into_iter().collect()
+            }
+            Ok(FromEncoder::Embedded { id, .. } | FromEncoder::Failed { id: Some(id), .. }) => {
+                slot.pending.remove(&id).into_iter().collect()
+            }
             Ok(FromEncoder::Failed { id: None, message }) => {
-                enc.broken = Some(message);
-                enc.pending.drain().map(|(_, f)| f).collect()
+                slot.broken = Some(message);
+                slot.pending.drain().map(|(_, f)| f).collect()
             }
             Err(e) => {
-                enc.broken = Some(e);
-                enc.pending.drain().map(|(_, f)| f).collect()
+                slot.broken = Some(e);
+                slot.pending.drain().map(|(_, f)| f).collect()
             }
         }
     });
@@ -237,73 +290,92 @@ fn on_answer(data: JsValue) {
     }
 }
 
-/// Sends a request and waits for its answer.
-async fn ask(msg: impl FnOnce(u32) -> ToEncoder, bulk: &[u8]) -> Option<(FromEncoder, Vec<u8>)> {
-    let promise = ENCODER.with_borrow_mut(|enc| {
-        let enc = enc.as_mut().filter(|e| e.broken.is_none())?;
-        let id = enc.next_id;
-        enc.next_id += 1;
+/// Sends a request to the least busy worker that has the model (the first worker, once it
+/// has, when none has yet); None where the page must encode.
+async fn ask(msg: impl FnOnce(u32) -> ToEncoder, bulk: &[u8]) -> Option<Promise> {
+    if !POOL.with_borrow(|p| p.as_ref().is_some_and(|p| p.slots.iter().any(|s| s.ready))) {
+        first_worker_ready().await;
+    }
+    POOL.with_borrow_mut(|pool| {
+        let pool = pool.as_mut()?;
+        let id = pool.next_id;
+        pool.next_id += 1;
+        let slot = pool
+            .slots
+            .iter_mut()
+            .filter(|s| s.ready && s.broken.is_none())
+            .min_by_key(|s| s.pending.len())?;
         let data = message(&msg(id), Some(bulk)).ok()?;
         let mut resolve = None;
         let promise = Promise::new(&mut |r, _| resolve = Some(r));
-        enc.pending
+        slot.pending
             .insert(id, resolve.expect("Promise::new calls back at once"));
-        if let Err(e) = enc.worker.post_message(&data) {
-            enc.broken = Some(js_err(e));
-            enc.pending.remove(&id);
+        if let Err(e) = slot.worker.post_message(&data) {
+            slot.broken = Some(js_err(e));
+            slot.pending.remove(&id);
             return None;
         }
         Some(promise)
-    })?;
-    let data = JsFuture::from(promise).await.ok()?;
-    read::<FromEncoder>(&data).ok()
+    })
 }
 
-/// Whether the worker has the model (waiting for it to load); false where the page must encode.
-async fn worker_ready() -> bool {
-    let Some(loaded) = ENCODER.with_borrow(|e| {
-        e.as_ref()
-            .filter(|e| e.broken.is_none())
-            .map(|e| e.loaded.clone())
+/// Waits for the first worker to load the model (or to fail, which marks it broken).
+async fn first_worker_ready() {
+    let Some(loaded) = POOL.with_borrow(|p| {
+        p.as_ref()
+            .and_then(|p| p.slots.first())
+            .filter(|s| s.broken.is_none())
+            .map(|s| s.loaded.clone())
     }) else {
-        return false;
+        return;
     };
     let answer = JsFuture::from(loaded)
         .await
         .ok()
         .and_then(|d| read::<FromEncoder>(&d).ok());
     if let Some((FromEncoder::Loaded { .. }, _)) = answer {
-        return true;
+        return;
     }
     let why = match answer {
         Some((FromEncoder::Failed { message, .. }, _)) => message,
         _ => "no answer".into(),
     };
-    ENCODER.with_borrow_mut(|e| {
-        if let Some(e) = e.as_mut() {
-            e.broken.get_or_insert(why.clone());
+    POOL.with_borrow_mut(|p| {
+        if let Some(s) = p.as_mut().and_then(|p| p.slots.first_mut()) {
+            s.broken.get_or_insert(why.clone());
         }
     });
     web_sys::console::warn_1(&format!("encoding on the page: {why}").into());
-    false
 }
 
-/// `img`'s embedding for `model` (whose device receives it): from the worker when it runs, else
-/// computed here.
-pub async fn embed(model: &MedSam, img: &Planes) -> Result<ImageEmbedding> {
-    if worker_ready().await {
-        let bulk: Vec<u8> = img
-            .planes
-            .iter()
-            .flat_map(|p| p.data.iter().copied())
-            .collect();
-        let request = |id| ToEncoder::Embed {
-            id,
-            width: img.width(),
-            height: img.height(),
-            planes: img.planes.len(),
-        };
-        match ask(request, &bulk).await {
+/// An image's embedding on its way from a worker (None: the page computes it in [`finish`]).
+pub struct Pending(Option<Promise>);
+
+/// Starts encoding `img` on a worker.
+pub async fn request(img: &Planes) -> Pending {
+    let bulk: Vec<u8> = img
+        .planes
+        .iter()
+        .flat_map(|p| p.data.iter().copied())
+        .collect();
+    let request = |id| ToEncoder::Embed {
+        id,
+        width: img.width(),
+        height: img.height(),
+        planes: img.planes.len(),
+    };
+    Pending(ask(request, &bulk).await)
+}
+
+/// The embedding `pending` brings, for `model` (whose device receives it); the page computes
+/// it itself when no worker could (`img` is the image that was requested).
+pub async fn finish(model: &MedSam, img: &Planes, pending: Pending) -> Result<ImageEmbedding> {
+    if let Some(promise) = pending.0 {
+        let answer = JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|d| read::<FromEncoder>(&d).ok());
+        match answer {
             Some((FromEncoder::Embedded { shape, resized, .. }, bytes)) => {
                 return model.embedding_from_host(
                     f32s(&bytes),
@@ -326,4 +398,10 @@ pub async fn embed(model: &MedSam, img: &Planes) -> Result<ImageEmbedding> {
         }
     }
     model.embed(img)
+}
+
+/// `img`'s embedding for `model`: from a worker when one runs, else computed here.
+pub async fn embed(model: &MedSam, img: &Planes) -> Result<ImageEmbedding> {
+    let pending = request(img).await;
+    finish(model, img, pending).await
 }

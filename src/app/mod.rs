@@ -114,19 +114,30 @@ impl Ui {
     }
 }
 
+/// WebGPU when the browser has a real GPU adapter; the CPU path without one, and also on a
+/// software-emulated adapter, where it is far faster. `?backend=webgpu|cpu` overrides.
 async fn init_backend(ui: Ui) -> Device {
-    if web::webgpu_available().await {
-        match Device::wgpu_options().init_async().await {
+    let wanted = web::page_param("backend");
+    let label = match (web::webgpu_adapter().await, wanted.as_deref()) {
+        (_, Some("cpu")) => "CPU (chosen by ?backend=cpu)",
+        (web::WebGpu::None, _) => "CPU (no WebGPU)",
+        (web::WebGpu::Software, w) if w != Some("webgpu") => {
+            "CPU (this browser's WebGPU is software-emulated; ?backend=webgpu uses it anyway)"
+        }
+        _ => match Device::wgpu_options().init_async().await {
             Ok(d) => {
                 ui.backend.set("WebGPU".into());
                 return d;
             }
-            Err(e) => ui.error.set(Some(format!(
-                "WebGPU failed to start ({e:?}); using the CPU instead"
-            ))),
-        }
-    }
-    ui.backend.set("CPU (no WebGPU)".into());
+            Err(e) => {
+                ui.error.set(Some(format!(
+                    "WebGPU failed to start ({e:?}); using the CPU instead"
+                )));
+                "CPU (WebGPU failed to start)"
+            }
+        },
+    };
+    ui.backend.set(label.into());
     Device::flex()
 }
 

@@ -10,14 +10,16 @@ use super::{Ui, canvas, web};
 use crate::imaging::GrayImage;
 use crate::imaging::decode::encode_gray_png;
 use crate::imaging::dicom::read_series;
+use crate::imaging::dicom_seg::{SeriesReference, write_seg};
 use crate::imaging::volume::{Volume, read_volume, write_nifti_labels};
 use crate::imaging::window::{self, Window};
 use crate::metrics::{area_mm2, volume_ml};
 use crate::pipeline::propagate::{
-    Box3d, EmbeddingCache, Outcome, Propagation, SliceMasks, SliceStack, propagate,
+    Box3d, EmbeddingCache, Outcome, Propagation, SliceMasks, SliceStack, planned_slices, propagate,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Embeddings kept per volume (4 MB each for LiteMedSAM).
@@ -72,6 +74,8 @@ pub struct Loaded {
     /// Set by Cancel; read between slices.
     pub cancel: bool,
     pub ortho: Ortho,
+    /// For a DICOM series: what a DICOM SEG export refers to (its study, its slices).
+    pub reference: Option<SeriesReference>,
 }
 
 impl Loaded {
@@ -194,7 +198,7 @@ pub async fn open(ui: Ui, v: VolUi, name: String, bytes: &[u8]) -> bool {
     web::yield_now().await;
     match read_volume(bytes) {
         Ok(vol) => {
-            show_new(ui, v, name, vol);
+            show_new(ui, v, name, vol, None);
             true
         }
         Err(e) => {
@@ -222,7 +226,7 @@ pub async fn open_dicom(ui: Ui, v: VolUi, files: &[(String, Vec<u8>)]) -> bool {
     web::yield_now().await;
     match read_series(files) {
         Ok(series) => {
-            show_new(ui, v, name.clone(), series.volume);
+            show_new(ui, v, name.clone(), series.volume, Some(series.reference));
             if !series.notes.is_empty() {
                 ui.error.set(Some(format!(
                     "{name} opened, but: {}.",
@@ -238,7 +242,7 @@ pub async fn open_dicom(ui: Ui, v: VolUi, files: &[(String, Vec<u8>)]) -> bool {
     }
 }
 
-fn show_new(ui: Ui, v: VolUi, name: String, vol: Volume) {
+fn show_new(ui: Ui, v: VolUi, name: String, vol: Volume, reference: Option<SeriesReference>) {
     // The official presets: CT soft tissue when the values look like HU, MR percentiles else.
     let model_window = if vol.data.iter().any(|&x| x < -500.0) {
         Window::CT_SOFT_TISSUE
@@ -257,6 +261,7 @@ fn show_new(ui: Ui, v: VolUi, name: String, vol: Volume) {
             preset: 0,
             cancel: false,
             ortho: v.ortho.get_untracked(),
+            reference,
         });
         s.clear_work();
     });
@@ -413,9 +418,34 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
         height: h,
         data: &stack_data,
     };
+    // The slices the walk will need, in its order, that are not cached: while one is decoded the
+    // next ones are encoded by the other workers.
+    let workers = super::encoder::widen();
+    let ahead: Vec<usize> = planned_slices(&box3d, opts.from_edited)
+        .into_iter()
+        .filter(|&z| !cache.contains(z))
+        .collect();
+    let mut started: HashMap<usize, super::encoder::Pending> = HashMap::new();
+    let mut embed = async |z: usize, planes: &crate::imaging::decode::Planes| {
+        let pending = match started.remove(&z) {
+            Some(p) => p,
+            None => super::encoder::request(planes).await,
+        };
+        let next = ahead.iter().position(|&k| k == z).map_or(0, |i| i + 1);
+        for &k in ahead[next.min(ahead.len())..]
+            .iter()
+            .take(workers.saturating_sub(1))
+        {
+            if !started.contains_key(&k) {
+                let p = super::encoder::request(&stack.slice(k)).await;
+                started.insert(k, p);
+            }
+        }
+        super::encoder::finish(&model, planes, pending).await
+    };
     let result = propagate(
         &model,
-        &mut async |p: &crate::imaging::decode::Planes| super::encoder::embed(&model, p).await,
+        &mut embed,
         &stack,
         &box3d,
         opts,
@@ -515,6 +545,28 @@ pub fn export(ui: Ui) {
         }
         Some(Err(e)) => ui.fail(e.to_string()),
         None => ui.fail("Open a volume first."),
+    }
+}
+
+/// Downloads every object as one DICOM SEG (object k = segment k, named as in the list), in
+/// the scan's study when it came from DICOM.
+pub fn export_seg(ui: Ui) {
+    let Some((g, labels)) = label_volume() else {
+        return ui.fail("Open a volume first.");
+    };
+    let (names, reference) = with(|s| {
+        (
+            s.objects.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
+            s.volume.as_ref().and_then(|v| v.reference.clone()),
+        )
+    });
+    match write_seg(&g, &labels, &names, reference.as_ref()) {
+        Ok(bytes) => {
+            if let Err(e) = web::download("segmentation.dcm", "application/dicom", &bytes) {
+                ui.fail(e);
+            }
+        }
+        Err(e) => ui.fail(e.to_string()),
     }
 }
 
@@ -641,6 +693,7 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                 }}</div>
                 <div class="row">
                     <button id="export-nifti" on:click=move |_| export(ui)>"Export labels (NIfTI)"</button>
+                    <button id="export-seg" title="One DICOM SEG object: a segment per object, in the scan's study when the scan is DICOM" on:click=move |_| export_seg(ui)>"DICOM SEG"</button>
                     <button id="export-slices" title="Label PNG of each segmented slice, zipped" on:click=move |_| export_slices(ui)>"Slices (PNG)"</button>
                 </div>
             </div>

@@ -119,22 +119,60 @@ pub fn download(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// True when `navigator.gpu` exists and yields an adapter.
-pub async fn webgpu_available() -> bool {
+/// What WebGPU the browser offers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WebGpu {
+    None,
+    /// A fallback adapter (Chromium's SwiftShader): WebGPU emulated on the CPU, where our own
+    /// CPU path is ~35× faster (BENCHMARKS.md).
+    Software,
+    Hardware,
+}
+
+/// Asks `navigator.gpu` for an adapter and whether it is a fallback one (`adapter.info.
+/// isFallbackAdapter`, or the older `adapter.isFallbackAdapter`).
+pub async fn webgpu_adapter() -> WebGpu {
     let nav = web_sys::window().unwrap().navigator();
     let gpu = Reflect::get(&nav, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
     if gpu.is_undefined() || gpu.is_null() {
-        return false;
+        return WebGpu::None;
     }
     let Ok(req) = Reflect::get(&gpu, &"requestAdapter".into()) else {
-        return false;
+        return WebGpu::None;
     };
     let Ok(f) = req.dyn_into::<js_sys::Function>() else {
-        return false;
+        return WebGpu::None;
     };
-    let Ok(p) = f.call0(&gpu) else { return false };
-    match JsFuture::from(Promise::from(p)).await {
-        Ok(adapter) => !adapter.is_null() && !adapter.is_undefined(),
-        Err(_) => false,
+    let Ok(p) = f.call0(&gpu) else {
+        return WebGpu::None;
+    };
+    let adapter = match JsFuture::from(Promise::from(p)).await {
+        Ok(a) if !a.is_null() && !a.is_undefined() => a,
+        _ => return WebGpu::None,
+    };
+    let flag = |o: &JsValue| Reflect::get(o, &"isFallbackAdapter".into()).ok()?.as_bool();
+    let info = Reflect::get(&adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
+    let fallback = (info.is_object().then(|| flag(&info)).flatten())
+        .or_else(|| flag(&adapter))
+        .unwrap_or(false);
+    if fallback {
+        WebGpu::Software
+    } else {
+        WebGpu::Hardware
     }
+}
+
+/// A parameter of the page's address: `?backend=webgpu` uses WebGPU even when it is
+/// software-emulated, `cpu` never uses it; `?encoders=N` caps the encoder workers (benchmarks).
+pub fn page_param(name: &str) -> Option<String> {
+    // Through Reflect: web-sys's Location/UrlSearchParams features would rebuild wgpu and leptos.
+    let location = Reflect::get(&web_sys::window()?.into(), &"location".into()).ok()?;
+    let search = Reflect::get(&location, &"search".into())
+        .ok()?
+        .as_string()?;
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .map(|v| v.to_ascii_lowercase())
 }

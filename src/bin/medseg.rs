@@ -18,6 +18,7 @@ mod cli {
     use medseg::imaging::GrayImage;
     use medseg::imaging::decode::{Planes, decode_image, encode_mask_png, has_image_extension};
     use medseg::imaging::dicom::{is_dicom, read_series};
+    use medseg::imaging::dicom_seg::{SeriesReference, write_seg};
     use medseg::imaging::volume::{Volume, has_volume_extension, read_volume, write_nifti_labels};
     use medseg::imaging::window::{self, Window};
     use medseg::metrics::{area_mm2, dice, nsd, volume_ml};
@@ -122,12 +123,13 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         },
         /// Segment an object through a volume from one 3D box (the official LiteMedSAM 3D
         /// procedure: middle slice first, each next slice boxed from its neighbour's mask) and
-        /// write the label volume as NIfTI aligned with the scan; prints areas and the volume.
+        /// write the label volume as NIfTI or DICOM SEG aligned with the scan; prints areas
+        /// and the volume.
         Propagate {
             /// A medseg model file (from `medseg convert`) or an official .pth checkpoint.
             #[arg(long)]
             model: PathBuf,
-            /// The scan: .nrrd, .nii or .nii.gz.
+            /// The scan: .nrrd, .nii or .nii.gz, a DICOM file or a folder of DICOM files.
             #[arg(long)]
             volume: PathBuf,
             /// 3D box in voxels, x0,y0,z0,x1,y1,z1 (slices z0..z1 inclusive, file order).
@@ -138,7 +140,8 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
             /// Go on past z0/z1 until a slice's mask comes out empty.
             #[arg(long)]
             beyond: bool,
-            /// Output labels (.nii.gz or .nii; 1 = object), same geometry as the scan.
+            /// Output labels, same geometry as the scan: .nii.gz or .nii (1 = object), or .dcm
+            /// for a DICOM SEG (in the scan's study when the scan is DICOM).
             #[arg(long)]
             out: PathBuf,
             #[arg(long, value_enum, default_value = "cpu")]
@@ -386,7 +389,8 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         has_volume_extension(&name) || name.ends_with(".dcm") || p.is_dir()
     }
 
-    fn load_volume(path: &Path) -> Result<Volume> {
+    /// The volume, and for DICOM what a SEG of it refers to.
+    fn load_volume(path: &Path) -> Result<(Volume, Option<SeriesReference>)> {
         let files: Vec<(String, Vec<u8>)> = if path.is_dir() {
             list_dir(path)?
                 .into_iter()
@@ -401,7 +405,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         } else {
             let bytes = read(path)?;
             if !is_dicom(&bytes) && !path.to_string_lossy().to_lowercase().ends_with(".dcm") {
-                return read_volume(&bytes);
+                return Ok((read_volume(&bytes)?, None));
             }
             vec![(path.display().to_string(), bytes)]
         };
@@ -409,7 +413,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         for note in &series.notes {
             eprintln!("note: {note}");
         }
-        Ok(series.volume)
+        Ok((series.volume, Some(series.reference)))
     }
 
     /// A 2D image, or one slice of a volume windowed over the whole volume (as the official
@@ -423,7 +427,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
             }
             return decode_image(&read(path)?);
         }
-        let vol = load_volume(path)?;
+        let (vol, _) = load_volume(path)?;
         let [width, height, depth] = vol.size;
         let z = slice.ok_or_else(|| {
             Error::Input(format!(
@@ -600,9 +604,10 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                 backend,
             } => {
                 let name = out.to_string_lossy().to_ascii_lowercase();
-                if !name.ends_with(".nii") && !name.ends_with(".nii.gz") {
+                let seg = name.ends_with(".dcm");
+                if !name.ends_with(".nii") && !name.ends_with(".nii.gz") && !seg {
                     return Err(Error::Input(
-                        "--out must name a .nii.gz or .nii file".into(),
+                        "--out must name a .nii.gz or .nii file, or a .dcm file (DICOM SEG)".into(),
                     ));
                 }
                 if !is_volume_name(&volume) {
@@ -610,7 +615,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                         "--volume must be a .nrrd, .nii or .nii.gz scan, a DICOM file or a folder of DICOM files".into(),
                     ));
                 }
-                let vol = load_volume(&volume)?;
+                let (vol, reference) = load_volume(&volume)?;
                 let [w, h, d] = vol.size;
                 let box3d = Box3d::from_official(r#box)?;
                 let u8s = window::apply(&vol.data, choose_window(&vol.data, window));
@@ -625,7 +630,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                 let t = Instant::now();
                 pollster::block_on(propagate(
                     &m,
-                    &mut async |p: &Planes| m.embed(p),
+                    &mut async |_, p: &Planes| m.embed(p),
                     &stack,
                     &box3d,
                     Propagation {
@@ -653,10 +658,12 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                     }
                 }
                 let voxels = labels.iter().filter(|&&v| v > 0).count();
-                write(
-                    &out,
-                    &write_nifti_labels(&vol, &labels, name.ends_with(".gz"))?,
-                )?;
+                let bytes = if seg {
+                    write_seg(&vol, &labels, &["Object 1".into()], reference.as_ref())?
+                } else {
+                    write_nifti_labels(&vol, &labels, name.ends_with(".gz"))?
+                };
+                write(&out, &bytes)?;
                 println!(
                     "wrote {}: {voxels} voxels, {:.2} mL, {:.1} s",
                     out.display(),

@@ -5,6 +5,7 @@
 //! encapsulated JPEG baseline/extended (8-bit) and RLE Lossless; other compressed transfer
 //! syntaxes are named in a clear message.
 
+use super::dicom_seg::SeriesReference;
 use super::volume::{MAX_VOXELS, Volume};
 use crate::{Error, Result};
 use dicom_object::mem::InMemElement;
@@ -50,6 +51,9 @@ struct Slice {
     thickness: Option<f64>,
     /// One plane of values per frame.
     frames: Vec<Vec<f32>>,
+    /// Patient, study and series tags, and this file's (SOP class, SOP instance).
+    reference: SeriesReference,
+    sop: (String, String),
 }
 
 fn bad(name: &str, m: impl std::fmt::Display) -> Error {
@@ -259,6 +263,26 @@ fn read_slice(name: &str, bytes: &[u8]) -> Result<Slice> {
             .or_else(|| float(obj, SLICE_THICKNESS))
             .filter(|t| *t > 0.0),
         frames: values.chunks(plane).map(|c| c.to_vec()).collect(),
+        reference: SeriesReference {
+            patient_name: text(obj, Tag(0x0010, 0x0010)),
+            patient_id: text(obj, Tag(0x0010, 0x0020)),
+            patient_birth_date: text(obj, Tag(0x0010, 0x0030)),
+            patient_sex: text(obj, Tag(0x0010, 0x0040)),
+            study_uid: text(obj, Tag(0x0020, 0x000D)),
+            study_date: text(obj, Tag(0x0008, 0x0020)),
+            study_time: text(obj, Tag(0x0008, 0x0030)),
+            study_id: text(obj, Tag(0x0020, 0x0010)),
+            accession: text(obj, Tag(0x0008, 0x0050)),
+            referring_physician: text(obj, Tag(0x0008, 0x0090)),
+            series_uid: text(obj, SERIES_UID),
+            frame_of_reference_uid: text(obj, Tag(0x0020, 0x0052)),
+            instances: vec![],
+            positions: vec![],
+        },
+        sop: (
+            text(obj, Tag(0x0008, 0x0016)),
+            text(obj, Tag(0x0008, 0x0018)),
+        ),
     })
 }
 
@@ -570,6 +594,8 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 pub struct Series {
     pub volume: Volume,
     pub notes: Vec<String>,
+    /// What a DICOM SEG of this volume refers to.
+    pub reference: SeriesReference,
 }
 
 /// Reads DICOM files (one file, a multi-frame file, or a series) into one volume. Files that
@@ -679,7 +705,17 @@ pub fn read_series(files: &[(String, Vec<u8>)]) -> Result<Series> {
         }
     }
     let first = &slices[0];
+    let mut reference = first.reference.clone();
+    // One entry per slice of the volume (a multi-frame file's frames share its instance).
+    reference.instances = slices
+        .iter()
+        .flat_map(|s| std::iter::repeat_n(s.sop.clone(), s.frames.len()))
+        .collect();
+    if slices.iter().all(|s| s.frames.len() == 1) {
+        reference.positions = slices.iter().filter_map(|s| s.position).collect();
+    }
     Ok(Series {
+        reference,
         volume: Volume {
             size: [cols, rows, depth],
             spacing: [first.spacing[0], first.spacing[1], z_spacing],

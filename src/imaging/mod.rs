@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod dicom;
+pub mod dicom_seg;
 pub mod resize;
 pub mod spline;
 pub mod volume;

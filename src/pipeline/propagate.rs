@@ -96,6 +96,10 @@ impl EmbeddingCache {
         self.entries.is_empty()
     }
 
+    pub fn contains(&self, z: usize) -> bool {
+        self.entries.iter().any(|(k, _)| *k == z)
+    }
+
     /// Forgets everything (a new volume or a new window).
     pub fn clear(&mut self) {
         self.entries.clear();
@@ -154,7 +158,7 @@ struct Sweep {
 #[allow(clippy::too_many_arguments)]
 pub async fn propagate(
     model: &MedSam,
-    embed: &mut impl AsyncFnMut(&Planes) -> Result<ImageEmbedding>,
+    embed: &mut impl AsyncFnMut(usize, &Planes) -> Result<ImageEmbedding>,
     stack: &SliceStack<'_>,
     box3d: &Box3d,
     opts: Propagation,
@@ -163,31 +167,18 @@ pub async fn propagate(
     progress: &mut impl AsyncFnMut(usize, usize) -> bool,
 ) -> Result<Outcome> {
     check(stack, box3d, masks)?;
-    let mid = box3d.middle();
-    let up = |from| Sweep { step: 1, from };
-    let down = |from: usize| Sweep {
-        step: -1,
-        from: from.wrapping_sub(1),
-    };
-    let sweeps = match opts.from_edited {
-        None => {
-            // The middle slice's mask is the middle box's result, whatever was there before.
-            masks[mid] = None;
-            vec![up(mid), down(mid)]
-        }
+    match opts.from_edited {
+        // The middle slice's mask is the middle box's result, whatever was there before.
+        None => masks[box3d.middle()] = None,
         Some(edited) => {
             if masks.get(edited).is_none_or(Option::is_none) {
                 return Err(Error::Input(format!(
                     "slice {edited} has no mask to propagate from"
                 )));
             }
-            match edited.cmp(&mid) {
-                std::cmp::Ordering::Greater => vec![up(edited + 1)],
-                std::cmp::Ordering::Less => vec![down(edited)],
-                std::cmp::Ordering::Equal => vec![up(edited + 1), down(edited)],
-            }
         }
-    };
+    }
+    let sweeps = sweeps(box3d, opts.from_edited);
     let mid_box = model
         .model_prompt_for_size(stack.width, stack.height, &UserPrompt::from_box(box3d.rect))?
         .bbox
@@ -197,7 +188,7 @@ pub async fn propagate(
         let emb = match cache.get(z) {
             Some(hit) => hit,
             None => {
-                let emb = embed(&stack.slice(z)).await?;
+                let emb = embed(z, &stack.slice(z)).await?;
                 cache.insert(z, emb.clone());
                 emb
             }
@@ -244,6 +235,40 @@ fn check(stack: &SliceStack, box3d: &Box3d, masks: &SliceMasks) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The directions a run travels: from the middle up then down, or outwards from a corrected
+/// slice on its side (both sides for the middle itself).
+fn sweeps(box3d: &Box3d, from_edited: Option<usize>) -> Vec<Sweep> {
+    let mid = box3d.middle();
+    let up = |from| Sweep { step: 1, from };
+    let down = |from: usize| Sweep {
+        step: -1,
+        from: from.wrapping_sub(1),
+    };
+    match from_edited {
+        None => vec![up(mid), down(mid)],
+        Some(edited) => match edited.cmp(&mid) {
+            std::cmp::Ordering::Greater => vec![up(edited + 1)],
+            std::cmp::Ordering::Less => vec![down(edited)],
+            std::cmp::Ordering::Equal => vec![up(edited + 1), down(edited)],
+        },
+    }
+}
+
+/// The slices inside `z0..=z1` a run will segment, in the order it visits them (slices past the
+/// range, with `beyond`, follow only as masks keep appearing). Lets the app encode ahead.
+pub fn planned_slices(box3d: &Box3d, from_edited: Option<usize>) -> Vec<usize> {
+    let (z0, z1) = (box3d.z0 as isize, box3d.z1 as isize);
+    let mut order = vec![];
+    for s in sweeps(box3d, from_edited) {
+        let mut z = s.from as isize;
+        while (z0..=z1).contains(&z) {
+            order.push(z as usize);
+            z += s.step;
+        }
+    }
+    order
 }
 
 /// The propagation walk itself, with `segment(z, box in model pixels)` doing the model's part.
@@ -407,16 +432,7 @@ mod tests {
                 .map(|i| (inside(i % 256, b[0], b[2]) && inside(i / 256, b[1], b[3])) as u8)
                 .collect())
         };
-        let sweeps = [
-            Sweep {
-                step: 1,
-                from: box3d.middle(),
-            },
-            Sweep {
-                step: -1,
-                from: box3d.middle() - 1,
-            },
-        ];
+        let sweeps = sweeps(&box3d, opts.from_edited);
         let out = pollster::block_on(sweep(
             (256, 256, masks.len()),
             &box3d,
@@ -445,6 +461,11 @@ mod tests {
         assert_eq!(out, Outcome::Done);
         let order: Vec<usize> = calls.iter().map(|c| c.0).collect();
         assert_eq!(order, [10, 11, 12, 9, 8]);
+        assert_eq!(
+            planned_slices(&b, None),
+            order,
+            "the plan the app encodes ahead by"
+        );
         assert_eq!(
             calls[0].1,
             [0.0, 0.0, 256.0, 256.0],
@@ -497,6 +518,21 @@ mod tests {
         assert_eq!(out, Outcome::Cancelled);
         assert_eq!(calls.len(), 2);
         assert_eq!(masks.iter().filter(|m| m.is_some()).count(), 2);
+    }
+
+    #[test]
+    fn planned_slices_follow_a_correction_outwards() {
+        let b = Box3d {
+            rect: [0.0; 4],
+            z0: 8,
+            z1: 12,
+        };
+        assert_eq!(planned_slices(&b, Some(11)), [12]);
+        assert_eq!(planned_slices(&b, Some(9)), [8]);
+        assert_eq!(planned_slices(&b, Some(10)), [11, 12, 9, 8]);
+        assert_eq!(planned_slices(&b, Some(12)), Vec::<usize>::new());
+        let one = Box3d { z0: 0, z1: 0, ..b };
+        assert_eq!(planned_slices(&one, None), [0]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 // same browser, same run. Prints model load, encode and decode times as median (min–max), then
 // the ratios medseg / onnxruntime-web per backend.
 //   node tests/e2e/bench.mjs [MODES] [RUNS]      (or scripts/bench-web.sh, which builds and installs)
-// MODES: comma-separated from cpu, webgpu, ort-wasm, ort-wasm2, ort-webgpu; "both" = cpu,webgpu;
+// MODES: comma-separated from cpu, webgpu, ort-wasm, ort-wasm2, ort-webgpu, propagate, propagate1
+// (3D propagation with the encoder pool / one worker); "both" = cpu,webgpu;
 // "peers" = cpu,ort-wasm,ort-wasm2 (default cpu). ort-* need onnxruntime-web in ORT_WEB_DIR
 // (default .cache/bench-web/node_modules/onnxruntime-web). ort-wasm runs 1 thread like medseg's
 // CPU path; ort-wasm2 runs 2 threads (the page is cross-origin isolated).
@@ -53,7 +54,8 @@ async function benchApp(mode, origin) {
   const phase = (want, ms) => page.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms });
   try {
     const t0 = Date.now();
-    await page.goto(origin + '/');
+    // SwiftShader is a fallback adapter, on which the page would choose its CPU path.
+    await page.goto(origin + (mode === 'webgpu' ? '/?backend=webgpu' : '/'));
     await phase('idle', 120_000);
     const load = Date.now() - t0;
     const backend = await page.textContent('#backend');
@@ -80,6 +82,45 @@ async function benchApp(mode, origin) {
       decodes.push(Number((await page.textContent('#status')).match(/Mask in (\d+) ms/)[1]));
     }
     return { mode, label: backend, load, first: encodes[0], encode: encodes.slice(1), decode: decodes, note };
+  } finally {
+    await close();
+  }
+}
+
+// 3D propagation in the page (CPU path): brain1's official 7-slice range (slices 11–17) in a fresh
+// page, the box drawn on the middle slice (which embeds it), then Propagate: the time the status
+// reports, RUNS times. "propagate" lets the page use its encoder pool (one worker per core, at
+// most 3), "propagate1" caps it at one worker (?encoders=1), as before the pool.
+async function benchPropagate(mode, origin) {
+  const { page, close } = await browser(false);
+  const scan = path.join(ROOT, '.cache/data/pyradiomics/brain1_image.nrrd');
+  const times = [];
+  let label = '';
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      await page.goto(origin + (mode === 'propagate1' ? '/?encoders=1' : '/'));
+      await page.waitForFunction(() => document.querySelector('.app')?.dataset.phase === 'idle', null, { timeout: 120_000 });
+      await page.setInputFiles('#file', scan);
+      await page.waitForFunction(() => document.querySelector('#slice-info')?.textContent.startsWith('Slice 13 / 25'), null, { timeout: 60_000 });
+      await page.keyboard.press('ArrowDown');
+      await page.keyboard.press('[');
+      for (let k = 0; k < 6; k++) await page.keyboard.press('ArrowUp');
+      await page.keyboard.press(']');
+      for (let k = 0; k < 3; k++) await page.keyboard.press('ArrowDown');
+      const r = await page.locator('#view').boundingBox();
+      const at = (x, y) => [r.x + (x + 0.5) * r.width / 256, r.y + (y + 0.5) * r.height / 256];
+      await page.mouse.move(...at(162, 84));
+      await page.mouse.down();
+      await page.mouse.move(...at(208, 153), { steps: 6 });
+      await page.mouse.up();
+      await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: TIMEOUT });
+      await page.click('#propagate');
+      await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Propagated'), null, { timeout: TIMEOUT });
+      const status = await page.textContent('#status');
+      times.push(Number(status.match(/in ([\d.]+) s/)[1]) * 1000);
+      label = `${status.match(/(\d+) slices/)[1]} slices, ${mode === 'propagate1' ? '1 encoder worker' : 'encoder pool'}`;
+    }
+    return { mode, label, load: NaN, encode: times, decode: [], note: '' };
   } finally {
     await close();
   }
@@ -154,10 +195,12 @@ const ortDir = modes.some((m) => m.startsWith('ort-')) ? ortSite() : null;
 const peer = ortDir ? await serve(ortDir) : null;
 try {
   for (const mode of modes) {
-    const r = mode.startsWith('ort-')
-      ? await benchOrt(mode, `http://127.0.0.1:${peer.address().port}`)
-      : await benchApp(mode, `http://127.0.0.1:${app.address().port}`);
+    const origin = `http://127.0.0.1:${app.address().port}`;
+    const r = mode.startsWith('ort-') ? await benchOrt(mode, `http://127.0.0.1:${peer.address().port}`)
+      : mode.startsWith('propagate') ? await benchPropagate(mode, origin)
+        : await benchApp(mode, origin);
     results.push(r);
+    if (mode.startsWith('propagate')) { console.log(`${mode} (${r.label}): propagation ${stats(r.encode)}`); continue; }
     console.log(`${mode} (${r.label}): model load ${r.load.toFixed(0)} ms; first encode ${r.first === undefined ? '—' : r.first.toFixed(0) + ' ms'}; ` +
       `later encodes ${stats(r.encode)}; decode ${stats(r.decode)}${r.note ? '; ' + r.note : ''}`);
   }
@@ -175,4 +218,7 @@ for (const [ours, theirs] of [['cpu', 'ort-wasm'], ['cpu', 'ort-wasm2'], ['webgp
   if (!a || !b) continue;
   const ratio = (x, y) => (x.length && y.length ? (median(x) / median(y)).toFixed(2) : '—');
   console.log(`ratio medseg ${ours} / ${b.label}: encode ${ratio(a.encode, b.encode)}, decode ${ratio(a.decode, b.decode)}`);
+}
+if (by.propagate && by.propagate1 && by.propagate.encode.length && by.propagate1.encode.length) {
+  console.log(`ratio propagation, encoder pool / 1 worker: ${(median(by.propagate.encode) / median(by.propagate1.encode)).toFixed(2)}`);
 }

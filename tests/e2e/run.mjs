@@ -97,7 +97,8 @@ async function checks(mode, ctx, origin) {
   });
   page.on('console', (m) => { if (m.type() === 'error') console.log(`  [${mode} console] ${m.text()}`); });
   const t0 = Date.now();
-  await page.goto(origin + '/');
+  // SwiftShader is a fallback adapter, on which the page would choose its CPU path.
+  await page.goto(origin + (mode === 'webgpu' ? '/?backend=webgpu' : '/'));
   const phase = () => page.getAttribute('.app', 'data-phase');
   const waitPhase = async (want, ms) => {
     await page.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms });
@@ -109,6 +110,17 @@ async function checks(mode, ctx, origin) {
     const backend = await page.textContent('#backend');
     console.log(`  ${prefix} backend: ${backend}, model ready after ${Date.now() - t0} ms`);
     assert(mode === 'webgpu' ? backend.includes('WebGPU') : backend.includes('CPU'), `backend ${backend}`);
+  });
+
+  if (mode === 'webgpu') await check(`${prefix} on a software-emulated WebGPU adapter the page computes on its CPU path unless asked`, async () => {
+    const other = await ctx.newPage();
+    try {
+      await other.goto(origin + '/');
+      await other.waitForFunction(() => document.querySelector('.app')?.dataset.phase === 'idle', null, { timeout: 120_000 });
+      const backend = await other.textContent('#backend');
+      console.log(`  ${prefix} without ?backend=webgpu: ${backend}`);
+      assert(backend.startsWith('CPU') && backend.includes('software-emulated'), `backend ${backend}`);
+    } finally { await other.close(); }
   });
 
   // Before anything else runs on SwiftShader: an image encode in the background would triple its time.

@@ -103,6 +103,25 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
         if ((png.data[i * 4] > 0) !== (got.labels[z * n + i] > 0)) throw new Error(`${name} differs from the NIfTI at pixel ${i}`);
       }
     }
+    // The same labels as a DICOM SEG: one bit-packed frame per segmented slice, as many set
+    // bits as labelled voxels in the NIfTI.
+    const [sdl] = await Promise.all([page.waitForEvent('download'), page.click('#export-seg')]);
+    const segFile = path.join(art, 'segmentation-cpu.dcm');
+    await sdl.saveAs(segFile);
+    const seg = fs.readFileSync(segFile);
+    assert(seg.toString('latin1', 128, 132) === 'DICM', 'the SEG is not a DICOM file');
+    const element = (group, elem, vr) => {
+      const tag = Buffer.from([group & 255, group >> 8, elem & 255, elem >> 8, ...Buffer.from(vr)]);
+      const at = seg.lastIndexOf(tag);
+      assert(at > 0, `no (${group.toString(16)},${elem.toString(16)}) in the SEG`);
+      return vr === 'OB' ? seg.subarray(at + 12, at + 12 + seg.readUInt32LE(at + 8))
+        : seg.subarray(at + 8, at + 8 + seg.readUInt16LE(at + 6));
+    };
+    const frames = Number(element(0x0028, 0x0008, 'IS').toString().trim());
+    let bits = 0;
+    for (const byte of element(0x7fe0, 0x0010, 'OB')) for (let k = 0; k < 8; k++) bits += (byte >> k) & 1;
+    console.log(`  ${prefix} DICOM SEG: ${seg.length} bytes, ${frames} frames, ${bits} voxels`);
+    assert(frames === 3 && bits === a, `SEG has ${frames} frames and ${bits} voxels (NIfTI: 3 slices, ${a} voxels)`);
     const ml = (a * got.pixdim[0] * got.pixdim[1] * got.pixdim[2]) / 1000;
     const shown = await page.textContent('#measure');
     assert(shown.includes(`${ml.toFixed(2)} mL`), `measure "${shown}" vs ${ml.toFixed(2)} mL`);
