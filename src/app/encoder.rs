@@ -6,8 +6,9 @@
 //! If the worker cannot start or dies, the page encodes itself, as before.
 //!
 //! A 3D propagation encodes slice after slice, while the decoder needs only the page's thread
-//! briefly: there the pool [`widen`]s to a few workers (one per core, at most [`MAX_WORKERS`],
-//! each with its own model copy) and the slices next in the walk are encoded ahead, in parallel.
+//! briefly: when a volume opens the pool [`widen`]s to a few workers (one per core, at most
+//! [`MAX_WORKERS`], each with its own model copy), and a propagation has the slices next in its
+//! walk encoded ahead, in parallel.
 
 use super::web::{f32_bytes, f32s, js_err};
 use super::worker::{listen, message, read, reply, spawn};
@@ -150,6 +151,8 @@ struct Slot {
     ready: bool,
     /// The model, sent once the worker says it is ready.
     load: Option<JsValue>,
+    /// Requests for a worker still starting, sent right after the model.
+    queued: Vec<JsValue>,
     /// Why the worker is unusable (its requests go elsewhere, or the page encodes itself).
     broken: Option<String>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
@@ -234,6 +237,7 @@ fn spawn_slot(k: usize, load: &JsValue) -> std::result::Result<Slot, String> {
         loaded,
         ready: false,
         load: Some(load.clone()),
+        queued: vec![],
         broken: None,
         _on_message: on_message,
         _on_error: on_error,
@@ -260,17 +264,26 @@ fn on_answer(k: usize, data: JsValue) {
         };
         match answer {
             Ok(FromEncoder::Ready) => {
-                if let Some(load) = slot.load.take()
-                    && let Err(e) = slot.worker.post_message(&load)
-                {
-                    slot.broken = Some(js_err(e));
-                    return slot.pending.drain().map(|(_, f)| f).collect();
+                let load = slot.load.take().into_iter();
+                for m in load.chain(std::mem::take(&mut slot.queued)) {
+                    if let Err(e) = slot.worker.post_message(&m) {
+                        slot.broken = Some(js_err(e));
+                        return slot.pending.drain().map(|(_, f)| f).collect();
+                    }
                 }
                 vec![]
             }
             Ok(FromEncoder::Loaded { id }) => {
                 slot.ready = true;
                 slot.pending.remove(&id).into_iter().collect()
+            }
+            // The model did not load: what waits for this worker goes elsewhere.
+            Ok(FromEncoder::Failed {
+                id: Some(LOAD),
+                message,
+            }) => {
+                slot.broken = Some(message);
+                slot.pending.drain().map(|(_, f)| f).collect()
             }
             Ok(FromEncoder::Embedded { id, .. } | FromEncoder::Failed { id: Some(id), .. }) => {
                 slot.pending.remove(&id).into_iter().collect()
@@ -290,8 +303,9 @@ fn on_answer(k: usize, data: JsValue) {
     }
 }
 
-/// Sends a request to the least busy worker that has the model (the first worker, once it
-/// has, when none has yet); None where the page must encode.
+/// Sends a request to the least busy worker (the first worker, once it has the model, when none
+/// has yet); None where the page must encode. A worker still loading the model counts as half a
+/// request busy: loading takes a second or two, an encode several.
 async fn ask(msg: impl FnOnce(u32) -> ToEncoder, bulk: &[u8]) -> Option<Promise> {
     if !POOL.with_borrow(|p| p.as_ref().is_some_and(|p| p.slots.iter().any(|s| s.ready))) {
         first_worker_ready().await;
@@ -303,14 +317,19 @@ async fn ask(msg: impl FnOnce(u32) -> ToEncoder, bulk: &[u8]) -> Option<Promise>
         let slot = pool
             .slots
             .iter_mut()
-            .filter(|s| s.ready && s.broken.is_none())
-            .min_by_key(|s| s.pending.len())?;
+            .filter(|s| s.broken.is_none())
+            .min_by_key(|s| {
+                let loading = !s.ready as usize;
+                2 * (s.pending.len() - loading) + loading
+            })?;
         let data = message(&msg(id), Some(bulk)).ok()?;
         let mut resolve = None;
         let promise = Promise::new(&mut |r, _| resolve = Some(r));
         slot.pending
             .insert(id, resolve.expect("Promise::new calls back at once"));
-        if let Err(e) = slot.worker.post_message(&data) {
+        if slot.load.is_some() {
+            slot.queued.push(data);
+        } else if let Err(e) = slot.worker.post_message(&data) {
             slot.broken = Some(js_err(e));
             slot.pending.remove(&id);
             return None;
@@ -386,14 +405,14 @@ pub async fn finish(model: &MedSam, img: &Planes, pending: Pending) -> Result<Im
             }
             Some((
                 FromEncoder::Failed {
-                    id: Some(_),
+                    id: Some(id),
                     message,
                 },
                 _,
-            )) => {
+            )) if id != LOAD => {
                 return Err(Error::Device(message));
             }
-            // The worker died on the way: the page takes over.
+            // The worker died or could not load the model: the page takes over.
             _ => {}
         }
     }

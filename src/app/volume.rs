@@ -265,6 +265,8 @@ fn show_new(ui: Ui, v: VolUi, name: String, vol: Volume, reference: Option<Serie
         });
         s.clear_work();
     });
+    // Propagation will want the encoder pool: its workers load their model while the user looks.
+    super::encoder::widen();
     ui.progress.set(None);
     ui.image_name.set(name.clone());
     show(ui, v, depth / 2);
