@@ -92,12 +92,13 @@ async function benchApp(mode, origin) {
 // reports, RUNS times. "propagate" lets the page use its encoder pool (one worker per core, at
 // most 3), "propagate1" caps it at one worker (?encoders=1), as before the pool.
 async function benchPropagate(mode, origin) {
-  const { page, close } = await browser(false);
   const scan = path.join(ROOT, '.cache/data/pyradiomics/brain1_image.nrrd');
   const times = [];
   let label = '';
-  try {
-    for (let i = 0; i < RUNS; i++) {
+  // A fresh browser per run: autosave would otherwise restore the last run's work.
+  for (let i = 0; i < RUNS; i++) {
+    const { page, close } = await browser(false);
+    try {
       await page.goto(origin + (mode === 'propagate1' ? '/?encoders=1' : '/'));
       await page.waitForFunction(() => document.querySelector('.app')?.dataset.phase === 'idle', null, { timeout: 120_000 });
       await page.setInputFiles('#file', scan);
@@ -107,6 +108,8 @@ async function benchPropagate(mode, origin) {
       for (let k = 0; k < 6; k++) await page.keyboard.press('ArrowUp');
       await page.keyboard.press(']');
       for (let k = 0; k < 3; k++) await page.keyboard.press('ArrowDown');
+      // After the keys: with the checkbox focused the page would not see them.
+      await page.uncheck('#beyond');
       const r = await page.locator('#view').boundingBox();
       const at = (x, y) => [r.x + (x + 0.5) * r.width / 256, r.y + (y + 0.5) * r.height / 256];
       await page.mouse.move(...at(162, 84));
@@ -119,11 +122,11 @@ async function benchPropagate(mode, origin) {
       const status = await page.textContent('#status');
       times.push(Number(status.match(/in ([\d.]+) s/)[1]) * 1000);
       label = `${status.match(/(\d+) slices/)[1]} slices, ${mode === 'propagate1' ? '1 encoder worker' : 'encoder pool'}`;
+    } finally {
+      await close();
     }
-    return { mode, label, load: NaN, encode: times, decode: [], note: '' };
-  } finally {
-    await close();
   }
+  return { mode, label, load: NaN, encode: times, decode: [], note: '' };
 }
 
 // onnxruntime-web on the official graphs: session creation, then one warm-up and RUNS timed
