@@ -4,11 +4,13 @@
 # same run on the same machine; then UniverSeg per query. Prints each median, the ratios medseg /
 # onnxruntime and medseg / PyTorch, and the BENCHMARKS.md table rows. Not a test. Sets up its own
 # Python venv in .cache/bench-venv (PyPI's torch wheel brings several GB of CUDA libraries it does
-# not use here).  RUNS (LiteMedSAM, default 10), VIT_RUNS (default 3), UNIVERSEG_RUNS (default 3).
+# not use here).  RUNS (LiteMedSAM, default 10), VIT_RUNS (default 3), UNIVERSEG_RUNS (default 3),
+# BACKENDS (default "cpu wgpu"; "cpu" skips the slow lavapipe rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10}
 VIT_RUNS=${VIT_RUNS:-3}
+BACKENDS=${BACKENDS:-cpu wgpu}
 scripts/fetch-weights.sh
 cargo build --release --quiet --bin medseg
 VENV=.cache/bench-venv
@@ -35,7 +37,7 @@ pt=$($VENV/bin/python -W ignore scripts/bench_peers.py pytorch "$RUNS" 2)
 echo "$pt"
 row "onnxruntime CPU, 2 threads, official LiteMedSAM ONNX graphs" "$ort" "$ort"
 row "PyTorch CPU, 2 threads, official LiteMedSAM" "$pt" "$ort"
-for backend in cpu wgpu; do
+for backend in $BACKENDS; do
   out=$(target/release/medseg bench --model models/litemedsam.int8.medseg --backend $backend --runs "$RUNS" 2>&1) || { echo "$backend: $out"; continue; }
   echo "$out"
   row "medseg LiteMedSAM, $([ $backend = cpu ] && echo "cpu (flex), 2 threads (rayon)" || echo "wgpu (the Vulkan adapter found: lavapipe on a GPU-less machine)")" "$out" "$ort"
@@ -68,6 +70,6 @@ echo
 # the official architecture and size (random weights), which is all timing needs.
 target/release/medseg convert --arch universeg --checkpoint ../shared/fixtures/universeg_v1_random_seed20261126.pt \
   --out .cache/universeg-bench.int8.medseg > /dev/null
-for backend in cpu wgpu; do
+for backend in $BACKENDS; do
   target/release/medseg bench --model .cache/universeg-bench.int8.medseg --backend $backend --runs "${UNIVERSEG_RUNS:-3}" 2>&1 || true
 done

@@ -4,7 +4,20 @@
 fn main() {}
 
 #[cfg(not(target_family = "wasm"))]
+#[path = "cli/alloc.rs"]
+mod alloc;
+
+#[cfg(not(target_family = "wasm"))]
+#[global_allocator]
+static ALLOC: alloc::CachingAlloc = alloc::CachingAlloc::new();
+
+#[cfg(not(target_family = "wasm"))]
 fn main() {
+    // mimalloc's `mi_option_purge_delay` (15 in its v3 option enum; the Rust bindings do not name
+    // it): −1 keeps freed memory mapped, so the next op's buffer needs no fresh zeroed pages.
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets a process-wide option before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     std::process::exit(cli::run());
 }
 

@@ -21,8 +21,20 @@ impl Linear {
         let b = bias.then(|| l.tensor(&format!("{p}.bias"), [d_out]));
         Linear { w, b }
     }
+    /// Over the last axis. The leading axes are folded into one first: burn-flex would otherwise
+    /// run (and pack the weight for) one small matrix product per leading index, e.g. one per
+    /// attention window (361 × 49 tokens in LiteMedSAM's first stage).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        linear(x, self.w.clone(), self.b.clone())
+        let dims = x.dims();
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let y = linear(
+            x.reshape([rows, dims[D - 1]]),
+            self.w.clone(),
+            self.b.clone(),
+        );
+        let mut out = dims;
+        out[D - 1] = y.dims()[1];
+        y.reshape(out)
     }
 }
 
@@ -113,6 +125,26 @@ impl Conv2d {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         conv2d(x, self.w.clone(), self.b.clone(), self.opts.clone())
     }
+
+    /// This convolution (a depthwise 3×3, stride 1, padding 1) over channels-last tokens (B, H·W, C)
+    /// of an H×W map. On the CPU backend without leaving that layout (`cpu::depthwise3x3_tokens`).
+    pub fn forward_tokens(&self, x: Tensor<3>, (h, w): (usize, usize)) -> Tensor<3> {
+        let [b, l, c] = x.dims();
+        let dw3 = self.w.dims() == [c, 1, 3, 3]
+            && self.opts.groups == c
+            && self.opts.stride == [1, 1]
+            && self.opts.padding == [(1, 1); 2]
+            && self.opts.dilation == [1, 1];
+        let fast = if dw3 {
+            super::cpu::depthwise3x3_tokens(x, (h, w), self.w.clone(), self.b.clone())
+        } else {
+            Err(x)
+        };
+        fast.unwrap_or_else(|x| {
+            let y = self.forward(x.swap_dims(1, 2).reshape([b, c, h, w]));
+            y.reshape([b, c, l]).swap_dims(1, 2)
+        })
+    }
 }
 
 /// `nn.ConvTranspose2d` with kernel = stride (SAM's 2x upscaling).
@@ -177,116 +209,20 @@ impl LayerNorm2d {
     }
 }
 
-/// GELU in its exact form, 0.5·x·(1 + erf(x/√2)), as PyTorch's default. On the CPU backend it
-/// runs as one pass the compiler vectorizes (erf as a rational function, see `erf_f32`) instead of
-/// burn-flex's element-at-a-time libm erf, which profiles put at a quarter of the LiteMedSAM
-/// encoder's time and half of the decoder's. Elsewhere (GPU, autodiff) burn's own GELU.
+/// GELU in its exact form, 0.5·x·(1 + erf(x/√2)), as PyTorch's default. On the CPU backend one
+/// vectorized pass (`cpu::gelu`) instead of burn-flex's element-at-a-time libm erf, which profiles
+/// put at a quarter of the LiteMedSAM encoder's time and half of the decoder's.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    use burn_flex::Flex;
-    match x.clone().try_into_primitive::<Flex>() {
-        Ok(t) if t.dtype() == burn::tensor::DType::F32 => {
-            drop(x); // so that the storage is ours alone and changes in place
-            let mut t = if t.is_contiguous() {
-                t
-            } else {
-                t.to_contiguous()
-            };
-            let (off, n) = (t.layout().start_offset(), t.layout().num_elements());
-            for v in &mut t.storage_mut::<f32>()[off..off + n] {
-                *v = 0.5 * *v * (1.0 + erf_f32(*v * std::f32::consts::FRAC_1_SQRT_2));
-            }
-            Tensor::from_primitive::<Flex>(t)
-        }
-        _ => burn::tensor::activation::gelu(x),
-    }
+    super::cpu::gelu(x).unwrap_or_else(burn::tensor::activation::gelu)
 }
 
-/// erf for f32 without branches or calls, so that loops over it vectorize: x·P(x²)/Q(x²) on
-/// |x| ≤ 4 (erf(4) rounds to 1 in f32), degrees 5/5, coefficients fitted here by reweighted least
-/// squares against the double-precision erf; max |error| 3.4e-7 over the f32 line (libm's erff:
-/// about 1e-7).
-#[inline(always)]
-pub fn erf_f32(x: f32) -> f32 {
-    const P: [f32; 6] = [
-        1.128_379,
-        0.196_389_9,
-        0.053_484_526,
-        0.004_009_112_3,
-        0.000_288_072_13,
-        1.972_671_5e-6,
-    ];
-    const Q: [f32; 6] = [
-        1.0,
-        0.507_377_15,
-        0.116_533_21,
-        0.015_455_619,
-        0.001_217_500_8,
-        3.745_976e-5,
-    ];
-    let x = x.clamp(-4.0, 4.0);
-    let t = x * x;
-    let p = ((((P[5] * t + P[4]) * t + P[3]) * t + P[2]) * t + P[1]) * t + P[0];
-    let q = ((((Q[5] * t + Q[4]) * t + Q[3]) * t + Q[2]) * t + Q[1]) * t + Q[0];
-    (x * p / q).clamp(-1.0, 1.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::tensor::{Device, TensorData};
-
-    #[test]
-    fn erf_f32_is_within_4e_7_of_erf() {
-        let mut worst = 0.0f32;
-        for i in -600_000..=600_000 {
-            let x = i as f32 * 1e-5;
-            worst = worst.max((erf_f32(x) - erf_ref(x as f64) as f32).abs());
-        }
-        assert!(worst < 4e-7, "max |erf_f32 - erf| = {worst}");
-        assert_eq!(erf_f32(f32::INFINITY), 1.0);
-        assert_eq!(erf_f32(-30.0), -1.0);
-    }
-
-    /// erf in f64 by the series for |x| < 3 and the asymptotic complement beyond (both far more
-    /// precise than f32).
-    fn erf_ref(x: f64) -> f64 {
-        if x.abs() >= 3.0 {
-            let z = x.abs();
-            // erfc(z) = exp(-z²)/(z√π)·(1 − 1/(2z²) + 3/(4z⁴) − 15/(8z⁶) + 105/(16z⁸))
-            let z2 = z * z;
-            let s = 1.0 - 1.0 / (2.0 * z2) + 3.0 / (4.0 * z2 * z2) - 15.0 / (8.0 * z2.powi(3))
-                + 105.0 / (16.0 * z2.powi(4));
-            let erfc = (-z2).exp() / (z * std::f64::consts::PI.sqrt()) * s;
-            return x.signum() * (1.0 - erfc);
-        }
-        let (mut term, mut sum, mut n) = (x, x, 0.0);
-        while term.abs() > 1e-17 * sum.abs().max(1e-300) {
-            n += 1.0;
-            term *= -x * x / n;
-            sum += term / (2.0 * n + 1.0);
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    }
-
-    #[test]
-    fn gelu_on_the_cpu_matches_burns_exact_gelu() {
-        let dev = Device::flex();
-        let v: Vec<f32> = (0..4096).map(|i| (i as f32 - 2048.0) * 0.004).collect();
-        let x = Tensor::<2>::from_data(TensorData::new(v, [64, 64]), &dev);
-        // A transposed view too: the non-contiguous path.
-        for input in [x.clone(), x.clone().transpose()] {
-            let ours = crate::weights::to_host(gelu(input.clone())).unwrap();
-            let burns = crate::weights::to_host(burn::tensor::activation::gelu(input)).unwrap();
-            let worst = ours
-                .iter()
-                .zip(&burns)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            assert!(worst < 2e-6, "max |ours - burn| = {worst}");
-        }
-        // The input is left as it was (shared storage is copied, not changed).
-        let before = crate::weights::to_host(x.clone()).unwrap();
-        let _ = gelu(x.clone());
-        assert_eq!(crate::weights::to_host(x).unwrap(), before);
+/// softmax(scores·scale + bias) over the last axis of (B, heads, n, m) attention scores, the bias
+/// (1, heads, n, m) shared by the batch. On the CPU backend one fused pass (`cpu::scaled_softmax`);
+/// burn-flex's three ops took 12 % of the LiteMedSAM encoder.
+pub fn attention_softmax(scores: Tensor<4>, scale: f64, bias: Option<Tensor<4>>) -> Tensor<4> {
+    match super::cpu::scaled_softmax(scores, scale as f32, bias) {
+        Ok(p) => p,
+        Err((s, Some(b))) => burn::tensor::activation::softmax(s * scale + b, 3),
+        Err((s, None)) => burn::tensor::activation::softmax(s * scale, 3),
     }
 }

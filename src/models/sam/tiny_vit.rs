@@ -6,10 +6,9 @@
 //! attention and MLP. BatchNorms are folded into their convolutions at load time.
 
 use super::neck::Neck;
-use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, gelu};
+use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, attention_softmax, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
-use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -143,8 +142,8 @@ impl Attention {
         let k = qkv.clone().slice([0..b, 0..h, 0..n, kd..2 * kd]);
         let v = qkv.slice([0..b, 0..h, 0..n, 2 * kd..3 * kd]);
         let scale = (kd as f64).powf(-0.5);
-        let attn = q.matmul(k.swap_dims(2, 3)) * scale + self.bias.clone();
-        let out = softmax(attn, 3).matmul(v);
+        let attn = attention_softmax(q.matmul(k.swap_dims(2, 3)), scale, Some(self.bias.clone()));
+        let out = attn.matmul(v);
         self.proj.forward(out.swap_dims(1, 2).reshape([b, n, c]))
     }
 }
@@ -237,13 +236,7 @@ impl Block {
             };
             m.reshape([b, l, c])
         };
-        let x = x + attn;
-        let x = x.swap_dims(1, 2).reshape([b, c, h, w]);
-        let x = self
-            .local_conv
-            .forward(x)
-            .reshape([b, c, l])
-            .swap_dims(1, 2);
+        let x = self.local_conv.forward_tokens(x + attn, (h, w));
         x.clone() + self.mlp.forward(x)
     }
 }

@@ -1,9 +1,9 @@
 //! SAM's two-way transformer: prompt tokens and image tokens attend to each other.
 
-use crate::models::nn::{LayerNorm, Linear};
+use crate::models::nn::{LayerNorm, Linear, attention_softmax};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::relu;
 
 /// Multi-head attention with an optional internal downsampling of the embedding dim.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ impl Attention {
         let v = self.heads(self.v.forward(v));
         let [b, h, n, d] = q.dims();
         let attn = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt();
-        let out = softmax(attn, 3).matmul(v);
+        let out = attention_softmax(attn, 1.0, None).matmul(v);
         self.out.forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
     }
 }

@@ -4,10 +4,9 @@
 //! and decomposed relative positions, then the conv neck.
 
 use super::neck::Neck;
-use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, gelu};
+use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, attention_softmax, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
-use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -123,7 +122,11 @@ impl Attention {
         let attn = attn.reshape([bh, h, w, h, w])
             + rel_h.unsqueeze_dim::<5>(4).expand([bh, h, w, h, w])
             + rel_w.unsqueeze_dim::<5>(3).expand([bh, h, w, h, w]);
-        let attn = softmax(attn.reshape([bh, h * w, h * w]), 2);
+        let attn = attention_softmax(attn.reshape([bh, 1, h * w, h * w]), 1.0, None).reshape([
+            bh,
+            h * w,
+            h * w,
+        ]);
         let out = attn
             .matmul(v)
             .reshape([b, nh, h, w, hd])

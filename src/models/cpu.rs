@@ -1,0 +1,392 @@
+//! Fast paths on the CPU backend's own buffers (burn-flex), for passes burn-flex runs as several
+//! element-at-a-time ops: exact GELU and attention's scale + bias + softmax.
+//!
+//! Each is one pass over a tensor the caller owns, written branch-free so that loops vectorize
+//! (wasm simd128 in the browser; natively compiled again for AVX2 + FMA, chosen at run time) and,
+//! natively, split over every core. Other backends (GPU, autodiff) keep burn's own ops.
+
+use burn::tensor::{DType, Tensor};
+use burn_flex::{Flex, FlexTensor};
+
+/// Kernels compiled twice on x86-64: for the baseline and for AVX2 + FMA, picked at run time.
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) $body:block) => {
+        $(#[$m])*
+        fn $name($($a: $t),*) {
+            #[inline(always)]
+            fn kernel($($a: $t),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($a: $t),*) { kernel($($a),*) }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features `avx2` was compiled for.
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            kernel($($a),*)
+        }
+    };
+}
+
+/// The f32 CPU buffer behind `x`, contiguous and owned by the caller, or `x` back when it lives
+/// elsewhere.
+fn flex_f32<const D: usize>(x: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
+    match x.clone().try_into_primitive::<Flex>() {
+        Ok(t) if t.dtype() == DType::F32 => {
+            drop(x); // so that the storage is ours alone and changes in place
+            Ok(if t.is_contiguous() {
+                t
+            } else {
+                t.to_contiguous()
+            })
+        }
+        _ => Err(x),
+    }
+}
+
+/// The values of a contiguous f32 tensor, written in place (copied first if shared).
+fn values_mut(t: &mut FlexTensor) -> &mut [f32] {
+    let (off, n) = (t.layout().start_offset(), t.layout().num_elements());
+    &mut t.storage_mut::<f32>()[off..off + n]
+}
+
+/// Exact GELU in place on the CPU backend; `x` back elsewhere.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
+    let mut t = flex_f32(x)?;
+    for_each_chunk(values_mut(&mut t), 1 << 14, &|_, c| gelu_slice(c));
+    Ok(Tensor::from_primitive::<Flex>(t))
+}
+
+/// softmax(scores·scale + bias) over the last axis, in place on the CPU backend; the inputs back
+/// elsewhere. `scores`: (…, heads, n, n); `bias`: (heads, n, n) repeated over the leading axes,
+/// or none.
+pub fn scaled_softmax(
+    scores: Tensor<4>,
+    scale: f32,
+    bias: Option<Tensor<4>>,
+) -> Result<Tensor<4>, (Tensor<4>, Option<Tensor<4>>)> {
+    let [_, heads, n, m] = scores.dims();
+    let bias_t = match bias {
+        Some(b) => match flex_f32(b.clone()) {
+            Ok(t) if t.layout().num_elements() == heads * n * m => Some(t),
+            _ => return Err((scores, Some(b))),
+        },
+        None => None,
+    };
+    let mut t = flex_f32(scores).map_err(|s| (s, None))?;
+    let bias: Option<&[f32]> = bias_t.as_ref().map(|b| {
+        let off = b.layout().start_offset();
+        &b.storage::<f32>()[off..off + heads * n * m]
+    });
+    // One chunk per (…, head): its rows share the head's bias block.
+    for_each_chunk(values_mut(&mut t), n * m, &|i, block| {
+        let b = bias.map(|b| &b[(i % heads) * n * m..][..n * m]);
+        softmax_rows(block, m, scale, b);
+    });
+    Ok(Tensor::from_primitive::<Flex>(t))
+}
+
+/// A depthwise 3×3 convolution (stride 1, zero padding 1) on channels-last tokens: `x` (B, H·W, C)
+/// of an H×W map, `w` (C, 1, 3, 3), `bias` (C) → (B, H·W, C), without turning the tokens into
+/// (B, C, H, W) and back (two transposing copies around burn's convolution). The inputs back
+/// when not on the CPU backend.
+pub fn depthwise3x3_tokens(
+    x: Tensor<3>,
+    (h, w): (usize, usize),
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+) -> Result<Tensor<3>, Tensor<3>> {
+    let [b, l, c] = x.dims();
+    assert_eq!(l, h * w, "tokens of a {h}×{w} map");
+    let Ok(wt) = flex_f32(weight) else {
+        return Err(x);
+    };
+    let bias = match bias.map(flex_f32) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => return Err(x),
+        None => None,
+    };
+    let xt = flex_f32(x)?;
+    let slice = |t: &FlexTensor, n: usize| {
+        let off = t.layout().start_offset();
+        t.storage::<f32>()[off..off + n].to_vec()
+    };
+    // Taps × channels, so that each tap's weights line up with a token's channels.
+    let wv = slice(&wt, c * 9);
+    let taps: Vec<f32> = (0..9)
+        .flat_map(|k| (0..c).map(move |ch| (k, ch)))
+        .map(|(k, ch)| wv[ch * 9 + k])
+        .collect();
+    let bv = bias.as_ref().map_or(vec![0.0; c], |t| slice(t, c));
+    let input = {
+        let off = xt.layout().start_offset();
+        &xt.storage::<f32>()[off..off + b * l * c]
+    };
+    let mut out = vec![0f32; b * l * c];
+    // One chunk per output row of the map.
+    for_each_chunk(&mut out, w * c, &|row, o| {
+        let (img, y) = (row / h, row % h);
+        let plane = &input[img * l * c..(img + 1) * l * c];
+        dw_row(o, plane, &taps, &bv, (h, w, c), y);
+    });
+    let out = FlexTensor::from_data(burn::tensor::TensorData::new(out, [b, l, c]));
+    Ok(Tensor::from_primitive::<Flex>(out))
+}
+
+multiversion! {
+    /// Output row `y` of a depthwise 3×3 convolution over one channels-last plane.
+    fn dw_row(o: &mut [f32], plane: &[f32], taps: &[f32], bias: &[f32], hwc: (usize, usize, usize), y: usize) {
+        let (h, w, c) = hwc;
+        for (xo, px) in o.chunks_exact_mut(c).enumerate() {
+            px.copy_from_slice(bias);
+            for dy in 0..3 {
+                let Some(yi) = (y + dy).checked_sub(1).filter(|&v| v < h) else { continue };
+                for dx in 0..3 {
+                    let Some(xi) = (xo + dx).checked_sub(1).filter(|&v| v < w) else { continue };
+                    let src = &plane[(yi * w + xi) * c..][..c];
+                    let tap = &taps[(dy * 3 + dx) * c..][..c];
+                    for ((p, s), t) in px.iter_mut().zip(src).zip(tap) {
+                        *p += s * t;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f(chunk index, chunk)` over `len`-sized chunks: on every core natively (with AVX2 + FMA
+/// where the CPU has them), in order in the browser (no threads there).
+fn for_each_chunk(buf: &mut [f32], len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        use rayon::prelude::*;
+        buf.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    }
+    #[cfg(target_family = "wasm")]
+    buf.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+}
+
+multiversion! {
+    /// GELU, 0.5·x·(1 + erf(x/√2)), over a slice.
+    fn gelu_slice(xs: &mut [f32]) {
+        for v in xs {
+            *v = 0.5 * *v * (1.0 + erf_f32(*v * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+
+multiversion! {
+    /// Rows of `m`: x ← softmax(x·scale + bias) (bias rows alongside, when given).
+    fn softmax_rows(block: &mut [f32], m: usize, scale: f32, bias: Option<&[f32]>) {
+        for (r, row) in block.chunks_exact_mut(m).enumerate() {
+            match bias {
+                Some(b) => row.iter_mut().zip(&b[r * m..(r + 1) * m]).for_each(|(v, b)| *v = *v * scale + *b),
+                None => row.iter_mut().for_each(|v| *v *= scale),
+            }
+            let max = lanes(row, f32::NEG_INFINITY, f32::max);
+            row.iter_mut().for_each(|v| *v = exp_f32(*v - max));
+            let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
+    }
+}
+
+/// A reduction over 8 independent lanes (so that it vectorizes), then across them.
+#[inline(always)]
+fn lanes(xs: &[f32], init: f32, op: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
+    let mut acc = [init; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            acc[k] = op(acc[k], c[k]);
+        }
+    }
+    for (k, &x) in chunks.remainder().iter().enumerate() {
+        acc[k] = op(acc[k], x);
+    }
+    acc.into_iter().fold(init, op)
+}
+
+/// erf for f32 without branches or calls, so that loops over it vectorize: x·P(x²)/Q(x²) on
+/// |x| ≤ 4 (erf(4) rounds to 1 in f32), degrees 5/5, coefficients fitted here by reweighted least
+/// squares against the double-precision erf; max |error| 3.4e-7 over the f32 line (libm's erff:
+/// about 1e-7).
+#[inline(always)]
+pub fn erf_f32(x: f32) -> f32 {
+    const P: [f32; 6] = [
+        1.128_379,
+        0.196_389_9,
+        0.053_484_526,
+        0.004_009_112_3,
+        0.000_288_072_13,
+        1.972_671_5e-6,
+    ];
+    const Q: [f32; 6] = [
+        1.0,
+        0.507_377_15,
+        0.116_533_21,
+        0.015_455_619,
+        0.001_217_500_8,
+        3.745_976e-5,
+    ];
+    let x = x.clamp(-4.0, 4.0);
+    let t = x * x;
+    let p = ((((P[5] * t + P[4]) * t + P[3]) * t + P[2]) * t + P[1]) * t + P[0];
+    let q = ((((Q[5] * t + Q[4]) * t + Q[3]) * t + Q[2]) * t + Q[1]) * t + Q[0];
+    (x * p / q).clamp(-1.0, 1.0)
+}
+
+/// eˣ for f32 without branches or calls: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two for an
+/// exact product), e^r by its Taylor polynomial to r⁷/7! (truncation < 2e-9 relative), 2ⁿ built in
+/// the exponent bits. Max relative error ~2e-7 (a couple of ulps); inputs below −87.3 give
+/// 2⁻¹²⁶·e^r ≈ 1e-38 rather than a subnormal or 0, which a softmax cannot tell apart.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75; // ln 2 with its low 12 bits zero, so n·LN2_HI is exact
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer (ties to even)
+    let x = x.clamp(-87.3, 88.0);
+    let t = x * std::f32::consts::LOG2_E + ROUND; // ROUND + n: n sits in the low mantissa bits
+    let n = t - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // 2ⁿ's bits, (n + 127) << 23, from t's bits (ROUND's are 0x4B40_0000) in integer lanes: a
+    // float → int conversion would not vectorize (Rust's `as` saturates).
+    p * f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn erf_f32_is_within_4e_7_of_erf() {
+        let mut worst = 0.0f32;
+        for i in -600_000..=600_000 {
+            let x = i as f32 * 1e-5;
+            worst = worst.max((erf_f32(x) - erf_ref(x as f64) as f32).abs());
+        }
+        assert!(worst < 4e-7, "max |erf_f32 - erf| = {worst}");
+        assert_eq!(erf_f32(f32::INFINITY), 1.0);
+        assert_eq!(erf_f32(-30.0), -1.0);
+    }
+
+    /// erf in f64 by the series for |x| < 3 and the asymptotic complement beyond (both far more
+    /// precise than f32).
+    fn erf_ref(x: f64) -> f64 {
+        if x.abs() >= 3.0 {
+            let z = x.abs();
+            // erfc(z) = exp(-z²)/(z√π)·(1 − 1/(2z²) + 3/(4z⁴) − 15/(8z⁶) + 105/(16z⁸))
+            let z2 = z * z;
+            let s = 1.0 - 1.0 / (2.0 * z2) + 3.0 / (4.0 * z2 * z2) - 15.0 / (8.0 * z2.powi(3))
+                + 105.0 / (16.0 * z2.powi(4));
+            let erfc = (-z2).exp() / (z * std::f64::consts::PI.sqrt()) * s;
+            return x.signum() * (1.0 - erfc);
+        }
+        let (mut term, mut sum, mut n) = (x, x, 0.0);
+        while term.abs() > 1e-17 * sum.abs().max(1e-300) {
+            n += 1.0;
+            term *= -x * x / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    #[test]
+    fn exp_f32_is_within_3e_7_relative_of_exp() {
+        let mut worst = 0.0f64;
+        for i in -870_000..=880_000 {
+            let x = i as f32 * 1e-4;
+            let want = (x as f64).exp();
+            worst = worst.max(((exp_f32(x) as f64 - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "max relative error {worst}");
+        assert!(exp_f32(-1000.0) < 1e-37 && exp_f32(-1000.0) >= 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+
+    #[test]
+    fn gelu_on_the_cpu_matches_burns_exact_gelu() {
+        let dev = Device::flex();
+        let v: Vec<f32> = (0..4096).map(|i| (i as f32 - 2048.0) * 0.004).collect();
+        let x = Tensor::<2>::from_data(TensorData::new(v, [64, 64]), &dev);
+        // A transposed view too: the non-contiguous path.
+        for input in [x.clone(), x.clone().transpose()] {
+            let ours = crate::weights::to_host(gelu(input.clone()).unwrap()).unwrap();
+            let burns = crate::weights::to_host(burn::tensor::activation::gelu(input)).unwrap();
+            assert_close(&ours, &burns, 2e-6);
+        }
+        // The input is left as it was (shared storage is copied, not changed).
+        let before = crate::weights::to_host(x.clone()).unwrap();
+        let _ = gelu(x.clone());
+        assert_eq!(crate::weights::to_host(x).unwrap(), before);
+    }
+
+    #[test]
+    fn scaled_softmax_matches_burns_ops() {
+        let dev = Device::flex();
+        let (b, h, n) = (3, 2, 13); // rows of 13: the 8-lane reductions' remainder path too
+        let s: Vec<f32> = (0..b * h * n * n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.3)
+            .collect();
+        let bias: Vec<f32> = (0..h * n * n)
+            .map(|i| ((i * 11 % 23) as f32 - 11.0) * 0.5)
+            .collect();
+        let s = Tensor::<4>::from_data(TensorData::new(s, [b, h, n, n]), &dev);
+        let bias = Tensor::<4>::from_data(TensorData::new(bias, [1, h, n, n]), &dev);
+        let want = burn::tensor::activation::softmax(s.clone() * 0.25 + bias.clone(), 3);
+        let ours = scaled_softmax(s.clone(), 0.25, Some(bias)).ok().unwrap();
+        assert_close(&to_host(ours), &to_host(want), 1e-6);
+        let want = burn::tensor::activation::softmax(s.clone() * 0.5, 3);
+        let ours = scaled_softmax(s, 0.5, None).ok().unwrap();
+        assert_close(&to_host(ours), &to_host(want), 1e-6);
+    }
+
+    #[test]
+    fn depthwise_on_tokens_matches_burns_convolution() {
+        use burn::tensor::module::conv2d;
+        use burn::tensor::ops::ConvOptions;
+        let dev = Device::flex();
+        let (b, h, w, c) = (2, 5, 7, 12);
+        let x: Vec<f32> = (0..b * h * w * c)
+            .map(|i| ((i * 29 % 97) as f32 - 48.0) * 0.05)
+            .collect();
+        let wt: Vec<f32> = (0..c * 9)
+            .map(|i| ((i * 13 % 31) as f32 - 15.0) * 0.1)
+            .collect();
+        let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.01 - 0.05).collect();
+        let x = Tensor::<3>::from_data(TensorData::new(x, [b, h * w, c]), &dev);
+        let wt = Tensor::<4>::from_data(TensorData::new(wt, [c, 1, 3, 3]), &dev);
+        let bias = Tensor::<1>::from_data(TensorData::new(bias, [c]), &dev);
+        let nchw = x.clone().swap_dims(1, 2).reshape([b, c, h, w]);
+        let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], c);
+        let want = conv2d(nchw, wt.clone(), Some(bias.clone()), opts)
+            .reshape([b, c, h * w])
+            .swap_dims(1, 2);
+        let ours = depthwise3x3_tokens(x, (h, w), wt, Some(bias)).ok().unwrap();
+        assert_close(&to_host(ours), &to_host(want), 1e-5);
+    }
+
+    fn to_host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        crate::weights::to_host(t).unwrap()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < tol, "max |difference| = {worst}");
+    }
+}
