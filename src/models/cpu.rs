@@ -51,6 +51,16 @@ fn values_mut(t: &mut FlexTensor) -> &mut [f32] {
     &mut t.storage_mut::<f32>()[off..off + n]
 }
 
+/// `x` with its values laid out contiguously on the CPU backend (copied if it was a strided view:
+/// burn-flex adds strided operands one element at a time, contiguous ones with SIMD); as it is
+/// elsewhere (GPU kernels take strides in stride).
+pub fn contiguous<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    match flex_f32(x) {
+        Ok(t) => Tensor::from_primitive::<Flex>(t),
+        Err(x) => x,
+    }
+}
+
 /// Exact GELU in place on the CPU backend; `x` back elsewhere.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>, Tensor<D>> {
     let mut t = flex_f32(x)?;

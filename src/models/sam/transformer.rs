@@ -1,5 +1,6 @@
 //! SAM's two-way transformer: prompt tokens and image tokens attend to each other.
 
+use crate::models::cpu::contiguous;
 use crate::models::nn::{LayerNorm, Linear, attention_softmax};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
@@ -155,8 +156,9 @@ impl TwoWayTransformer {
         tokens: Tensor<3>,
     ) -> (Tensor<3>, Tensor<3>) {
         let [b, c, h, w] = image.dims();
-        let keys0 = image.reshape([b, c, h * w]).swap_dims(1, 2);
-        let kpe = image_pe.reshape([b, c, h * w]).swap_dims(1, 2);
+        // As tokens, laid out contiguously once: every layer adds the positional encoding.
+        let keys0 = contiguous(image.reshape([b, c, h * w]).swap_dims(1, 2));
+        let kpe = contiguous(image_pe.reshape([b, c, h * w]).swap_dims(1, 2));
         let (mut queries, mut keys) = (tokens.clone(), keys0);
         for layer in &self.layers {
             (queries, keys) = layer.forward(queries, keys, &tokens, &kpe);
