@@ -1,5 +1,6 @@
 //! Fast paths on the CPU backend's own buffers (burn-flex), for passes burn-flex runs as several
-//! element-at-a-time ops: exact GELU and attention's scale + bias + softmax.
+//! element-at-a-time ops or with transposing copies around them: exact GELU, attention's scale +
+//! bias + softmax, a depthwise 3×3 convolution on channels-last tokens, contiguous layout.
 //!
 //! Each is one pass over a tensor the caller owns, written branch-free so that loops vectorize
 //! (wasm simd128 in the browser; natively compiled again for AVX2 + FMA, chosen at run time) and,
@@ -45,6 +46,12 @@ fn flex_f32<const D: usize>(x: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
     }
 }
 
+/// The values of a contiguous f32 tensor.
+fn values(t: &FlexTensor) -> &[f32] {
+    let (off, n) = (t.layout().start_offset(), t.layout().num_elements());
+    &t.storage::<f32>()[off..off + n]
+}
+
 /// The values of a contiguous f32 tensor, written in place (copied first if shared).
 fn values_mut(t: &mut FlexTensor) -> &mut [f32] {
     let (off, n) = (t.layout().start_offset(), t.layout().num_elements());
@@ -85,10 +92,7 @@ pub fn scaled_softmax(
         None => None,
     };
     let mut t = flex_f32(scores).map_err(|s| (s, None))?;
-    let bias: Option<&[f32]> = bias_t.as_ref().map(|b| {
-        let off = b.layout().start_offset();
-        &b.storage::<f32>()[off..off + heads * n * m]
-    });
+    let bias = bias_t.as_ref().map(values);
     // One chunk per (…, head): its rows share the head's bias block.
     for_each_chunk(values_mut(&mut t), n * m, &|i, block| {
         let b = bias.map(|b| &b[(i % heads) * n * m..][..n * m]);
@@ -118,21 +122,14 @@ pub fn depthwise3x3_tokens(
         None => None,
     };
     let xt = flex_f32(x)?;
-    let slice = |t: &FlexTensor, n: usize| {
-        let off = t.layout().start_offset();
-        t.storage::<f32>()[off..off + n].to_vec()
-    };
     // Taps × channels, so that each tap's weights line up with a token's channels.
-    let wv = slice(&wt, c * 9);
+    let wv = values(&wt);
     let taps: Vec<f32> = (0..9)
         .flat_map(|k| (0..c).map(move |ch| (k, ch)))
         .map(|(k, ch)| wv[ch * 9 + k])
         .collect();
-    let bv = bias.as_ref().map_or(vec![0.0; c], |t| slice(t, c));
-    let input = {
-        let off = xt.layout().start_offset();
-        &xt.storage::<f32>()[off..off + b * l * c]
-    };
+    let bv = bias.as_ref().map_or(vec![0.0; c], |t| values(t).to_vec());
+    let input = values(&xt);
     let mut out = vec![0f32; b * l * c];
     // One chunk per output row of the map.
     for_each_chunk(&mut out, w * c, &|row, o| {
@@ -165,8 +162,8 @@ multiversion! {
     }
 }
 
-/// Runs `f(chunk index, chunk)` over `len`-sized chunks: on every core natively (with AVX2 + FMA
-/// where the CPU has them), in order in the browser (no threads there).
+/// Runs `f(chunk index, chunk)` over `len`-sized chunks: on every core natively, in order in the
+/// browser (no threads there).
 fn for_each_chunk(buf: &mut [f32], len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
     #[cfg(not(target_family = "wasm"))]
     {

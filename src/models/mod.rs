@@ -1,4 +1,5 @@
-//! Pure burn models, backend-agnostic (the device decides): no files, no pages, no pixels.
+//! Pure burn models, backend-agnostic (the device decides): no files, no pages, no pixels. `cpu`
+//! holds fast paths the blocks take when the device is the CPU backend.
 
 pub mod cpu;
 pub mod nn;
