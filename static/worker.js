@@ -11,3 +11,8 @@ self.onmessage = async ({ data }) => {
     self.postMessage({ kind: 'failed', message: `the ${data.entry} worker could not start: ${e}` });
   }
 };
+// A trap in the wasm's async work (a panic, memory exhausted) surfaces as an unhandled rejection,
+// which the page's `onerror` never sees: say so, or the page would wait for an answer forever.
+self.addEventListener('unhandledrejection', (e) => {
+  self.postMessage({ kind: 'failed', message: `the worker failed: ${e.reason?.message ?? e.reason}` });
+});

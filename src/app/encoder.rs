@@ -288,7 +288,9 @@ fn on_answer(k: usize, data: JsValue) {
             Ok(FromEncoder::Embedded { id, .. } | FromEncoder::Failed { id: Some(id), .. }) => {
                 slot.pending.remove(&id).into_iter().collect()
             }
+            // The worker itself failed: it may still be computing (a trap ends only its task).
             Ok(FromEncoder::Failed { id: None, message }) => {
+                slot.worker.terminate();
                 slot.broken = Some(message);
                 slot.pending.drain().map(|(_, f)| f).collect()
             }

@@ -51,7 +51,13 @@ async function drawBox(page, box) {
   await page.mouse.move(...at((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), { steps: 4 });
   await page.mouse.move(...at(box[2], box[3]), { steps: 4 });
   await page.mouse.up();
-  await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: 300_000 });
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: 300_000 })
+    .catch(async (e) => { throw new Error(`no mask: ${e.message} ${await pageState(page)}`); });
+}
+
+/// What the page shows, for a failure's message.
+async function pageState(page) {
+  return page.evaluate(() => `(phase ${document.querySelector('.app')?.dataset.phase}, status "${document.querySelector('#status')?.textContent}", error "${document.querySelector('#error')?.textContent ?? ''}")`).catch((e) => `(page unreadable: ${e.message})`);
 }
 
 let passed = 0, failed = 0;
@@ -96,12 +102,14 @@ async function checks(mode, ctx, origin) {
     if (r.postData()) egress.push(`body sent to ${r.url()}`);
   });
   page.on('console', (m) => { if (m.type() === 'error') console.log(`  [${mode} console] ${m.text()}`); });
+  page.on('worker', (w) => w.on('console', (m) => { if (m.type() === 'error') console.log(`  [${mode} worker console] ${m.text()}`); }));
   const t0 = Date.now();
   // SwiftShader is a fallback adapter, on which the page would choose its CPU path.
   await page.goto(origin + (mode === 'webgpu' ? '/?backend=webgpu' : '/'));
   const phase = () => page.getAttribute('.app', 'data-phase');
   const waitPhase = async (want, ms) => {
-    await page.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms });
+    await page.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms })
+      .catch(async (e) => { throw new Error(`waiting for phase ${want}: ${e.message} ${await pageState(page)}`); });
   };
   const prefix = `[${mode}]`;
 
@@ -274,6 +282,31 @@ async function checks(mode, ctx, origin) {
   if (mode === 'cpu') await volumeChecks(page, prefix, check, assert, ROOT, ART);
   if (mode === 'cpu') await dicomChecks(page, prefix, check, assert, ROOT);
   if (mode === 'cpu') await gensegChecks(page, prefix, check, assert, FIX, ART);
+
+  // Last before the reload (which starts a fresh pool): the failed worker is not replaced.
+  if (mode === 'cpu') await check(`${prefix} an encoder worker that fails mid-encode: the page encodes the image itself`, async () => {
+    await page.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
+    await waitPhase('embedding', 30_000);
+    const workers = page.workers();
+    assert(workers.length > 0, 'no encoder worker');
+    // What a trap in the wasm's async work looks like from outside: the answer never comes, an
+    // unhandled rejection does.
+    for (const w of workers) {
+      await w.evaluate(() => {
+        const post = self.postMessage.bind(self);
+        self.postMessage = (m, ...rest) => { if (m?.kind !== 'embedded') post(m, ...rest); };
+        Promise.reject(new Error('simulated trap'));
+      });
+    }
+    await waitPhase('ready', 300_000);
+    await drawBox(page, LUNG2_BOX);
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
+    const file = path.join(ART, 'mask-after-worker-failure.png');
+    await dl.saveAs(file);
+    const d = dice(gray(readPng(file)), gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'))));
+    console.log(`  ${prefix} after a worker failure (${workers.length} worker(s)): ${await page.textContent('#status')} Dice ${d.toFixed(4)}`);
+    assert(d >= 0.98, `Dice ${d}`);
+  });
 
   if (mode === 'cpu') await check(`${prefix} offline: after the first visit the app reloads and segments with the network off`, async () => {
     // The service worker has the page, its wasm and the model file.
