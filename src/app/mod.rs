@@ -159,7 +159,9 @@ async fn load_model(ui: Ui, device: Device) {
     match MedSam::from_model_file(&bytes, &device) {
         Ok(m) => {
             with(|s| s.model = Some(m));
+            // `?encoders=0`: the page encodes itself (profiles of the encode, web::page_param).
             if ui.backend.get_untracked() != "WebGPU"
+                && web::page_param("encoders").as_deref() != Some("0")
                 && let Err(e) = encoder::start(&bytes)
             {
                 web_sys::console::warn_1(&format!("encoding on the page: {e}").into());

@@ -163,7 +163,7 @@ pub async fn webgpu_adapter() -> WebGpu {
 }
 
 /// A parameter of the page's address: `?backend=webgpu` uses WebGPU even when it is
-/// software-emulated, `cpu` never uses it; `?encoders=N` caps the encoder workers (benchmarks).
+/// software-emulated, `cpu` never uses it; `?encoders=N` caps the encoder workers (benchmarks; 0: the page encodes itself).
 pub fn page_param(name: &str) -> Option<String> {
     // Through Reflect: web-sys's Location/UrlSearchParams features would rebuild wgpu and leptos.
     let location = Reflect::get(&web_sys::window()?.into(), &"location".into()).ok()?;

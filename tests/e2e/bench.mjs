@@ -3,12 +3,13 @@
 // same browser, same run. Prints model load, encode and decode times as median (min–max), then
 // the ratios medseg / onnxruntime-web per backend.
 //   node tests/e2e/bench.mjs [MODES] [RUNS]      (or scripts/bench-web.sh, which builds and installs)
-// MODES: comma-separated from cpu, webgpu, ort-wasm, ort-wasm2, ort-webgpu, propagate, propagate1
+// MODES: comma-separated from cpu, cpu-page (the CPU path encoding on the page's thread instead of
+// its worker), webgpu, ort-wasm, ort-wasm2, ort-webgpu, propagate, propagate1
 // (3D propagation with the encoder pool / one worker); "both" = cpu,webgpu;
 // "peers" = cpu,ort-wasm,ort-wasm2 (default cpu). ort-* need onnxruntime-web in ORT_WEB_DIR
 // (default .cache/bench-web/node_modules/onnxruntime-web). ort-wasm runs 1 thread like medseg's
 // CPU path; ort-wasm2 runs 2 threads (the page is cross-origin isolated).
-// MEDSEG_BENCH_TIMEOUT_S bounds each encode (default 900); a run past it is reported as not
+// MEDSEG_DIST serves another build than dist/ (e.g. dist-names). MEDSEG_BENCH_TIMEOUT_S bounds each encode (default 900); a run past it is reported as not
 // finished. On SwiftShader, WebGPU emulated on the CPU, medseg's encode takes about 3.5 min on 2
 // cores; onnxruntime-web's WebGPU run has taken over 15 min here.
 import { chromium } from 'playwright-core';
@@ -55,7 +56,7 @@ async function benchApp(mode, origin) {
   try {
     const t0 = Date.now();
     // SwiftShader is a fallback adapter, on which the page would choose its CPU path.
-    await page.goto(origin + (mode === 'webgpu' ? '/?backend=webgpu' : '/'));
+    await page.goto(origin + ({ webgpu: '/?backend=webgpu', 'cpu-page': '/?encoders=0' }[mode] ?? '/'));
     await phase('idle', 120_000);
     const load = Date.now() - t0;
     const backend = await page.textContent('#backend');
@@ -193,7 +194,7 @@ async function benchOrt(mode, origin) {
 }
 
 const results = [];
-const app = await serve(path.join(ROOT, 'dist'));
+const app = await serve(path.resolve(ROOT, process.env.MEDSEG_DIST || 'dist'));
 const ortDir = modes.some((m) => m.startsWith('ort-')) ? ortSite() : null;
 const peer = ortDir ? await serve(ortDir) : null;
 try {
@@ -216,7 +217,7 @@ try {
 // Same backend, same browser, same run: medseg's CPU path against onnxruntime-web's WASM (1 and
 // 2 threads), medseg's WebGPU against onnxruntime-web's WebGPU.
 const by = Object.fromEntries(results.map((r) => [r.mode, r]));
-for (const [ours, theirs] of [['cpu', 'ort-wasm'], ['cpu', 'ort-wasm2'], ['webgpu', 'ort-webgpu']]) {
+for (const [ours, theirs] of [['cpu', 'ort-wasm'], ['cpu', 'ort-wasm2'], ['cpu-page', 'ort-wasm'], ['webgpu', 'ort-webgpu'], ['cpu-page', 'cpu']]) {
   const a = by[ours], b = by[theirs];
   if (!a || !b) continue;
   const ratio = (x, y) => (x.length && y.length ? (median(x) / median(y)).toFixed(2) : '—');
