@@ -237,14 +237,19 @@ async fn embed_current(ui: Ui) {
     ui.progress.set(Some(-1.0));
     web::yield_now().await;
     let t0 = js_sys::Date::now();
+    // A failed encode leaves the image open without an embedding (opening it again retries).
+    let failed = |msg: String| {
+        ui.phase.set("idle");
+        ui.fail(msg);
+    };
     let emb = match encoder::embed(&model, &image).await {
         Ok(e) => e,
-        Err(e) => return ui.fail(e.to_string()),
+        Err(e) => return failed(e.to_string()),
     };
     // Wait for the device to finish before calling the image ready.
     let probe = emb.tensor.clone().slice([0..1, 0..1, 0..1, 0..1]);
     if let Err(e) = crate::weights::to_host_async(probe).await {
-        return ui.fail(format!("The compute device failed: {e}"));
+        return failed(format!("The compute device failed: {e}"));
     }
     // Another image (or slice) was opened meanwhile: its own encode is under way.
     if with(|s| s.image_id != image_id) {
