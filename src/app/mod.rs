@@ -326,6 +326,9 @@ async fn open_bytes(ui: Ui, v: volume::VolUi, files: &[(String, Vec<u8>)]) -> bo
     ui.sync();
     v.sync();
     if with(|s| s.model.is_some()) {
+        // At once, not when the task starts: until then the page would still say `ready` for
+        // the previous image (a box drawn then was refused as "still being encoded").
+        ui.phase.set("embedding");
         spawn_local(embed_current(ui));
     }
     true
