@@ -9,8 +9,8 @@
 // "peers" = cpu,ort-wasm,ort-wasm2 (default cpu). ort-* need onnxruntime-web in ORT_WEB_DIR
 // (default .cache/bench-web/node_modules/onnxruntime-web). ort-wasm runs 1 thread like medseg's
 // CPU path; ort-wasm2 runs 2 threads (the page is cross-origin isolated).
-// MEDSEG_DIST serves another build than dist/ (e.g. dist-names). MEDSEG_BENCH_TIMEOUT_S bounds each encode (default 900); a run past it is reported as not
-// finished. On SwiftShader, WebGPU emulated on the CPU, medseg's encode takes about 3.5 min on 2
+// MEDSEG_DIST serves another build than dist/ (e.g. dist-names). MEDSEG_BENCH_TIMEOUT_S bounds
+// each encode (default 900); a run past it is reported as not finished. On SwiftShader, WebGPU emulated on the CPU, medseg's encode takes about 3.5 min on 2
 // cores; onnxruntime-web's WebGPU run has taken over 15 min here.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';

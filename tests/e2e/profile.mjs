@@ -51,10 +51,10 @@ function report(profile) {
   const self = new Map(), incl = new Map();
   let total = 0;
   const add = (m, k, dt) => m.set(k, (m.get(k) || 0) + dt);
+  // Rust's names end in a hash (`::h0123…`): dropped, so that copies of a generic sum up.
+  const name = (n) => n.callFrame.functionName.replace(/::h[0-9a-f]{16}$/, '') || `(${n.callFrame.url.split('/').pop() || 'anonymous'})`;
   profile.samples.forEach((id, i) => {
     const dt = (profile.timeDeltas[i] || 0) / 1000;
-    // Rust's names end in a hash (`::h0123…`): dropped, so that copies of a generic sum up.
-    const name = (n) => n.callFrame.functionName.replace(/::h[0-9a-f]{16}$/, '') || `(${n.callFrame.url.split('/').pop() || 'anonymous'})`;
     const leaf = byId.get(id);
     if (['(idle)', '(program)', '(garbage collector)'].includes(leaf.callFrame.functionName)) return add(self, leaf.callFrame.functionName, dt);
     total += dt;
