@@ -175,6 +175,9 @@ thread_local! {
 /// app works either way).
 pub fn start(bytes: &[u8]) -> std::result::Result<(), String> {
     stop();
+    if cap() == Some(0) {
+        return Err("`?encoders=0`: the page encodes itself".into());
+    }
     let load = message(&ToEncoder::Load { id: LOAD }, Some(bytes))?;
     let slot = spawn_slot(0, &load)?;
     POOL.set(Some(Pool {
@@ -191,8 +194,9 @@ pub fn widen() -> usize {
     let cores = web_sys::window()
         .map(|w| w.navigator().hardware_concurrency() as usize)
         .unwrap_or(1);
-    let cap = super::web::page_param("encoders").and_then(|v| v.parse::<usize>().ok());
-    let want = cores.min(cap.unwrap_or(MAX_WORKERS)).clamp(1, MAX_WORKERS);
+    let want = cores
+        .min(cap().unwrap_or(MAX_WORKERS))
+        .clamp(1, MAX_WORKERS);
     POOL.with_borrow_mut(|pool| {
         let Some(pool) = pool.as_mut() else {
             return 0;
@@ -208,6 +212,11 @@ pub fn widen() -> usize {
         }
         pool.slots.iter().filter(|s| s.broken.is_none()).count()
     })
+}
+
+/// The page's `?encoders=N` (benchmarks and profiles; 0: no workers, the page encodes itself).
+fn cap() -> Option<usize> {
+    super::web::page_param("encoders").and_then(|v| v.parse().ok())
 }
 
 fn spawn_slot(k: usize, load: &JsValue) -> std::result::Result<Slot, String> {

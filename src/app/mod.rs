@@ -159,9 +159,7 @@ async fn load_model(ui: Ui, device: Device) {
     match MedSam::from_model_file(&bytes, &device) {
         Ok(m) => {
             with(|s| s.model = Some(m));
-            // `?encoders=0`: the page encodes itself (profiles of the encode, web::page_param).
             if ui.backend.get_untracked() != "WebGPU"
-                && web::page_param("encoders").as_deref() != Some("0")
                 && let Err(e) = encoder::start(&bytes)
             {
                 web_sys::console::warn_1(&format!("encoding on the page: {e}").into());
@@ -172,7 +170,7 @@ async fn load_model(ui: Ui, device: Device) {
                 .set("LiteMedSAM ready. Open an image (drop it here or use Open).".into());
             // An image opened while the model loaded is embedded now.
             if with(|s| s.image.is_some()) {
-                spawn_local(embed_current(ui));
+                spawn_embed(ui);
             }
         }
         Err(e) => ui.fail(format!("The model file is unusable: {e}")),
@@ -224,6 +222,14 @@ async fn fall_back_to_cpu(ui: Ui, t: task::TaskUi, g: generate::GenUi, why: Stri
     spawn_local(task::find_weights(ui, t));
     spawn_local(generate::restore(g));
     load_model(ui, device).await;
+}
+
+/// Encodes the open image in the background. The phase says `embedding` at once, not when the
+/// task starts: until then the page would still say `ready` for the previous image (a box drawn
+/// in that moment was refused as "still being encoded").
+fn spawn_embed(ui: Ui) {
+    ui.phase.set("embedding");
+    spawn_local(embed_current(ui));
 }
 
 async fn embed_current(ui: Ui) {
@@ -326,10 +332,7 @@ async fn open_bytes(ui: Ui, v: volume::VolUi, files: &[(String, Vec<u8>)]) -> bo
     ui.sync();
     v.sync();
     if with(|s| s.model.is_some()) {
-        // At once, not when the task starts: until then the page would still say `ready` for
-        // the previous image (a box drawn then was refused as "still being encoded").
-        ui.phase.set("embedding");
-        spawn_local(embed_current(ui));
+        spawn_embed(ui);
     }
     true
 }

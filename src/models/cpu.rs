@@ -1,11 +1,13 @@
 //! Fast paths on the CPU backend's own buffers (burn-flex), for passes burn-flex runs as several
 //! element-at-a-time ops or with transposing copies around them: exact GELU, attention's scale +
-//! bias + softmax, a depthwise 3×3 convolution on channels-last tokens, contiguous layout.
+//! bias + softmax, a depthwise 3×3 convolution on channels-last tokens, contiguous layout; and in
+//! the browser, matrix products (Linear, 1×1 convolutions) with our own wasm SIMD tile.
 //!
 //! Each is one pass over a tensor the caller owns, written branch-free so that loops vectorize
 //! (wasm simd128 in the browser; natively compiled again for AVX2 + FMA, chosen at run time) and,
 //! natively, split over every core. Other backends (GPU, autodiff) keep burn's own ops.
 
+use super::gemm::{Bias, Rhs, matmul, matmul_into};
 use burn::tensor::{DType, Tensor};
 use burn_flex::{Flex, FlexTensor};
 
@@ -99,6 +101,127 @@ pub fn scaled_softmax(
         softmax_rows(block, m, scale, b);
     });
     Ok(Tensor::from_primitive::<Flex>(t))
+}
+
+/// `x` (rows, k) · `w` (k, n) + `bias` with our own wasm SIMD tile (`models::gemm`) in the
+/// browser; natively, and off the CPU backend, `x` back (burn-flex's gemm has AVX kernels there).
+pub fn linear(
+    x: Tensor<2>,
+    w: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+) -> Result<Tensor<2>, Tensor<2>> {
+    if !cfg!(target_arch = "wasm32") {
+        return Err(x);
+    }
+    own_linear(x, w, bias)
+}
+
+fn own_linear(
+    x: Tensor<2>,
+    w: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+) -> Result<Tensor<2>, Tensor<2>> {
+    let ([m, k], [_, n]) = (x.dims(), w.dims());
+    let (Ok(wt), Ok(bt)) = (flex_f32(w.clone()), bias.cloned().map(flex_f32).transpose()) else {
+        return Err(x);
+    };
+    let xt = flex_f32(x)?;
+    let b = bt.as_ref().map_or(Bias::None, |t| Bias::Cols(values(t)));
+    let y = matmul(values(&xt), Rhs::Rows(values(&wt)), b, m, k, n);
+    Ok(from_vec(y, [m, n]))
+}
+
+/// A 1×1 convolution (stride 1, no padding, one group) of `x` (B, C, H, W) by `w` (O, C, 1, 1):
+/// per image `w` (O, C) · `x` (C, H·W) + `bias` per row, as [`linear`]: in the browser only.
+pub fn conv1x1(
+    x: Tensor<4>,
+    w: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+) -> Result<Tensor<4>, Tensor<4>> {
+    if !cfg!(target_arch = "wasm32") {
+        return Err(x);
+    }
+    own_conv1x1(x, w, bias)
+}
+
+fn own_conv1x1(
+    x: Tensor<4>,
+    w: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let ([b, c, h, wd], [o, ..]) = (x.dims(), w.dims());
+    let (Ok(wt), Ok(bt)) = (flex_f32(w.clone()), bias.cloned().map(flex_f32).transpose()) else {
+        return Err(x);
+    };
+    let xt = flex_f32(x)?;
+    let bias = bt.as_ref().map_or(Bias::None, |t| Bias::Rows(values(t)));
+    let (xs, hw) = (values(&xt), h * wd);
+    let mut out = vec![0.0; b * o * hw];
+    for (img, out) in xs.chunks_exact(c * hw).zip(out.chunks_exact_mut(o * hw)) {
+        matmul_into(values(&wt), Rhs::Rows(img), bias, (o, c, hw), out);
+    }
+    Ok(from_vec(out, [b, o, h, wd]))
+}
+
+/// softmax(q·kᵀ·scale + bias)·v, one head at a time with our own matrix tile, in the browser;
+/// natively, and off the CPU backend, the inputs back. q (B, h, n, d), k (B, h, m, d),
+/// v (B, h, m, dv), bias (1, h, n, m) shared by the batch → (B, h, n, dv).
+pub fn attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f32,
+    bias: Option<&Tensor<4>>,
+) -> Result<Tensor<4>, (Tensor<4>, Tensor<4>, Tensor<4>)> {
+    if !cfg!(target_arch = "wasm32") {
+        return Err((q, k, v));
+    }
+    own_attention(q, k, v, scale, bias)
+}
+
+fn own_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f32,
+    bias: Option<&Tensor<4>>,
+) -> Result<Tensor<4>, (Tensor<4>, Tensor<4>, Tensor<4>)> {
+    let ([b, h, n, d], [_, _, m, _], [_, _, _, dv]) = (q.dims(), k.dims(), v.dims());
+    let bias = match bias.map(|t| flex_f32(t.clone())) {
+        Some(Ok(t)) if t.layout().num_elements() == h * n * m => Some(t),
+        Some(_) => return Err((q, k, v)),
+        None => None,
+    };
+    // All three live on one backend: q tells.
+    let qt = flex_f32(q).map_err(|q| (q, k.clone(), v.clone()))?;
+    let (Ok(kt), Ok(vt)) = (flex_f32(k), flex_f32(v)) else {
+        unreachable!("k and v live where q does")
+    };
+    let (qs, ks, vs) = (values(&qt), values(&kt), values(&vt));
+    let mut out = vec![0.0; b * h * n * dv];
+    let mut scores = vec![0.0; n * m];
+    for (g, o) in out.chunks_exact_mut(n * dv).enumerate() {
+        let keys = Rhs::Transposed(&ks[g * m * d..][..m * d]);
+        matmul_into(
+            &qs[g * n * d..][..n * d],
+            keys,
+            Bias::None,
+            (n, d, m),
+            &mut scores,
+        );
+        let head_bias = bias
+            .as_ref()
+            .map(|t| &values(t)[(g % h) * n * m..][..n * m]);
+        softmax_rows(&mut scores, m, scale, head_bias);
+        let vals = Rhs::Rows(&vs[g * m * dv..][..m * dv]);
+        matmul_into(&scores, vals, Bias::None, (n, m, dv), o);
+    }
+    Ok(from_vec(out, [b, h, n, dv]))
+}
+
+fn from_vec<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    let t = FlexTensor::from_data(burn::tensor::TensorData::new(v, shape));
+    Tensor::from_primitive::<Flex>(t)
 }
 
 /// A depthwise 3×3 convolution (stride 1, zero padding 1) on channels-last tokens: `x` (B, H·W, C)
@@ -380,6 +503,66 @@ mod tests {
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let ours = depthwise3x3_tokens(x, (h, w), wt, Some(bias)).ok().unwrap();
+        assert_close(&to_host(ours), &to_host(want), 1e-5);
+    }
+
+    /// The browser's matrix products (`models::gemm` behind `linear` and `conv1x1`) against
+    /// burn's, here through the portable build of the same tile code.
+    #[test]
+    fn own_products_match_burns_linear_and_convolution() {
+        use burn::tensor::module::{conv2d, linear};
+        use burn::tensor::ops::ConvOptions;
+        let dev = Device::flex();
+        let vals = |n: usize, k: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * k % 53) as f32 - 26.0) * 0.03)
+                .collect()
+        };
+        let (m, k, n) = (37, 70, 21);
+        let x = Tensor::<2>::from_data(TensorData::new(vals(m * k, 7), [m, k]), &dev);
+        // A transposed weight view too, as `Linear` keeps it before `contiguous`.
+        let w = Tensor::<2>::from_data(TensorData::new(vals(k * n, 11), [n, k]), &dev).transpose();
+        let b = Tensor::<1>::from_data(TensorData::new(vals(n, 3), [n]), &dev);
+        let want = linear(x.clone(), w.clone(), Some(b.clone()));
+        let ours = own_linear(x.clone(), &w, Some(&b)).ok().unwrap();
+        assert_close(&to_host(ours), &to_host(want), 1e-5);
+        let want = linear(x.clone(), w.clone(), None);
+        assert_close(
+            &to_host(own_linear(x, &w, None).ok().unwrap()),
+            &to_host(want),
+            1e-5,
+        );
+
+        let (bn, c, h, wd, o) = (2, 9, 5, 7, 6);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vals(bn * c * h * wd, 5), [bn, c, h, wd]),
+            &dev,
+        );
+        let w = Tensor::<4>::from_data(TensorData::new(vals(o * c, 13), [o, c, 1, 1]), &dev);
+        let b = Tensor::<1>::from_data(TensorData::new(vals(o, 17), [o]), &dev);
+        let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let want = conv2d(x.clone(), w.clone(), Some(b.clone()), opts);
+        let ours = own_conv1x1(x, &w, Some(&b)).ok().unwrap();
+        assert_close(&to_host(ours), &to_host(want), 1e-5);
+    }
+
+    #[test]
+    fn own_attention_matches_burns_ops() {
+        let dev = Device::flex();
+        let (b, h, n, m, d) = (2, 3, 13, 11, 8);
+        let t = |len: usize, k: usize, shape: [usize; 4]| {
+            let v: Vec<f32> = (0..len)
+                .map(|i| ((i * k % 61) as f32 - 30.0) * 0.05)
+                .collect();
+            Tensor::<4>::from_data(TensorData::new(v, shape), &dev)
+        };
+        let q = t(b * h * n * d, 7, [b, h, n, d]);
+        let k = t(b * h * m * d, 11, [b, h, m, d]);
+        let v = t(b * h * m * d, 13, [b, h, m, d]);
+        let bias = t(h * n * m, 5, [1, h, n, m]);
+        let scores = q.clone().matmul(k.clone().swap_dims(2, 3)) * 0.3 + bias.clone();
+        let want = burn::tensor::activation::softmax(scores, 3).matmul(v.clone());
+        let ours = own_attention(q, k, v, 0.3, Some(&bias)).ok().unwrap();
         assert_close(&to_host(ours), &to_host(want), 1e-5);
     }
 

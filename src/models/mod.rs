@@ -2,6 +2,7 @@
 //! holds fast paths the blocks take when the device is the CPU backend.
 
 pub mod cpu;
+pub mod gemm;
 pub mod nn;
 pub mod sam;
 pub mod universeg;

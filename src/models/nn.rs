@@ -17,7 +17,8 @@ pub struct Linear {
 
 impl Linear {
     pub fn load(l: &mut Loader, p: &str, d_in: usize, d_out: usize, bias: bool) -> Self {
-        let w = l.tensor(&format!("{p}.weight"), [d_out, d_in]).transpose();
+        // Laid out (in, out) once: the browser's own matrix product reads it contiguously.
+        let w = super::cpu::contiguous(l.tensor(&format!("{p}.weight"), [d_out, d_in]).transpose());
         let b = bias.then(|| l.tensor(&format!("{p}.bias"), [d_out]));
         Linear { w, b }
     }
@@ -27,11 +28,9 @@ impl Linear {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
-        let y = linear(
-            x.reshape([rows, dims[D - 1]]),
-            self.w.clone(),
-            self.b.clone(),
-        );
+        let x = x.reshape([rows, dims[D - 1]]);
+        let y = super::cpu::linear(x, &self.w, self.b.as_ref())
+            .unwrap_or_else(|x| linear(x, self.w.clone(), self.b.clone()));
         let mut out = dims;
         out[D - 1] = y.dims()[1];
         y.reshape(out)
@@ -123,7 +122,14 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(x, self.w.clone(), self.b.clone(), self.opts.clone())
+        let [_, c, kh, kw] = self.w.dims();
+        let plain = self.opts.stride == [1, 1] && self.opts.padding == [(0, 0); 2];
+        let fast = if (kh, kw) == (1, 1) && plain && self.opts.groups == 1 && x.dims()[1] == c {
+            super::cpu::conv1x1(x, &self.w, self.b.as_ref())
+        } else {
+            Err(x)
+        };
+        fast.unwrap_or_else(|x| conv2d(x, self.w.clone(), self.b.clone(), self.opts.clone()))
     }
 
     /// This convolution (a depthwise 3×3, stride 1, padding 1) over channels-last tokens (B, H·W, C)
@@ -214,6 +220,21 @@ impl LayerNorm2d {
 /// put at a quarter of the LiteMedSAM encoder's time and half of the decoder's.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     super::cpu::gelu(x).unwrap_or_else(burn::tensor::activation::gelu)
+}
+
+/// softmax(q·kᵀ·scale + bias)·v: queries (B, heads, n, d), keys (B, heads, m, d), values
+/// (B, heads, m, dv), `bias` (1, heads, n, m) shared by the batch. In the browser's CPU path one
+/// head at a time with our own matrix tile (`cpu::attention`).
+pub fn attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f64,
+    bias: Option<&Tensor<4>>,
+) -> Tensor<4> {
+    super::cpu::attention(q, k, v, scale as f32, bias).unwrap_or_else(|(q, k, v)| {
+        attention_softmax(q.matmul(k.swap_dims(2, 3)), scale, bias.cloned()).matmul(v)
+    })
 }
 
 /// softmax(scores·scale + bias) over the last axis of (B, heads, n, m) attention scores, the bias

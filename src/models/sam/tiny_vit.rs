@@ -6,7 +6,7 @@
 //! attention and MLP. BatchNorms are folded into their convolutions at load time.
 
 use super::neck::Neck;
-use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, attention_softmax, gelu};
+use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, attention, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -142,8 +142,7 @@ impl Attention {
         let k = qkv.clone().slice([0..b, 0..h, 0..n, kd..2 * kd]);
         let v = qkv.slice([0..b, 0..h, 0..n, 2 * kd..3 * kd]);
         let scale = (kd as f64).powf(-0.5);
-        let attn = attention_softmax(q.matmul(k.swap_dims(2, 3)), scale, Some(self.bias.clone()));
-        let out = attn.matmul(v);
+        let out = attention(q, k, v, scale, Some(&self.bias));
         self.proj.forward(out.swap_dims(1, 2).reshape([b, n, c]))
     }
 }
