@@ -103,6 +103,10 @@ pub fn scaled_softmax(
     Ok(Tensor::from_primitive::<Flex>(t))
 }
 
+/// Matrix products with our own tile (`models::gemm`) in the browser, and in this module's unit
+/// tests (its portable build); natively burn-flex's gemm, which has AVX kernels, stays.
+const OWN_PRODUCTS: bool = cfg!(any(target_arch = "wasm32", test));
+
 /// `x` (rows, k) · `w` (k, n) + `bias` with our own wasm SIMD tile (`models::gemm`) in the
 /// browser; natively, and off the CPU backend, `x` back (burn-flex's gemm has AVX kernels there).
 pub fn linear(
@@ -110,17 +114,9 @@ pub fn linear(
     w: &Tensor<2>,
     bias: Option<&Tensor<1>>,
 ) -> Result<Tensor<2>, Tensor<2>> {
-    if !cfg!(target_arch = "wasm32") {
+    if !OWN_PRODUCTS {
         return Err(x);
     }
-    own_linear(x, w, bias)
-}
-
-fn own_linear(
-    x: Tensor<2>,
-    w: &Tensor<2>,
-    bias: Option<&Tensor<1>>,
-) -> Result<Tensor<2>, Tensor<2>> {
     let ([m, k], [_, n]) = (x.dims(), w.dims());
     let (Ok(wt), Ok(bt)) = (flex_f32(w.clone()), bias.cloned().map(flex_f32).transpose()) else {
         return Err(x);
@@ -138,17 +134,9 @@ pub fn conv1x1(
     w: &Tensor<4>,
     bias: Option<&Tensor<1>>,
 ) -> Result<Tensor<4>, Tensor<4>> {
-    if !cfg!(target_arch = "wasm32") {
+    if !OWN_PRODUCTS {
         return Err(x);
     }
-    own_conv1x1(x, w, bias)
-}
-
-fn own_conv1x1(
-    x: Tensor<4>,
-    w: &Tensor<4>,
-    bias: Option<&Tensor<1>>,
-) -> Result<Tensor<4>, Tensor<4>> {
     let ([b, c, h, wd], [o, ..]) = (x.dims(), w.dims());
     let (Ok(wt), Ok(bt)) = (flex_f32(w.clone()), bias.cloned().map(flex_f32).transpose()) else {
         return Err(x);
@@ -173,19 +161,9 @@ pub fn attention(
     scale: f32,
     bias: Option<&Tensor<4>>,
 ) -> Result<Tensor<4>, (Tensor<4>, Tensor<4>, Tensor<4>)> {
-    if !cfg!(target_arch = "wasm32") {
+    if !OWN_PRODUCTS {
         return Err((q, k, v));
     }
-    own_attention(q, k, v, scale, bias)
-}
-
-fn own_attention(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-    scale: f32,
-    bias: Option<&Tensor<4>>,
-) -> Result<Tensor<4>, (Tensor<4>, Tensor<4>, Tensor<4>)> {
     let ([b, h, n, d], [_, _, m, _], [_, _, _, dv]) = (q.dims(), k.dims(), v.dims());
     let bias = match bias.map(|t| flex_f32(t.clone())) {
         Some(Ok(t)) if t.layout().num_elements() == h * n * m => Some(t),
@@ -510,7 +488,7 @@ mod tests {
     /// burn's, here through the portable build of the same tile code.
     #[test]
     fn own_products_match_burns_linear_and_convolution() {
-        use burn::tensor::module::{conv2d, linear};
+        use burn::tensor::module::{conv2d, linear as burns_linear};
         use burn::tensor::ops::ConvOptions;
         let dev = Device::flex();
         let vals = |n: usize, k: usize| -> Vec<f32> {
@@ -523,12 +501,12 @@ mod tests {
         // A transposed weight view too, as `Linear` keeps it before `contiguous`.
         let w = Tensor::<2>::from_data(TensorData::new(vals(k * n, 11), [n, k]), &dev).transpose();
         let b = Tensor::<1>::from_data(TensorData::new(vals(n, 3), [n]), &dev);
-        let want = linear(x.clone(), w.clone(), Some(b.clone()));
-        let ours = own_linear(x.clone(), &w, Some(&b)).ok().unwrap();
+        let want = burns_linear(x.clone(), w.clone(), Some(b.clone()));
+        let ours = linear(x.clone(), &w, Some(&b)).ok().unwrap();
         assert_close(&to_host(ours), &to_host(want), 1e-5);
-        let want = linear(x.clone(), w.clone(), None);
+        let want = burns_linear(x.clone(), w.clone(), None);
         assert_close(
-            &to_host(own_linear(x, &w, None).ok().unwrap()),
+            &to_host(linear(x, &w, None).ok().unwrap()),
             &to_host(want),
             1e-5,
         );
@@ -542,7 +520,7 @@ mod tests {
         let b = Tensor::<1>::from_data(TensorData::new(vals(o, 17), [o]), &dev);
         let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         let want = conv2d(x.clone(), w.clone(), Some(b.clone()), opts);
-        let ours = own_conv1x1(x, &w, Some(&b)).ok().unwrap();
+        let ours = conv1x1(x, &w, Some(&b)).ok().unwrap();
         assert_close(&to_host(ours), &to_host(want), 1e-5);
     }
 
@@ -562,7 +540,7 @@ mod tests {
         let bias = t(h * n * m, 5, [1, h, n, m]);
         let scores = q.clone().matmul(k.clone().swap_dims(2, 3)) * 0.3 + bias.clone();
         let want = burn::tensor::activation::softmax(scores, 3).matmul(v.clone());
-        let ours = own_attention(q, k, v, 0.3, Some(&bias)).ok().unwrap();
+        let ours = attention(q, k, v, 0.3, Some(&bias)).ok().unwrap();
         assert_close(&to_host(ours), &to_host(want), 1e-5);
     }
 
