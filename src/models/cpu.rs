@@ -118,7 +118,7 @@ pub fn linear(
         return Err(x);
     }
     let ([m, k], [_, n]) = (x.dims(), w.dims());
-    let (Ok(wt), Ok(bt)) = (flex_f32(w.clone()), bias.cloned().map(flex_f32).transpose()) else {
+    let Some((wt, bt)) = weight_bias(w, bias) else {
         return Err(x);
     };
     let xt = flex_f32(x)?;
@@ -138,7 +138,7 @@ pub fn conv1x1(
         return Err(x);
     }
     let ([b, c, h, wd], [o, ..]) = (x.dims(), w.dims());
-    let (Ok(wt), Ok(bt)) = (flex_f32(w.clone()), bias.cloned().map(flex_f32).transpose()) else {
+    let Some((wt, bt)) = weight_bias(w, bias) else {
         return Err(x);
     };
     let xt = flex_f32(x)?;
@@ -197,6 +197,20 @@ pub fn attention(
     Ok(from_vec(out, [b, h, n, dv]))
 }
 
+/// A layer's weight and bias as CPU buffers (shared, not copied, when contiguous); `None` when
+/// they live elsewhere.
+fn weight_bias<const D: usize>(
+    w: &Tensor<D>,
+    bias: Option<&Tensor<1>>,
+) -> Option<(FlexTensor, Option<FlexTensor>)> {
+    let wt = flex_f32(w.clone()).ok()?;
+    let bt = match bias {
+        Some(b) => Some(flex_f32(b.clone()).ok()?),
+        None => None,
+    };
+    Some((wt, bt))
+}
+
 fn from_vec<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
     let t = FlexTensor::from_data(burn::tensor::TensorData::new(v, shape));
     Tensor::from_primitive::<Flex>(t)
@@ -209,18 +223,13 @@ fn from_vec<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
 pub fn depthwise3x3_tokens(
     x: Tensor<3>,
     (h, w): (usize, usize),
-    weight: Tensor<4>,
-    bias: Option<Tensor<1>>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
 ) -> Result<Tensor<3>, Tensor<3>> {
     let [b, l, c] = x.dims();
     assert_eq!(l, h * w, "tokens of a {h}×{w} map");
-    let Ok(wt) = flex_f32(weight) else {
+    let Some((wt, bias)) = weight_bias(weight, bias) else {
         return Err(x);
-    };
-    let bias = match bias.map(flex_f32) {
-        Some(Ok(t)) => Some(t),
-        Some(Err(_)) => return Err(x),
-        None => None,
     };
     let xt = flex_f32(x)?;
     // Taps × channels, so that each tap's weights line up with a token's channels.
@@ -480,7 +489,9 @@ mod tests {
         let want = conv2d(nchw, wt.clone(), Some(bias.clone()), opts)
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
-        let ours = depthwise3x3_tokens(x, (h, w), wt, Some(bias)).ok().unwrap();
+        let ours = depthwise3x3_tokens(x, (h, w), &wt, Some(&bias))
+            .ok()
+            .unwrap();
         assert_close(&to_host(ours), &to_host(want), 1e-5);
     }
 

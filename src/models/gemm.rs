@@ -78,6 +78,7 @@ pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, (m, k, n): (usize, usize, usiz
     // written once per pass, never zeroed first); the same for a whole panel unless per row.
     let mut init = [0.0f32; MR * NR];
     let mut edge = [0.0f32; MR * NR];
+    let per_row = matches!(bias, Bias::Rows(_));
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
@@ -92,7 +93,6 @@ pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, (m, k, n): (usize, usize, usiz
                 for jp in 0..nc.div_ceil(NR) {
                     let bpan = &bp[jp * kc * NR..(jp + 1) * kc * NR];
                     let (col0, cols) = (jc + jp * NR, NR.min(nc - jp * NR));
-                    let per_row = matches!(bias, Bias::Rows(_));
                     if pc == 0 && !per_row {
                         start_tile(bias, 0, col0, &mut init);
                     }
@@ -157,9 +157,6 @@ fn pack_b(b: &[f32], n: usize, jc: usize, nc: usize, bp: &mut [f32]) {
     }
 }
 
-// `pack_a` writes pairs.
-const _: () = assert!(MR == 2);
-
 /// As [`pack_b`] from Bᵀ: rows `bt` (each `k` long, one per column of B), their entries
 /// `pc..pc + kc`.
 fn pack_bt(bt: &[f32], k: usize, pc: usize, kc: usize, bp: &mut [f32]) {
@@ -171,13 +168,16 @@ fn pack_bt(bt: &[f32], k: usize, pc: usize, kc: usize, bp: &mut [f32]) {
         }
     }
     // The last panel's missing columns.
-    if nc % NR != 0 {
+    if !nc.is_multiple_of(NR) {
         let panel = &mut bp[(nc / NR) * kc * NR..][..kc * NR];
         for row in panel.chunks_exact_mut(NR) {
             row[nc % NR..].fill(0.0);
         }
     }
 }
+
+// `pack_a` writes pairs.
+const _: () = assert!(MR == 2);
 
 /// Columns `pc..pc + kc` of the rows `a` (each `k` long) as row pairs, kc × MR each (k-major),
 /// a missing last row as zeros.
@@ -336,8 +336,8 @@ mod tests {
     }
 
     /// Odd sizes on every edge (rows past the pairs, columns past the panels, depth past a KC
-    /// block, rows past an MC block, columns past an NC block), both biases and a transposed B, against a float64
-    /// reference.
+    /// block, rows past an MC block, columns past an NC block), both biases and a transposed B,
+    /// against a float64 reference.
     #[test]
     fn matches_a_plain_product_on_every_edge() {
         let mut seed = 7u32;

@@ -142,7 +142,7 @@ impl Conv2d {
             && self.opts.padding == [(1, 1); 2]
             && self.opts.dilation == [1, 1];
         let fast = if dw3 {
-            super::cpu::depthwise3x3_tokens(x, (h, w), self.w.clone(), self.b.clone())
+            super::cpu::depthwise3x3_tokens(x, (h, w), &self.w, self.b.as_ref())
         } else {
             Err(x)
         };
