@@ -5,8 +5,8 @@
 
 use crate::weights::Loader;
 use burn::tensor::Tensor;
-use burn::tensor::module::{conv_transpose2d, conv2d, layer_norm, linear};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::module::{conv2d, layer_norm, linear};
+use burn::tensor::ops::ConvOptions;
 
 /// `nn.Linear`. The weight is stored transposed (in, out) for burn's `linear`.
 #[derive(Debug, Clone)]
@@ -17,10 +17,24 @@ pub struct Linear {
 
 impl Linear {
     pub fn load(l: &mut Loader, p: &str, d_in: usize, d_out: usize, bias: bool) -> Self {
-        // Laid out (in, out) once: the browser's own matrix product reads it contiguously.
-        let w = super::cpu::contiguous(l.tensor(&format!("{p}.weight"), [d_out, d_in]).transpose());
+        let w = l.tensor(&format!("{p}.weight"), [d_out, d_in]).transpose();
         let b = bias.then(|| l.tensor(&format!("{p}.bias"), [d_out]));
-        Linear { w, b }
+        Linear::new(w, b)
+    }
+    /// From a weight laid out (in, out).
+    pub fn new(w: Tensor<2>, b: Option<Tensor<1>>) -> Self {
+        // Laid out contiguously once: the browser's own matrix product reads it so.
+        Linear {
+            w: super::cpu::contiguous(w),
+            b,
+        }
+    }
+    /// The weight, (in, out).
+    pub fn weight(&self) -> &Tensor<2> {
+        &self.w
+    }
+    pub fn bias(&self) -> Option<&Tensor<1>> {
+        self.b.as_ref()
     }
     /// Over the last axis. The leading axes are folded into one first: burn-flex would otherwise
     /// run (and pack the weight for) one small matrix product per leading index, e.g. one per
@@ -153,23 +167,35 @@ impl Conv2d {
     }
 }
 
-/// `nn.ConvTranspose2d` with kernel = stride (SAM's 2x upscaling).
+/// `nn.ConvTranspose2d` with kernel = stride (SAM's 2× upscaling). Each input pixel becomes its
+/// own k×k block of output pixels, so over pixels as rows it is one matrix product (a [`Linear`]).
 #[derive(Debug, Clone)]
 pub struct ConvTranspose2d {
-    w: Tensor<4>,
-    b: Tensor<1>,
-    stride: usize,
+    lin: Linear,
+    c_out: usize,
 }
 
 impl ConvTranspose2d {
     pub fn load(l: &mut Loader, p: &str, c_in: usize, c_out: usize, k: usize) -> Self {
+        // (c_in, c_out, ky, kx) → (c_in, (ky, kx, c_out)); the bias repeated for every (ky, kx).
         let w = l.tensor(&format!("{p}.weight"), [c_in, c_out, k, k]);
+        let w = w.permute([0, 2, 3, 1]).reshape([c_in, k * k * c_out]);
         let b = l.tensor(&format!("{p}.bias"), [c_out]);
-        ConvTranspose2d { w, b, stride: k }
+        let b = b
+            .unsqueeze::<2>()
+            .repeat_dim(0, k * k)
+            .reshape([k * k * c_out]);
+        ConvTranspose2d {
+            lin: Linear::new(w, Some(b)),
+            c_out,
+        }
     }
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let opts = ConvTransposeOptions::new([self.stride; 2], [0, 0], [0, 0], [1, 1], 1);
-        conv_transpose2d(x, self.w.clone(), Some(self.b.clone()), opts)
+    /// Pixels (n, c_in) → (n·k·k, c_out), rows in (pixel, ky, kx) order: the caller places the
+    /// blocks (SAM's decoder does it once, after both upscalings and the mask product).
+    pub fn forward_pixels(&self, x: Tensor<2>) -> Tensor<2> {
+        let y = self.lin.forward(x);
+        let [n, m] = y.dims();
+        y.reshape([n * m / self.c_out, self.c_out])
     }
 }
 

@@ -1,7 +1,7 @@
 //! SAM's mask decoder: the two-way transformer, 4× upscaling and hypernetwork mask heads.
 
 use super::transformer::TwoWayTransformer;
-use crate::models::nn::{ConvTranspose2d, LayerNorm2d, Linear, gelu};
+use crate::models::nn::{ConvTranspose2d, LayerNorm, Linear, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
@@ -48,7 +48,8 @@ pub struct MaskDecoder {
     /// [iou_token; mask_tokens], (1 + n_masks, dim).
     output_tokens: Tensor<2>,
     up1: ConvTranspose2d,
-    up_norm: LayerNorm2d,
+    /// SAM's LayerNorm2d over channels, here over the last axis of channels-last pixels.
+    up_norm: LayerNorm,
     up2: ConvTranspose2d,
     hyper: Vec<Mlp>,
     iou_head: Mlp,
@@ -71,7 +72,7 @@ impl MaskDecoder {
             transformer: TwoWayTransformer::load(l, &format!("{p}.transformer"), 2, dim, 8, 2048),
             output_tokens: Tensor::cat(vec![iou, masks], 0),
             up1: ConvTranspose2d::load(l, &format!("{p}.output_upscaling.0"), dim, dim / 4, 2),
-            up_norm: LayerNorm2d::load(l, &format!("{p}.output_upscaling.1"), dim / 4),
+            up_norm: LayerNorm::load(l, &format!("{p}.output_upscaling.1"), dim / 4, 1e-6),
             up2: ConvTranspose2d::load(l, &format!("{p}.output_upscaling.3"), dim / 4, dim / 8, 2),
             hyper: (0..n_masks)
                 .map(|i| {
@@ -116,30 +117,87 @@ impl MaskDecoder {
         let pos = image_pe.expand([b, c, h, w]);
         let (hs, src) = self.transformer.forward(src, pos, tokens);
 
-        let src = src.swap_dims(1, 2).reshape([b, c, h, w]);
+        // Both upscalings work pixel by pixel (kernel = stride), so they run on channels-last
+        // pixel rows, and the mask product too; the 4×4 block each embedding pixel became is put in
+        // place once, on the masks. Row order: (b, y, x, ky1, kx1, ky2, kx2).
         let up = gelu(
-            self.up2
-                .forward(gelu(self.up_norm.forward(self.up1.forward(src)))),
+            self.up_norm
+                .forward(self.up1.forward_pixels(src.reshape([b * h * w, c]))),
         );
-        let [_, cu, hu, wu] = up.dims();
+        let up = gelu(self.up2.forward_pixels(up));
+        let [_, cu] = up.dims();
         let range = if multimask { 1..nt - 1 } else { 0..1 };
         let hyper: Vec<Tensor<3>> = range
             .clone()
             .map(|i| {
                 self.hyper[i]
                     .forward(hs.clone().slice([0..b, 1 + i..2 + i, 0..c]).reshape([b, c]))
-                    .unsqueeze_dim(1)
+                    .unsqueeze_dim(2)
             })
             .collect();
         let n = hyper.len();
-        let hyper = Tensor::cat(hyper, 1);
-        let logits = hyper
-            .matmul(up.reshape([b, cu, hu * wu]))
-            .reshape([b, n, hu, wu]);
+        let hyper = Tensor::cat(hyper, 2); // (b, cu, n)
+        let logits = up
+            .reshape([b, h * w * 16, cu])
+            .matmul(hyper)
+            .reshape([b, h, w, 2, 2, 2, 2, n])
+            .permute([0, 7, 1, 3, 5, 2, 4, 6])
+            .reshape([b, n, 4 * h, 4 * w]);
         let iou_all = self
             .iou_head
             .forward(hs.slice([0..b, 0..1, 0..c]).reshape([b, c]));
         let iou = iou_all.slice([0..b, range]);
         Decoded { logits, iou }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::models::nn::ConvTranspose2d;
+    use crate::weights::Loader;
+    use burn::tensor::module::conv_transpose2d;
+    use burn::tensor::ops::ConvTransposeOptions;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    /// Two pixel-wise upscalings and the block placement in `forward` equal two real transposed
+    /// convolutions (burn's), each 2×2 block in its place.
+    #[test]
+    fn pixel_upscaling_equals_transposed_convolutions() {
+        let dev = Device::flex();
+        let mut l = Loader::random(5, &dev);
+        let (c0, c1, c2, h, w) = (8, 6, 4, 3, 5);
+        let w1 = l.tensor("u1.weight", [c0, c1, 2, 2]);
+        let b1 = l.tensor("u1.bias", [c1]);
+        let w2 = l.tensor("u2.weight", [c1, c2, 2, 2]);
+        let b2 = l.tensor("u2.bias", [c2]);
+        let mut l = Loader::random(5, &dev);
+        let u1 = ConvTranspose2d::load(&mut l, "u1", c0, c1, 2);
+        let u2 = ConvTranspose2d::load(&mut l, "u2", c1, c2, 2);
+        let x = Tensor::<4>::random([1, c0, h, w], Distribution::Normal(0.0, 1.0), &dev);
+        let opts = || ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1);
+        let y = conv_transpose2d(x.clone(), w1, Some(b1), opts());
+        // A random mask head (every channel weighted differently, so channel order counts).
+        let head = Tensor::<2>::random([c2, 1], Distribution::Normal(0.0, 1.0), &dev);
+        let want = conv_transpose2d(y, w2, Some(b2), opts())
+            .reshape([c2, 16 * h * w])
+            .transpose()
+            .matmul(head.clone())
+            .reshape([1, 1, 4 * h, 4 * w]);
+
+        let pixels = x.reshape([c0, h * w]).transpose();
+        let y = u2.forward_pixels(u1.forward_pixels(pixels));
+        let got = y
+            .matmul(head)
+            .reshape([1, h, w, 2, 2, 2, 2, 1])
+            .permute([0, 7, 1, 3, 5, 2, 4, 6])
+            .reshape([1, 1, 4 * h, 4 * w]);
+        let a = got.into_data().try_to_vec::<f32>().unwrap();
+        let b = want.into_data().try_to_vec::<f32>().unwrap();
+        let d = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(d < 1e-5, "pixel upscaling differs by {d}");
     }
 }

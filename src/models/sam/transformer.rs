@@ -43,6 +43,76 @@ impl Attention {
         let out = attention_softmax(attn, 1.0, None).matmul(v);
         self.out.forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
     }
+
+    /// A projection's weight per head: (in, heads·d) → (1, heads, in, d).
+    fn per_head(&self, w: &Tensor<2>) -> Tensor<4> {
+        let [c, inner] = w.dims();
+        w.clone()
+            .reshape([1, c, self.heads, inner / self.heads])
+            .swap_dims(1, 2)
+    }
+
+    /// [`Self::forward`] for a few queries (the prompt tokens) over many keys (the image tokens),
+    /// without projecting the keys and values. Per head, q·(x·Wk + bk)ᵀ = (q·Wkᵀ)·xᵀ + a constant
+    /// per row, which softmax ignores; and since softmax rows sum to 1,
+    /// p·(x·Wv + bv) = (p·x)·Wv + bv. Both products then have (heads × queries) rows instead of
+    /// the image's thousands: 4096 × 256 × 56 instead of 4096 × 256 × 128 multiply-adds each.
+    fn few_queries(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
+        let [b, n, _] = q.dims();
+        let [_, m, c] = k.dims();
+        let q = self.heads(self.q.forward(q));
+        let [_, h, _, d] = q.dims();
+        let wk = self
+            .per_head(self.k.weight())
+            .swap_dims(2, 3)
+            .expand([b, h, d, c]);
+        let qk = q.matmul(wk).reshape([b, h * n, c]);
+        let scores = qk.matmul(k.swap_dims(1, 2)).reshape([b, h, n, m]);
+        let p = attention_softmax(scores, 1.0 / (d as f64).sqrt(), None);
+        let px = p.reshape([b, h * n, m]).matmul(v).reshape([b, h, n, c]);
+        let mut out = px.matmul(self.per_head(self.v.weight()).expand([b, h, c, d]));
+        if let Some(bv) = self.v.bias() {
+            out = out + bv.clone().reshape([1, h, 1, d]);
+        }
+        self.out.forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
+    }
+
+    /// [`Self::forward`] for many queries (the image tokens) over a few keys (the prompt tokens),
+    /// without projecting the queries or the attended values: (x·Wq + bq)·kᵀ = x·(Wq·kᵀ) + bq·kᵀ
+    /// per head, and the output projection distributes over the heads' weighted sums,
+    /// Σₕ pₕ·(vₕ·Woₕ). Both image-sized products have heads × keys (56) columns instead of 128.
+    fn few_keys(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
+        let [b, n, c] = q.dims();
+        let k = self.heads(self.k.forward(k));
+        let v = self.heads(self.v.forward(v));
+        let [_, h, m, d] = k.dims();
+        let kt = k.swap_dims(2, 3);
+        // (b, h, c, m) → (b, c, h·m): every head's columns side by side.
+        let wqk = self
+            .per_head(self.q.weight())
+            .expand([b, h, c, d])
+            .matmul(kt.clone())
+            .swap_dims(1, 2)
+            .reshape([b, c, h * m]);
+        let mut scores = q.matmul(wqk);
+        if let Some(bq) = self.q.bias() {
+            let bqk = bq
+                .clone()
+                .reshape([1, h, 1, d])
+                .expand([b, h, 1, d])
+                .matmul(kt);
+            scores = scores + bqk.reshape([b, 1, h * m]);
+        }
+        let p = attention_softmax(scores.reshape([b, n, h, m]), 1.0 / (d as f64).sqrt(), None);
+        // The output projection's (h·d, c) weight as (1, h, d, c).
+        let wo = self.out.weight().clone().reshape([1, h, d, c]);
+        let vo = v.matmul(wo.expand([b, h, d, c])).reshape([b, h * m, c]);
+        let mut out = p.reshape([b, n, h * m]).matmul(vo);
+        if let Some(bo) = self.out.bias() {
+            out = out + bo.clone().reshape([1, 1, c]);
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -103,7 +173,7 @@ impl Block {
         let k = keys.clone() + kpe.clone();
         let queries = self
             .norm2
-            .forward(queries + self.cross_t2i.forward(q, k, keys.clone()));
+            .forward(queries + self.cross_t2i.few_queries(q, k, keys.clone()));
 
         let mlp = self.lin2.forward(relu(self.lin1.forward(queries.clone())));
         let queries = self.norm3.forward(queries + mlp);
@@ -112,7 +182,7 @@ impl Block {
         let k = keys.clone() + kpe.clone();
         let keys = self
             .norm4
-            .forward(keys + self.cross_i2t.forward(k, q, queries.clone()));
+            .forward(keys + self.cross_i2t.few_keys(k, q, queries.clone()));
         (queries, keys)
     }
 }
@@ -167,7 +237,41 @@ impl TwoWayTransformer {
         let k = keys.clone() + kpe;
         let queries = self
             .norm_final
-            .forward(queries + self.final_attn.forward(q, k, keys.clone()));
+            .forward(queries + self.final_attn.few_queries(q, k, keys.clone()));
         (queries, keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    fn max_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
+        let a = a.into_data().try_to_vec::<f32>().unwrap();
+        let b = b.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// The shortcuts reassociate the same sums: equal to the plain attention up to rounding, with
+    /// biases on (their handling is where the algebra could go wrong) and a batch of two.
+    #[test]
+    fn shortcuts_equal_plain_attention() {
+        let dev = Device::flex();
+        let mut l = Loader::random(11, &dev);
+        let a = Attention::load(&mut l, "a", 64, 4, 2);
+        let r = |n: usize| Tensor::<3>::random([2, n, 64], Distribution::Normal(0.0, 1.0), &dev);
+        let (tokens, image, values) = (r(7), r(300), r(300));
+        let plain = a.forward(tokens.clone(), image.clone(), values.clone());
+        let d = max_diff(a.few_queries(tokens.clone(), image.clone(), values), plain);
+        assert!(d < 1e-5, "few_queries differs by {d}");
+        let tv = r(7);
+        let plain = a.forward(image.clone(), tokens.clone(), tv.clone());
+        let d = max_diff(a.few_keys(image, tokens, tv), plain);
+        assert!(d < 1e-5, "few_keys differs by {d}");
     }
 }
