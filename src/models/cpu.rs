@@ -7,7 +7,7 @@
 //! (wasm simd128 in the browser; natively compiled again for AVX2 + FMA, chosen at run time) and,
 //! natively, split over every core. Other backends (GPU, autodiff) keep burn's own ops.
 
-use super::gemm::{Bias, Rhs, matmul, matmul_into};
+use super::gemm::{Bias, Im2col, Rhs, matmul, matmul_into};
 use burn::tensor::{DType, Tensor};
 use burn_flex::{Flex, FlexTensor};
 
@@ -127,6 +127,33 @@ pub fn linear(
     Ok(from_vec(y, [m, n]))
 }
 
+/// `a` (m, k) · `b` (k, n), or · `bᵀ` for `b` given as (n, k) when `transposed`, with our own
+/// tile in the browser; natively, and off the CPU backend, the inputs back.
+pub fn matmul2(
+    a: Tensor<2>,
+    b: Tensor<2>,
+    transposed: bool,
+) -> Result<Tensor<2>, (Tensor<2>, Tensor<2>)> {
+    if !OWN_PRODUCTS {
+        return Err((a, b));
+    }
+    let ([m, k], [r, c]) = (a.dims(), b.dims());
+    let n = if transposed { r } else { c };
+    let at = flex_f32(a).map_err(|a| (a, b.clone()))?;
+    let Ok(bt) = flex_f32(b) else {
+        unreachable!("b lives where a does")
+    };
+    let rhs = if transposed {
+        Rhs::Transposed(values(&bt))
+    } else {
+        Rhs::Rows(values(&bt))
+    };
+    Ok(from_vec(
+        matmul(values(&at), rhs, Bias::None, m, k, n),
+        [m, n],
+    ))
+}
+
 /// A 1×1 convolution (stride 1, no padding, one group) of `x` (B, C, H, W) by `w` (O, C, 1, 1):
 /// per image `w` (O, C) · `x` (C, H·W) + `bias` per row, as [`linear`]: in the browser only.
 pub fn conv1x1(
@@ -149,6 +176,51 @@ pub fn conv1x1(
         matmul_into(values(&wt), Rhs::Rows(img), bias, (o, c, hw), out);
     }
     Ok(from_vec(out, [b, o, h, wd]))
+}
+
+/// A 3×3 convolution (one group, no dilation) of `x` (B, C, H, W) by `w` (O, C, 3, 3): per image
+/// `w` (O, C·9) · im2col(x) + `bias` per row, the im2col matrix packed straight from the image
+/// (`gemm::Im2col`), as [`linear`]: in the browser only.
+pub fn conv3x3(
+    x: Tensor<4>,
+    w: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    stride: usize,
+    pad: usize,
+) -> Result<Tensor<4>, Tensor<4>> {
+    if !OWN_PRODUCTS {
+        return Err(x);
+    }
+    let ([b, c, h, wd], [o, ..]) = (x.dims(), w.dims());
+    let Some((wt, bt)) = weight_bias(w, bias) else {
+        return Err(x);
+    };
+    let xt = flex_f32(x)?;
+    let bias = bt.as_ref().map_or(Bias::None, |t| Bias::Rows(values(t)));
+    let img = |x| Im2col {
+        x,
+        c,
+        h,
+        w: wd,
+        stride,
+        pad,
+    };
+    let (oh, ow) = img(&[]).out_size();
+    let mut out = vec![0.0; b * o * oh * ow];
+    let xs = values(&xt);
+    for (x, out) in xs
+        .chunks_exact(c * h * wd)
+        .zip(out.chunks_exact_mut(o * oh * ow))
+    {
+        matmul_into(
+            values(&wt),
+            Rhs::Im2col(img(x)),
+            bias,
+            (o, c * 9, oh * ow),
+            out,
+        );
+    }
+    Ok(from_vec(out, [b, o, oh, ow]))
 }
 
 /// softmax(q·kᵀ·scale + bias)·v, one head at a time with our own matrix tile, in the browser;
@@ -531,7 +603,28 @@ mod tests {
         let b = Tensor::<1>::from_data(TensorData::new(vals(o, 17), [o]), &dev);
         let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         let want = conv2d(x.clone(), w.clone(), Some(b.clone()), opts);
-        let ours = conv1x1(x, &w, Some(&b)).ok().unwrap();
+        let ours = conv1x1(x.clone(), &w, Some(&b)).ok().unwrap();
+        assert_close(&to_host(ours), &to_host(want), 1e-5);
+
+        // 3×3 convolutions through the im2col tile, strides 1 and 2, a batch of two.
+        let w = Tensor::<4>::from_data(TensorData::new(vals(o * c * 9, 29), [o, c, 3, 3]), &dev);
+        for stride in [1, 2] {
+            let opts = ConvOptions::new([stride; 2], [1, 1], [1, 1], 1);
+            let want = conv2d(x.clone(), w.clone(), Some(b.clone()), opts);
+            let ours = conv3x3(x.clone(), &w, Some(&b), stride, 1).ok().unwrap();
+            assert_eq!(ours.dims(), want.dims());
+            assert_close(&to_host(ours), &to_host(want), 1e-5);
+        }
+
+        // Plain products, the right-hand side as given and as the transpose of an (n, k) matrix.
+        let a = Tensor::<2>::from_data(TensorData::new(vals(m * k, 19), [m, k]), &dev);
+        let bm = Tensor::<2>::from_data(TensorData::new(vals(k * n, 23), [k, n]), &dev);
+        let want = a.clone().matmul(bm.clone());
+        let ours = matmul2(a.clone(), bm.clone(), false).ok().unwrap();
+        assert_close(&to_host(ours), &to_host(want.clone()), 1e-5);
+        let bt = bm.transpose().into_data();
+        let bt = Tensor::<2>::from_data(bt, &dev); // (n, k), contiguous
+        let ours = matmul2(a, bt, true).ok().unwrap();
         assert_close(&to_host(ours), &to_host(want), 1e-5);
     }
 

@@ -28,18 +28,44 @@ pub enum Bias<'a> {
 }
 
 /// The right operand: k × n row-major, or its transpose given (n × k row-major: attention's keys,
-/// multiplied as Kᵀ).
+/// multiplied as Kᵀ), or the im2col matrix of a 3×3 convolution's input.
 #[derive(Clone, Copy)]
 pub enum Rhs<'a> {
     Rows(&'a [f32]),
     Transposed(&'a [f32]),
+    Im2col(Im2col<'a>),
 }
 
 impl Rhs<'_> {
     fn len(&self) -> usize {
         match self {
             Rhs::Rows(b) | Rhs::Transposed(b) => b.len(),
+            Rhs::Im2col(g) => {
+                let (oh, ow) = g.out_size();
+                g.c * 9 * oh * ow
+            }
         }
+    }
+}
+
+/// One image (c × h × w) seen as the im2col matrix of a 3×3 convolution, which is never formed:
+/// row (channel, ky, kx), column the output pixel (y, x), value x[channel][y·s + ky − p][x·s + kx − p],
+/// 0 outside the image. Its panels are packed straight from the image.
+#[derive(Clone, Copy)]
+pub struct Im2col<'a> {
+    pub x: &'a [f32],
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Im2col<'_> {
+    /// Output rows and columns.
+    pub fn out_size(&self) -> (usize, usize) {
+        let o = |n: usize| (n + 2 * self.pad).saturating_sub(3) / self.stride + 1;
+        (o(self.h), o(self.w))
     }
 }
 
@@ -86,6 +112,7 @@ pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, (m, k, n): (usize, usize, usiz
             match b {
                 Rhs::Rows(b) => pack_b(&b[pc * n..(pc + kc) * n], n, jc, nc, &mut bp),
                 Rhs::Transposed(bt) => pack_bt(&bt[jc * k..(jc + nc) * k], k, pc, kc, &mut bp),
+                Rhs::Im2col(g) => pack_im2col(&g, (pc, kc), (jc, nc), &mut bp),
             }
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
@@ -172,6 +199,47 @@ fn pack_bt(bt: &[f32], k: usize, pc: usize, kc: usize, bp: &mut [f32]) {
         let panel = &mut bp[(nc / NR) * kc * NR..][..kc * NR];
         for row in panel.chunks_exact_mut(NR) {
             row[nc % NR..].fill(0.0);
+        }
+    }
+}
+
+/// As [`pack_b`] for the rows `pc..pc + kc` and columns `jc..jc + nc` of an [`Im2col`] matrix. A
+/// panel row lying in one image row is a copy at stride 1; the image's borders and other strides
+/// go value by value.
+fn pack_im2col(g: &Im2col, (pc, kc): (usize, usize), (jc, nc): (usize, usize), bp: &mut [f32]) {
+    let (_, ow) = g.out_size();
+    let (s, pad) = (g.stride, g.pad);
+    for p in 0..kc {
+        let r = pc + p;
+        let (ky, kx) = (r % 9 / 3, r % 3);
+        let plane = &g.x[(r / 9) * g.h * g.w..][..g.h * g.w];
+        for jp in 0..nc.div_ceil(NR) {
+            let dst = &mut bp[jp * kc * NR + p * NR..][..NR];
+            let j0 = jc + jp * NR;
+            let cols = NR.min(jc + nc - j0);
+            let (y, x0) = (j0 / ow, j0 % ow);
+            // The input row and first column this panel row reads (offset by the padding).
+            let (iy, ix) = (y * s + ky, x0 * s + kx);
+            let inside = iy >= pad && iy - pad < g.h && ix >= pad && (ix - pad) + cols <= g.w;
+            if s == 1 && x0 + cols <= ow && inside {
+                let at = (iy - pad) * g.w + ix - pad;
+                dst[..cols].copy_from_slice(&plane[at..at + cols]);
+            } else {
+                let (mut y, mut x) = (y, x0);
+                for d in dst[..cols].iter_mut() {
+                    let (iy, ix) = (y * s + ky, x * s + kx);
+                    *d = if iy >= pad && iy - pad < g.h && ix >= pad && ix - pad < g.w {
+                        plane[(iy - pad) * g.w + ix - pad]
+                    } else {
+                        0.0
+                    };
+                    x += 1;
+                    if x == ow {
+                        (y, x) = (y + 1, 0);
+                    }
+                }
+            }
+            dst[cols..].fill(0.0);
         }
     }
 }
@@ -376,6 +444,61 @@ mod tests {
                 assert!(
                     err < 1e-4 * (k as f32).sqrt(),
                     "{m}×{k}×{n}: max error {err}"
+                );
+            }
+        }
+    }
+
+    /// The im2col right-hand side against a plain 3×3 convolution, strides 1 and 2, padding 0
+    /// and 1, with panels crossing image rows (widths not multiples of the tile's 16) and more
+    /// than one depth block (c·9 > 256).
+    #[test]
+    fn im2col_products_are_3x3_convolutions() {
+        let mut seed = 3u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for &(o, c, h, w, stride, pad) in &[
+            (5, 3, 9, 13, 1, 1),
+            (4, 30, 7, 20, 1, 1),
+            (3, 2, 11, 10, 2, 1),
+            (2, 4, 8, 17, 1, 0),
+            (6, 3, 33, 35, 2, 1),
+        ] {
+            let x: Vec<f32> = (0..c * h * w).map(|_| rnd()).collect();
+            let wt: Vec<f32> = (0..o * c * 9).map(|_| rnd()).collect();
+            let bias: Vec<f32> = (0..o).map(|_| rnd()).collect();
+            let g = Im2col {
+                x: &x,
+                c,
+                h,
+                w,
+                stride,
+                pad,
+            };
+            let (oh, ow) = g.out_size();
+            let got = matmul(&wt, Rhs::Im2col(g), Bias::Rows(&bias), o, c * 9, oh * ow);
+            for (i, &v) in got.iter().enumerate() {
+                let (oc, y, xo) = (i / (oh * ow), i / ow % oh, i % ow);
+                let mut want = bias[oc] as f64;
+                for ci in 0..c {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (iy, ix) = (
+                                (y * stride + ky) as isize - pad as isize,
+                                (xo * stride + kx) as isize - pad as isize,
+                            );
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                want += wt[(oc * c + ci) * 9 + ky * 3 + kx] as f64
+                                    * x[(ci * h + iy as usize) * w + ix as usize] as f64;
+                            }
+                        }
+                    }
+                }
+                assert!(
+                    (v as f64 - want).abs() < 1e-4,
+                    "{o}×{c}×{h}×{w} s{stride} p{pad} at {i}: {v} vs {want}"
                 );
             }
         }

@@ -136,14 +136,7 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [_, c, kh, kw] = self.w.dims();
-        let plain = self.opts.stride == [1, 1] && self.opts.padding == [(0, 0); 2];
-        let fast = if (kh, kw) == (1, 1) && plain && self.opts.groups == 1 && x.dims()[1] == c {
-            super::cpu::conv1x1(x, &self.w, self.b.as_ref())
-        } else {
-            Err(x)
-        };
-        fast.unwrap_or_else(|x| conv2d(x, self.w.clone(), self.b.clone(), self.opts.clone()))
+        conv(x, &self.w, self.b.as_ref(), &self.opts)
     }
 
     /// This convolution (a depthwise 3×3, stride 1, padding 1) over channels-last tokens (B, H·W, C)
@@ -165,6 +158,27 @@ impl Conv2d {
             y.reshape([b, c, l]).swap_dims(1, 2)
         })
     }
+}
+
+/// A 2D convolution. On the browser's CPU path 1×1 and 3×3 kernels (one group, no dilation) run
+/// on our own matrix tile (`cpu::conv1x1`, `cpu::conv3x3`); burn's convolution otherwise.
+pub fn conv(
+    x: Tensor<4>,
+    w: &Tensor<4>,
+    b: Option<&Tensor<1>>,
+    opts: &ConvOptions<2>,
+) -> Tensor<4> {
+    let [_, c, kh, kw] = w.dims();
+    let [stride, sw] = opts.stride;
+    let [(pad, pb), (pl, pr)] = opts.padding;
+    let square = stride == sw && pad == pb && pad == pl && pad == pr;
+    let plain = square && opts.groups == 1 && opts.dilation == [1, 1] && x.dims()[1] == c;
+    let fast = match (kh, kw) {
+        (1, 1) if plain && stride == 1 && pad == 0 => super::cpu::conv1x1(x, w, b),
+        (3, 3) if plain => super::cpu::conv3x3(x, w, b, stride, pad),
+        _ => Err(x),
+    };
+    fast.unwrap_or_else(|x| conv2d(x, w.clone(), b.cloned(), opts.clone()))
 }
 
 /// `nn.ConvTranspose2d` with kernel = stride (SAM's 2× upscaling). Each input pixel becomes its
@@ -246,6 +260,31 @@ impl LayerNorm2d {
 /// put at a quarter of the LiteMedSAM encoder's time and half of the decoder's.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     super::cpu::gelu(x).unwrap_or_else(burn::tensor::activation::gelu)
+}
+
+/// a (B, n, k) · b (B, k, m). In the browser's CPU path with our own tile (one batch item).
+pub fn matmul(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
+    product(a, b, false)
+}
+
+/// a (B, n, k) · bᵀ for b (B, m, k), without a transposed copy of b in the browser's CPU path.
+pub fn matmul_t(a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
+    product(a, b, true)
+}
+
+fn product(a: Tensor<3>, b: Tensor<3>, transposed: bool) -> Tensor<3> {
+    let ([batch, n, k], [_, r, c]) = (a.dims(), b.dims());
+    let burns = |a: Tensor<3>, b: Tensor<3>| match transposed {
+        true => a.matmul(b.swap_dims(1, 2)),
+        false => a.matmul(b),
+    };
+    if batch != 1 {
+        return burns(a, b);
+    }
+    match super::cpu::matmul2(a.reshape([n, k]), b.reshape([r, c]), transposed) {
+        Ok(y) => y.unsqueeze(),
+        Err((a, b)) => burns(a.unsqueeze(), b.unsqueeze()),
+    }
 }
 
 /// softmax(q·kᵀ·scale + bias)·v: queries (B, heads, n, d), keys (B, heads, m, d), values

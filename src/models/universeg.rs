@@ -12,10 +12,11 @@
 //! - the support is processed in chunks; only the per-level skips of all S items are held, and
 //!   the mean over S is accumulated chunk by chunk.
 
+use crate::models::nn::conv;
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use burn::tensor::activation::leaky_relu;
-use burn::tensor::module::{conv2d, interpolate, max_pool2d};
+use burn::tensor::module::{interpolate, max_pool2d};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
@@ -62,12 +63,7 @@ impl ConvOp {
         }
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = conv2d(
-            x,
-            self.w.clone(),
-            Some(self.b.clone()),
-            conv_opts(self.k / 2),
-        );
+        let y = conv(x, &self.w, Some(&self.b), &conv_opts(self.k / 2));
         if self.activate {
             leaky_relu(y, SLOPE)
         } else {
@@ -109,12 +105,7 @@ impl CrossBlock {
 
     /// The cross-conv's target half plus its bias, shared by every support item.
     fn target_part(&self, target: Tensor<4>) -> Tensor<4> {
-        conv2d(
-            target,
-            self.w_target.clone(),
-            Some(self.b.clone()),
-            conv_opts(1),
-        )
+        conv(target, &self.w_target, Some(&self.b), &conv_opts(1))
     }
 
     /// `target` (1, C, H, W); `support` chunks (n_i, C', H, W) with Σ n_i = S. `pace` runs
@@ -130,7 +121,7 @@ impl CrossBlock {
         let mut sum: Option<Tensor<4>> = None;
         let mut out = Vec::with_capacity(support.len());
         for chunk in support {
-            let s = conv2d(chunk.clone(), self.w_support.clone(), None, conv_opts(1));
+            let s = conv(chunk.clone(), &self.w_support, None, &conv_opts(1));
             let part = s.clone().sum_dim(0);
             sum = Some(match sum {
                 None => part,
@@ -149,7 +140,7 @@ impl CrossBlock {
     /// linearity is conv(Σᵢ sᵢ), one convolution instead of S (44 % of the model's work at S ≫ 1).
     fn forward_last(&self, target: Tensor<4>, support_sum: Tensor<4>, n: usize) -> Tensor<4> {
         let t = self.target_part(target);
-        let s = conv2d(support_sum, self.w_support.clone(), None, conv_opts(1));
+        let s = conv(support_sum, &self.w_support, None, &conv_opts(1));
         self.target.forward(t + s / n as f32)
     }
 }

@@ -485,8 +485,9 @@ async function universegChecks(page, prefix, waitPhase) {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-const dist = path.join(ROOT, 'dist');
-if (!fs.existsSync(path.join(dist, 'index.html'))) { console.log('dist/ is missing: build the app first'); process.exit(1); }
+// MEDSEG_DIST serves another build than dist/ (e.g. to time an older bundle's checks).
+const dist = path.resolve(ROOT, process.env.MEDSEG_DIST || 'dist');
+if (!fs.existsSync(path.join(dist, 'index.html'))) { console.log(`${dist} is missing: build the app first`); process.exit(1); }
 const server = await serve(dist);
 for (const mode of ['cpu', 'webgpu']) if (!only || only === mode) await session(mode, server);
 server.close();

@@ -1,6 +1,7 @@
 //! SAM's mask decoder: the two-way transformer, 4× upscaling and hypernetwork mask heads.
 
 use super::transformer::TwoWayTransformer;
+use crate::models::cpu::contiguous;
 use crate::models::nn::{ConvTranspose2d, LayerNorm, Linear, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
@@ -90,14 +91,15 @@ impl MaskDecoder {
         }
     }
 
-    /// image (1, C, H, W); image_pe (1, C, H, W); sparse (B, N, C); dense (B, C, H, W).
+    /// image (1, C, H, W); image_pe (1, HW, C) as tokens; sparse (B, N, C); dense (C) added to
+    /// every image token (the "no mask" embedding).
     /// `multimask`: the three disambiguation masks instead of the single one.
     pub fn forward(
         &self,
         image: Tensor<4>,
-        image_pe: Tensor<4>,
+        image_pe: Tensor<3>,
         sparse: Tensor<3>,
-        dense: Tensor<4>,
+        dense: Tensor<1>,
         multimask: bool,
     ) -> Decoded {
         let [b, _, _] = sparse.dims();
@@ -113,9 +115,12 @@ impl MaskDecoder {
             ],
             1,
         );
-        let src = image.expand([b, c, h, w]) + dense;
-        let pos = image_pe.expand([b, c, h, w]);
-        let (hs, src) = self.transformer.forward(src, pos, tokens);
+        // As tokens, laid out contiguously once: every layer adds the positional encoding.
+        let src =
+            contiguous(image.reshape([1, c, h * w]).swap_dims(1, 2)) + dense.reshape([1, 1, c]);
+        let (hs, src) = self
+            .transformer
+            .forward(src.expand([b, h * w, c]), image_pe, tokens);
 
         // Both upscalings work pixel by pixel (kernel = stride), so they run on channels-last
         // pixel rows, and the mask product too; the 4×4 block each embedding pixel became is put in

@@ -111,10 +111,10 @@ pub struct Sam {
     encoder: Encoder,
     pub prompt_encoder: PromptEncoder,
     decoder: MaskDecoder,
-    /// (1, C, g, g) positional encoding of the embedding grid.
-    dense_pe: Tensor<4>,
-    /// (1, C, g, g) the "no mask" dense embedding.
-    no_mask: Tensor<4>,
+    /// (1, g·g, C) positional encoding of the embedding grid, as tokens.
+    dense_pe: Tensor<3>,
+    /// (C) the "no mask" dense embedding.
+    no_mask: Tensor<1>,
 }
 
 impl Sam {
@@ -130,10 +130,8 @@ impl Sam {
             PromptEncoder::load(&mut l, "prompt_encoder", dim, arch.input_size(), g);
         let decoder = MaskDecoder::load(&mut l, "mask_decoder", dim);
         let pe = prompt_encoder.dense_pe();
-        let dense_pe = l.upload(pe.data, [1, dim, g, g]);
-        let no_mask = l
-            .upload(prompt_encoder.no_mask.clone(), [1, dim, 1, 1])
-            .expand([1, dim, g, g]);
+        let dense_pe = l.upload(pe.data, [1, g * g, dim]);
+        let no_mask = l.upload(prompt_encoder.no_mask.clone(), [dim]);
         let used = l.finish(arch.display())?;
         Ok((
             Sam {

@@ -107,7 +107,7 @@ impl PromptEncoder {
         }
     }
 
-    /// Positional encoding of the embedding grid, (dim, h, w) row-major.
+    /// Positional encoding of the embedding grid as tokens, (h·w, dim) row-major.
     pub fn dense_pe(&self) -> HostTensor {
         let (h, w) = self.grid;
         let mut hwc = Vec::with_capacity(h * w * self.dim);
@@ -120,15 +120,9 @@ impl PromptEncoder {
                 );
             }
         }
-        let mut chw = vec![0f32; hwc.len()];
-        for p in 0..h * w {
-            for c in 0..self.dim {
-                chw[c * h * w + p] = hwc[p * self.dim + c];
-            }
-        }
         HostTensor {
-            shape: vec![self.dim, h, w],
-            data: chw,
+            shape: vec![h * w, self.dim],
+            data: hwc,
         }
     }
 }

@@ -1,7 +1,6 @@
 //! SAM's two-way transformer: prompt tokens and image tokens attend to each other.
 
-use crate::models::cpu::contiguous;
-use crate::models::nn::{LayerNorm, Linear, attention_softmax};
+use crate::models::nn::{LayerNorm, Linear, attention_softmax, matmul, matmul_t};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
@@ -67,9 +66,9 @@ impl Attention {
             .swap_dims(2, 3)
             .expand([b, h, d, c]);
         let qk = q.matmul(wk).reshape([b, h * n, c]);
-        let scores = qk.matmul(k.swap_dims(1, 2)).reshape([b, h, n, m]);
+        let scores = matmul_t(qk, k).reshape([b, h, n, m]);
         let p = attention_softmax(scores, 1.0 / (d as f64).sqrt(), None);
-        let px = p.reshape([b, h * n, m]).matmul(v).reshape([b, h, n, c]);
+        let px = matmul(p.reshape([b, h * n, m]), v).reshape([b, h, n, c]);
         let mut out = px.matmul(self.per_head(self.v.weight()).expand([b, h, c, d]));
         if let Some(bv) = self.v.bias() {
             out = out + bv.clone().reshape([1, h, 1, d]);
@@ -94,7 +93,7 @@ impl Attention {
             .matmul(kt.clone())
             .swap_dims(1, 2)
             .reshape([b, c, h * m]);
-        let mut scores = q.matmul(wqk);
+        let mut scores = matmul(q, wqk);
         if let Some(bq) = self.q.bias() {
             let bqk = bq
                 .clone()
@@ -107,7 +106,7 @@ impl Attention {
         // The output projection's (h·d, c) weight as (1, h, d, c).
         let wo = self.out.weight().clone().reshape([1, h, d, c]);
         let vo = v.matmul(wo.expand([b, h, d, c])).reshape([b, h * m, c]);
-        let mut out = p.reshape([b, n, h * m]).matmul(vo);
+        let mut out = matmul(p.reshape([b, n, h * m]), vo);
         if let Some(bo) = self.out.bias() {
             out = out + bo.clone().reshape([1, 1, c]);
         }
@@ -169,17 +168,18 @@ impl Block {
         };
         let queries = self.norm1.forward(queries);
 
-        let q = queries.clone() + qpe.clone();
+        // The image tokens with their positional encoding serve both cross-attentions (the keys
+        // change only after the second).
         let k = keys.clone() + kpe.clone();
+        let q = queries.clone() + qpe.clone();
         let queries = self
             .norm2
-            .forward(queries + self.cross_t2i.few_queries(q, k, keys.clone()));
+            .forward(queries + self.cross_t2i.few_queries(q, k.clone(), keys.clone()));
 
         let mlp = self.lin2.forward(relu(self.lin1.forward(queries.clone())));
         let queries = self.norm3.forward(queries + mlp);
 
         let q = queries.clone() + qpe.clone();
-        let k = keys.clone() + kpe.clone();
         let keys = self
             .norm4
             .forward(keys + self.cross_i2t.few_keys(k, q, queries.clone()));
@@ -218,17 +218,14 @@ impl TwoWayTransformer {
         }
     }
 
-    /// image (B, C, H, W), image_pe (B, C, H, W), tokens (B, N, C) → (tokens, image tokens (B, HW, C)).
+    /// image tokens (B, HW, C), their positional encoding (1, HW, C), prompt tokens (B, N, C) →
+    /// (tokens, image tokens (B, HW, C)).
     pub fn forward(
         &self,
-        image: Tensor<4>,
-        image_pe: Tensor<4>,
+        keys0: Tensor<3>,
+        kpe: Tensor<3>,
         tokens: Tensor<3>,
     ) -> (Tensor<3>, Tensor<3>) {
-        let [b, c, h, w] = image.dims();
-        // As tokens, laid out contiguously once: every layer adds the positional encoding.
-        let keys0 = contiguous(image.reshape([b, c, h * w]).swap_dims(1, 2));
-        let kpe = contiguous(image_pe.reshape([b, c, h * w]).swap_dims(1, 2));
         let (mut queries, mut keys) = (tokens.clone(), keys0);
         for layer in &self.layers {
             (queries, keys) = layer.forward(queries, keys, &tokens, &kpe);
