@@ -368,7 +368,9 @@ multiversion! {
 }
 
 multiversion! {
-    /// Rows of `m`: x ← softmax(x·scale + bias) (bias rows alongside, when given).
+    /// Rows of `m`: x ← softmax(x·scale + bias) (bias rows alongside, when given). The exponential,
+    /// the costly part, runs over the whole block at once, so that it vectorizes even for short
+    /// rows (the decoder's image tokens over 7 prompt tokens).
     fn softmax_rows(block: &mut [f32], m: usize, scale: f32, bias: Option<&[f32]>) {
         for (r, row) in block.chunks_exact_mut(m).enumerate() {
             match bias {
@@ -376,7 +378,10 @@ multiversion! {
                 None => row.iter_mut().for_each(|v| *v *= scale),
             }
             let max = lanes(row, f32::NEG_INFINITY, f32::max);
-            row.iter_mut().for_each(|v| *v = exp_f32(*v - max));
+            row.iter_mut().for_each(|v| *v -= max);
+        }
+        block.iter_mut().for_each(|v| *v = exp_f32(*v));
+        for row in block.chunks_exact_mut(m) {
             let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
             row.iter_mut().for_each(|v| *v *= inv);
         }
