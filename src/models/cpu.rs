@@ -1,7 +1,8 @@
 //! Fast paths on the CPU backend's own buffers (burn-flex), for passes burn-flex runs as several
 //! element-at-a-time ops or with transposing copies around them: exact GELU, attention's scale +
 //! bias + softmax, a depthwise 3×3 convolution on channels-last tokens, contiguous layout; and in
-//! the browser, matrix products (Linear, 1×1 convolutions) with our own wasm SIMD tile.
+//! the browser, matrix products (Linear, 1×1 and 3×3 convolutions, attention) with our own wasm SIMD
+//! tile.
 //!
 //! Each is one pass over a tensor the caller owns, written branch-free so that loops vectorize
 //! (wasm simd128 in the browser; natively compiled again for AVX2 + FMA, chosen at run time) and,
@@ -154,44 +155,21 @@ pub fn matmul2(
     ))
 }
 
-/// A 1×1 convolution (stride 1, no padding, one group) of `x` (B, C, H, W) by `w` (O, C, 1, 1):
-/// per image `w` (O, C) · `x` (C, H·W) + `bias` per row, as [`linear`]: in the browser only.
-pub fn conv1x1(
-    x: Tensor<4>,
-    w: &Tensor<4>,
-    bias: Option<&Tensor<1>>,
-) -> Result<Tensor<4>, Tensor<4>> {
-    if !OWN_PRODUCTS {
-        return Err(x);
-    }
-    let ([b, c, h, wd], [o, ..]) = (x.dims(), w.dims());
-    let Some((wt, bt)) = weight_bias(w, bias) else {
-        return Err(x);
-    };
-    let xt = flex_f32(x)?;
-    let bias = bt.as_ref().map_or(Bias::None, |t| Bias::Rows(values(t)));
-    let (xs, hw) = (values(&xt), h * wd);
-    let mut out = vec![0.0; b * o * hw];
-    for (img, out) in xs.chunks_exact(c * hw).zip(out.chunks_exact_mut(o * hw)) {
-        matmul_into(values(&wt), Rhs::Rows(img), bias, (o, c, hw), out);
-    }
-    Ok(from_vec(out, [b, o, h, wd]))
-}
-
-/// A 3×3 convolution (one group, no dilation) of `x` (B, C, H, W) by `w` (O, C, 3, 3): per image
-/// `w` (O, C·9) · im2col(x) + `bias` per row, the im2col matrix packed straight from the image
-/// (`gemm::Im2col`), as [`linear`]: in the browser only.
-pub fn conv3x3(
+/// A 1×1 (stride 1, no padding) or 3×3 convolution, one group, no dilation, of `x` (B, C, H, W)
+/// by `w` (O, C, k, k): per image `w` (O, C·k²) · `x` as a matrix + `bias` per row, as [`linear`]:
+/// in the browser only. For 1×1 that matrix is the image itself (C, H·W); for 3×3 its im2col
+/// matrix, packed straight from the image (`gemm::Im2col`). Other kernels: `x` back.
+pub fn conv(
     x: Tensor<4>,
     w: &Tensor<4>,
     bias: Option<&Tensor<1>>,
     stride: usize,
     pad: usize,
 ) -> Result<Tensor<4>, Tensor<4>> {
-    if !OWN_PRODUCTS {
+    let ([b, c, h, wd], [o, _, k, _]) = (x.dims(), w.dims());
+    if !OWN_PRODUCTS || !(k == 3 || (k == 1 && stride == 1 && pad == 0)) {
         return Err(x);
     }
-    let ([b, c, h, wd], [o, ..]) = (x.dims(), w.dims());
     let Some((wt, bt)) = weight_bias(w, bias) else {
         return Err(x);
     };
@@ -205,20 +183,19 @@ pub fn conv3x3(
         stride,
         pad,
     };
-    let (oh, ow) = img(&[]).out_size();
+    let (oh, ow) = if k == 1 { (h, wd) } else { img(&[]).out_size() };
     let mut out = vec![0.0; b * o * oh * ow];
     let xs = values(&xt);
     for (x, out) in xs
         .chunks_exact(c * h * wd)
         .zip(out.chunks_exact_mut(o * oh * ow))
     {
-        matmul_into(
-            values(&wt),
-            Rhs::Im2col(img(x)),
-            bias,
-            (o, c * 9, oh * ow),
-            out,
-        );
+        let rhs = if k == 1 {
+            Rhs::Rows(x)
+        } else {
+            Rhs::Im2col(img(x))
+        };
+        matmul_into(values(&wt), rhs, bias, (o, c * k * k, oh * ow), out);
     }
     Ok(from_vec(out, [b, o, oh, ow]))
 }
@@ -572,7 +549,7 @@ mod tests {
         assert_close(&to_host(ours), &to_host(want), 1e-5);
     }
 
-    /// The browser's matrix products (`models::gemm` behind `linear` and `conv1x1`) against
+    /// The browser's matrix products (`models::gemm` behind `linear`, `conv` and `matmul2`) against
     /// burn's, here through the portable build of the same tile code.
     #[test]
     fn own_products_match_burns_linear_and_convolution() {
@@ -608,7 +585,7 @@ mod tests {
         let b = Tensor::<1>::from_data(TensorData::new(vals(o, 17), [o]), &dev);
         let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         let want = conv2d(x.clone(), w.clone(), Some(b.clone()), opts);
-        let ours = conv1x1(x.clone(), &w, Some(&b)).ok().unwrap();
+        let ours = conv(x.clone(), &w, Some(&b), 1, 0).ok().unwrap();
         assert_close(&to_host(ours), &to_host(want), 1e-5);
 
         // 3×3 convolutions through the im2col tile, strides 1 and 2, a batch of two.
@@ -616,7 +593,7 @@ mod tests {
         for stride in [1, 2] {
             let opts = ConvOptions::new([stride; 2], [1, 1], [1, 1], 1);
             let want = conv2d(x.clone(), w.clone(), Some(b.clone()), opts);
-            let ours = conv3x3(x.clone(), &w, Some(&b), stride, 1).ok().unwrap();
+            let ours = conv(x.clone(), &w, Some(&b), stride, 1).ok().unwrap();
             assert_eq!(ours.dims(), want.dims());
             assert_close(&to_host(ours), &to_host(want), 1e-5);
         }

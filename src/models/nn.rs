@@ -161,7 +161,7 @@ impl Conv2d {
 }
 
 /// A 2D convolution. On the browser's CPU path 1×1 and 3×3 kernels (one group, no dilation) run
-/// on our own matrix tile (`cpu::conv1x1`, `cpu::conv3x3`); burn's convolution otherwise.
+/// on our own matrix tile (`cpu::conv`); burn's convolution otherwise.
 pub fn conv(
     x: Tensor<4>,
     w: &Tensor<4>,
@@ -173,10 +173,9 @@ pub fn conv(
     let [(pad, pb), (pl, pr)] = opts.padding;
     let square = stride == sw && pad == pb && pad == pl && pad == pr;
     let plain = square && opts.groups == 1 && opts.dilation == [1, 1] && x.dims()[1] == c;
-    let fast = match (kh, kw) {
-        (1, 1) if plain && stride == 1 && pad == 0 => super::cpu::conv1x1(x, w, b),
-        (3, 3) if plain => super::cpu::conv3x3(x, w, b, stride, pad),
-        _ => Err(x),
+    let fast = match plain && kh == kw {
+        true => super::cpu::conv(x, w, b, stride, pad),
+        false => Err(x),
     };
     fast.unwrap_or_else(|x| conv2d(x, w.clone(), b.cloned(), opts.clone()))
 }

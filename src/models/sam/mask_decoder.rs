@@ -140,20 +140,23 @@ impl MaskDecoder {
                     .unsqueeze_dim(2)
             })
             .collect();
-        let n = hyper.len();
-        let hyper = Tensor::cat(hyper, 2); // (b, cu, n)
-        let logits = up
-            .reshape([b, h * w * 16, cu])
-            .matmul(hyper)
-            .reshape([b, h, w, 2, 2, 2, 2, n])
-            .permute([0, 7, 1, 3, 5, 2, 4, 6])
-            .reshape([b, n, 4 * h, 4 * w]);
+        let hyper = Tensor::cat(hyper, 2); // (b, cu, masks)
+        let logits = place_blocks(up.reshape([b, h * w * 16, cu]).matmul(hyper), (h, w));
         let iou_all = self
             .iou_head
             .forward(hs.slice([0..b, 0..1, 0..c]).reshape([b, c]));
         let iou = iou_all.slice([0..b, range]);
         Decoded { logits, iou }
     }
+}
+
+/// Masks over pixel rows in (y, x, ky1, kx1, ky2, kx2) order, (B, h·w·16, masks), as images
+/// (B, masks, 4h, 4w): pixel (4y + 2·ky1 + ky2, 4x + 2·kx1 + kx2).
+fn place_blocks(rows: Tensor<3>, (h, w): (usize, usize)) -> Tensor<4> {
+    let [b, _, n] = rows.dims();
+    rows.reshape([b, h, w, 2, 2, 2, 2, n])
+        .permute([0, 7, 1, 3, 5, 2, 4, 6])
+        .reshape([b, n, 4 * h, 4 * w])
 }
 
 #[cfg(test)]
@@ -191,11 +194,7 @@ mod tests {
 
         let pixels = x.reshape([c0, h * w]).transpose();
         let y = u2.forward_pixels(u1.forward_pixels(pixels));
-        let got = y
-            .matmul(head)
-            .reshape([1, h, w, 2, 2, 2, 2, 1])
-            .permute([0, 7, 1, 3, 5, 2, 4, 6])
-            .reshape([1, 1, 4 * h, 4 * w]);
+        let got = super::place_blocks(y.matmul(head).unsqueeze(), (h, w));
         let a = got.into_data().try_to_vec::<f32>().unwrap();
         let b = want.into_data().try_to_vec::<f32>().unwrap();
         let d = a

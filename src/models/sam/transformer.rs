@@ -255,20 +255,25 @@ mod tests {
     }
 
     /// The shortcuts reassociate the same sums: equal to the plain attention up to rounding, with
-    /// biases on (their handling is where the algebra could go wrong) and a batch of two.
+    /// biases on (their handling is where the algebra could go wrong), for one prompt (the
+    /// products on our own tile in these tests) and a batch of two (burn's batched product).
     #[test]
     fn shortcuts_equal_plain_attention() {
         let dev = Device::flex();
         let mut l = Loader::random(11, &dev);
         let a = Attention::load(&mut l, "a", 64, 4, 2);
-        let r = |n: usize| Tensor::<3>::random([2, n, 64], Distribution::Normal(0.0, 1.0), &dev);
-        let (tokens, image, values) = (r(7), r(300), r(300));
-        let plain = a.forward(tokens.clone(), image.clone(), values.clone());
-        let d = max_diff(a.few_queries(tokens.clone(), image.clone(), values), plain);
-        assert!(d < 1e-5, "few_queries differs by {d}");
-        let tv = r(7);
-        let plain = a.forward(image.clone(), tokens.clone(), tv.clone());
-        let d = max_diff(a.few_keys(image, tokens, tv), plain);
-        assert!(d < 1e-5, "few_keys differs by {d}");
+        for batch in [1, 2] {
+            let r = |n: usize| {
+                Tensor::<3>::random([batch, n, 64], Distribution::Normal(0.0, 1.0), &dev)
+            };
+            let (tokens, image, values) = (r(7), r(300), r(300));
+            let plain = a.forward(tokens.clone(), image.clone(), values.clone());
+            let d = max_diff(a.few_queries(tokens.clone(), image.clone(), values), plain);
+            assert!(d < 1e-5, "few_queries, batch {batch}: differs by {d}");
+            let tv = r(7);
+            let plain = a.forward(image.clone(), tokens.clone(), tv.clone());
+            let d = max_diff(a.few_keys(image, tokens, tv), plain);
+            assert!(d < 1e-5, "few_keys, batch {batch}: differs by {d}");
+        }
     }
 }
