@@ -111,6 +111,14 @@ async function checks(mode, ctx, origin) {
     await page.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms })
       .catch(async (e) => { throw new Error(`waiting for phase ${want}: ${e.message} ${await pageState(page)}`); });
   };
+  // Opens a scan and waits for its embedding. The page may still say `ready` for the scan
+  // before while the new file is being read, so the new encode's start is awaited first (a box
+  // drawn in between is refused as "still being encoded"; a lost-GPU run failed that way).
+  const openScan = async (file, ms) => {
+    await page.setInputFiles('#file', file);
+    await waitPhase('embedding', 60_000);
+    await waitPhase('ready', ms);
+  };
   const prefix = `[${mode}]`;
 
   await check(`${prefix} model loads and backend is reported`, async () => {
@@ -193,8 +201,7 @@ async function checks(mode, ctx, origin) {
     // GenSeg's weights trained on the GPU just before come back from the browser's storage.
     await page.waitForFunction(() => document.querySelector('#genseg-info')?.textContent.includes('kept in this browser'), null, { timeout: 60_000 });
     const t1 = Date.now();
-    await page.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
-    await waitPhase('ready', 300_000);
+    await openScan(path.join(FIX, 'litemedsam_lung2_z22_image.png'), 300_000);
     await drawBox(page, LUNG2_BOX);
     const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
     const file = path.join(ART, `mask-after-gpu-loss.png`);
@@ -322,8 +329,7 @@ async function checks(mode, ctx, origin) {
       await page.reload();
       // The app is up once the model is (the autosaved scan may be encoding already).
       await page.waitForFunction(() => ['idle', 'embedding', 'ready'].includes(document.querySelector('.app')?.dataset.phase), null, { timeout: 120_000 });
-      await page.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
-      await waitPhase('ready', 900_000);
+      await openScan(path.join(FIX, 'litemedsam_lung2_z22_image.png'), 900_000);
       await drawBox(page, LUNG2_BOX);
       const area = await page.evaluate(() => document.querySelector('.objects li small')?.textContent);
       console.log(`  ${prefix} offline: ${await page.textContent('#status')} (${area})`);
