@@ -7,5 +7,6 @@ fn main() {
     let keep_names = std::env::var_os("MEDSEG_WASM_NAMES").is_some();
     if std::env::var("CARGO_CFG_TARGET_FAMILY").as_deref() == Ok("wasm") && !keep_names {
         println!("cargo:rustc-link-arg-bin=medseg-web=--strip-all");
+        println!("cargo:rustc-link-arg-bin=medseg-web-gpu=--strip-all");
     }
 }

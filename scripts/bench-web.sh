@@ -11,7 +11,9 @@ scripts/build-web.sh
 ORT=.cache/bench-web
 [ -f $ORT/node_modules/onnxruntime-web/dist/ort.all.min.mjs ] ||
   npm install --prefix $ORT --no-audit --no-fund --silent onnxruntime-web@1.30.0
-wasm=$(ls dist/*_bg.wasm)
-echo "wasm bundle: $(stat -c %s "$wasm") bytes, gzipped (-9) $(gzip -9 -c "$wasm" | wc -c) bytes"
+for wasm in dist/*_bg.wasm; do
+  case $wasm in *-gpu_bg.wasm) build="WebGPU build";; *) build="CPU build";; esac
+  echo "wasm bundle, $build: $(stat -c %s "$wasm") bytes, gzipped (-9) $(gzip -9 -c "$wasm" | wc -c) bytes"
+done
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(/usr/bin/chromium --version)"
 node tests/e2e/bench.mjs "${MODES:-peers}" "${1:-4}"

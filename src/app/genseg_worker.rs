@@ -130,6 +130,7 @@ async fn run(job: ToWorker, bulk: Vec<u8>) -> Result<(), String> {
     let n_bytes = n_train * 2 * side * side * 4;
     let train = pairs_from_bytes(&bulk[..n_bytes.min(bulk.len())], n_train, side)?;
     let val = pairs_from_bytes(&bulk[n_bytes.min(bulk.len())..], n_val, side)?;
+    #[cfg(feature = "webgpu")]
     let (device, backend) = if webgpu {
         match Device::wgpu_options().init_async().await {
             Ok(d) => (d, "WebGPU".to_string()),
@@ -139,6 +140,12 @@ async fn run(job: ToWorker, bulk: Vec<u8>) -> Result<(), String> {
             ),
         }
     } else {
+        (Device::flex(), "CPU".to_string())
+    };
+    // The CPU-only build runs in a page that chose the CPU, so `webgpu` is false here.
+    #[cfg(not(feature = "webgpu"))]
+    let (device, backend) = {
+        let _ = webgpu;
         (Device::flex(), "CPU".to_string())
     };
     let mut trainer = Trainer::new(config, train, val, &device).map_err(|e| e.to_string())?;

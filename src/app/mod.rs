@@ -124,6 +124,7 @@ async fn init_backend(ui: Ui) -> Device {
         (web::WebGpu::Software, w) if w != Some("webgpu") => {
             "CPU (this browser's WebGPU is software-emulated; ?backend=webgpu uses it anyway)"
         }
+        #[cfg(feature = "webgpu")]
         _ => match Device::wgpu_options().init_async().await {
             Ok(d) => {
                 ui.backend.set("WebGPU".into());
@@ -136,6 +137,9 @@ async fn init_backend(ui: Ui) -> Device {
                 "CPU (WebGPU failed to start)"
             }
         },
+        // index.html loads this build only where WebGPU is unusable or not wanted.
+        #[cfg(not(feature = "webgpu"))]
+        _ => "CPU (the WebGPU build did not load)",
     };
     ui.backend.set(label.into());
     Device::flex()
@@ -264,7 +268,7 @@ async fn embed_current(ui: Ui) {
     volume::remember_embedding(&emb);
     with(|s| s.embedding = Some(emb));
     ui.progress.set(None);
-    ui.phase.set("ready");
+    settle(ui, "ready");
     ui.status.set(format!(
         "Image encoded in {:.0} ms. Draw a box around a structure.",
         js_sys::Date::now() - t0
@@ -274,6 +278,28 @@ async fn embed_current(ui: Ui) {
 /// Opens what the user chose: an image, a NRRD/NIfTI volume, or DICOM files (one image, a
 /// multi-frame file or a series); a single PNG named `*mask*` is a reference mask instead.
 async fn open_files(ui: Ui, v: volume::VolUi, files: Vec<web_sys::File>) {
+    // Busy from the moment files are chosen: reading them is an await, during which the page
+    // would otherwise still say `ready` for the previous scan. Opening a scan moves the phase on
+    // (`embedding`, or `ready` for a volume); every path that keeps the current one puts it back.
+    let before = ui.phase.get_untracked();
+    ui.phase.set("opening");
+    open_chosen(ui, v, files).await;
+    if ui.phase.get_untracked() == "opening" {
+        // An encode or decode of the current scan may have ended meanwhile (`settle`).
+        let done = matches!(before, "embedding" | "decoding") && with(|s| s.embedding.is_some());
+        ui.phase.set(if done { "ready" } else { before });
+    }
+}
+
+/// Ends an encode or a decode in `phase`, unless files are being opened: `open_files` then
+/// sets the phase once it knows whether the current scan stays.
+fn settle(ui: Ui, phase: &'static str) {
+    if ui.phase.get_untracked() != "opening" {
+        ui.phase.set(phase);
+    }
+}
+
+async fn open_chosen(ui: Ui, v: volume::VolUi, files: Vec<web_sys::File>) {
     ui.error.set(None);
     let mut read = Vec::with_capacity(files.len());
     for f in &files {
@@ -391,7 +417,7 @@ async fn segment_box(ui: Ui, bbox: [f32; 4]) {
         }
         Err(e) => ui.fail(e.to_string()),
     }
-    ui.phase.set("ready");
+    settle(ui, "ready");
 }
 
 fn paint(x: f32, y: f32, radius: f64, value: u8) {

@@ -51,22 +51,16 @@ pub fn listen(on_message: impl FnMut(web_sys::MessageEvent) + 'static) {
     on_message.forget();
 }
 
-/// The app's own script and wasm, as trunk linked them into the page.
+/// The app's own script and wasm: the build `static/boot.js` loaded into the page.
 fn app_files() -> Result<(String, String), String> {
-    let doc = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or("no document")?;
-    let href = |sel: &str| {
-        doc.query_selector(sel)
+    let app = Reflect::get(&js_sys::global(), &"__medsegApp".into()).map_err(js_err)?;
+    let file = |k: &str| {
+        Reflect::get(&app, &k.into())
             .ok()
-            .flatten()
-            .and_then(|e| e.get_attribute("href"))
-            .ok_or_else(|| format!("the page does not link {sel}"))
+            .and_then(|v| v.as_string())
+            .ok_or_else(|| format!("the page did not say which build it loaded ({k})"))
     };
-    Ok((
-        href("link[rel=modulepreload][href*=medseg-web]")?,
-        href("link[rel=preload][type='application/wasm']")?,
-    ))
+    Ok((file("js")?, file("wasm")?))
 }
 
 /// On the page: starts a worker that loads the app and calls `entry`. The caller sets its

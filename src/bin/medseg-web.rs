@@ -1,4 +1,6 @@
-//! Entry point of the browser app (built by trunk for wasm32).
+// Entry point of the browser app (built by trunk for wasm32), its CPU-only build; the WebGPU
+// build (`medseg-web-gpu.rs`) includes this file. (Plain comments: an included file cannot
+// carry inner doc attributes.)
 
 /// Runs when the wasm loads, on the page and in its workers.
 #[cfg(target_family = "wasm")]

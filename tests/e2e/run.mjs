@@ -96,10 +96,17 @@ async function checks(mode, ctx, origin) {
   const page = ctx.pages()[0] || await ctx.newPage();
   page.on('crash', () => console.log(`  [${mode}] the page crashed`));
   const egress = [];
+  // Which of the app's two builds each page loaded (static/boot.js chooses).
+  const wasmFetched = [];
+  const builds = (from = 0) => {
+    const got = wasmFetched.slice(from);
+    return { got, gpu: got.filter((u) => u.startsWith('/medseg-web-gpu_bg')).length, cpu: got.filter((u) => /^\/medseg-web-[0-9a-f]+_bg\.wasm$/.test(u)).length };
+  };
   // Context-wide: the page, its workers and its service worker.
   ctx.on('request', (r) => {
     if (!r.url().startsWith(origin) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) egress.push(r.url());
     if (r.postData()) egress.push(`body sent to ${r.url()}`);
+    if (r.url().includes('_bg.wasm')) wasmFetched.push(new URL(r.url()).pathname);
   });
   page.on('console', (m) => { if (m.type() === 'error') console.log(`  [${mode} console] ${m.text()}`); });
   page.on('worker', (w) => w.on('console', (m) => { if (m.type() === 'error') console.log(`  [${mode} worker console] ${m.text()}`); }));
@@ -111,13 +118,26 @@ async function checks(mode, ctx, origin) {
     await page.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms })
       .catch(async (e) => { throw new Error(`waiting for phase ${want}: ${e.message} ${await pageState(page)}`); });
   };
-  // Opens a scan and waits for its embedding. The page may still say `ready` for the scan
-  // before while the new file is being read, so the new encode's start is awaited first (a box
-  // drawn in between is refused as "still being encoded"; a lost-GPU run failed that way).
+  // Opens a scan and waits for its embedding. The page must leave `ready` as soon as the file
+  // is chosen (it said `ready` for the scan before while the new file was read, and a box drawn
+  // then was refused as "still being encoded": a lost-GPU run failed that way), so every phase
+  // it shows from the choice on is recorded and checked: opening, embedding, ready.
   const openScan = async (file, ms) => {
+    await page.evaluate(() => {
+      if (window.__phaseObserver) return;
+      // From the moment a file is chosen (capture: before the app's own handler runs).
+      document.addEventListener('change', () => { window.__phases = []; }, true);
+      window.__phaseObserver = new MutationObserver(() => {
+        const p = document.querySelector('.app').dataset.phase;
+        if (window.__phases && window.__phases[window.__phases.length - 1] !== p) window.__phases.push(p);
+      });
+      window.__phaseObserver.observe(document.querySelector('.app'), { attributes: true, attributeFilter: ['data-phase'] });
+    });
     await page.setInputFiles('#file', file);
     await waitPhase('embedding', 60_000);
     await waitPhase('ready', ms);
+    const seen = await page.evaluate(() => window.__phases);
+    assert(seen.join() === 'opening,embedding,ready', `phases after choosing ${path.basename(file)}: ${seen.join(', ')}`);
   };
   const prefix = `[${mode}]`;
 
@@ -126,16 +146,22 @@ async function checks(mode, ctx, origin) {
     const backend = await page.textContent('#backend');
     console.log(`  ${prefix} backend: ${backend}, model ready after ${Date.now() - t0} ms`);
     assert(mode === 'webgpu' ? backend.includes('WebGPU') : backend.includes('CPU'), `backend ${backend}`);
+    // The CPU-only build where the page computes on the CPU; the WebGPU build only with WebGPU.
+    const b = builds();
+    assert(b.got.length > 0 && (mode === 'webgpu' ? b.gpu : b.cpu) === b.got.length, `wasm fetched: ${b.got.join(', ')}`);
   });
 
   if (mode === 'webgpu') await check(`${prefix} on a software-emulated WebGPU adapter the page computes on its CPU path unless asked`, async () => {
     const other = await ctx.newPage();
+    const from = wasmFetched.length;
     try {
       await other.goto(origin + '/');
       await other.waitForFunction(() => document.querySelector('.app')?.dataset.phase === 'idle', null, { timeout: 120_000 });
       const backend = await other.textContent('#backend');
       console.log(`  ${prefix} without ?backend=webgpu: ${backend}`);
       assert(backend.startsWith('CPU') && backend.includes('software-emulated'), `backend ${backend}`);
+      const b = builds(from);
+      assert(b.got.length > 0 && b.cpu === b.got.length, `wasm fetched without ?backend=webgpu: ${b.got.join(', ')}`);
     } finally { await other.close(); }
   });
 
