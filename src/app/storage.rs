@@ -6,36 +6,9 @@ use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-#[wasm_bindgen(inline_js = r#"
-const DB = "medseg", STORE = "files";
-function open() {
-  return new Promise((resolve, reject) => {
-    const req = indexedDB.open(DB, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE);
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-}
-function run(mode, f) {
-  return open().then(db => new Promise((resolve, reject) => {
-    const tx = db.transaction(STORE, mode);
-    const req = f(tx.objectStore(STORE));
-    tx.oncomplete = () => { db.close(); resolve(req.result); };
-    tx.onerror = tx.onabort = () => { db.close(); reject(tx.error || req.error); };
-  }));
-}
-export function idb_put(key, bytes) { return run("readwrite", s => s.put(bytes, key)); }
-export function idb_get(key) { return run("readonly", s => s.get(key)); }
-export function idb_delete(key) { return run("readwrite", s => s.delete(key)); }
-export function idb_drop() {
-  return new Promise((resolve, reject) => {
-    const req = indexedDB.deleteDatabase(DB);
-    req.onsuccess = () => resolve();
-    req.onerror = () => reject(req.error);
-    req.onblocked = () => reject(new Error("medseg is open in another tab; close it and try again"));
-  });
-}
-"#)]
+// A file, not inline JS: the app's two builds share the snippets folder, where inline snippets are
+// numbered per build.
+#[wasm_bindgen(module = "/src/app/storage.js")]
 extern "C" {
     fn idb_put(key: &str, bytes: Uint8Array) -> js_sys::Promise;
     fn idb_get(key: &str) -> js_sys::Promise;

@@ -197,6 +197,8 @@ async function checks(mode, ctx, origin) {
     const backend = await page.textContent('#backend');
     console.log(`  ${prefix} ${backend}: ${await page.textContent('#status')}`);
     assert(mode === 'webgpu' ? backend.startsWith('WebGPU') : backend.startsWith('CPU'), `computed on ${backend}`);
+    // Chromium has relaxed SIMD: the CPU path's matrix tile runs with fused multiply-adds (gemm_fma.rs).
+    if (mode === 'cpu') assert(await page.evaluate(() => self.__medsegFma === true), 'the fused multiply-add tile is not in use');
     await page.screenshot({ path: path.join(ART, `segment-${mode}.png`) });
     const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
     const file = path.join(ART, `mask-${mode}.png`);
