@@ -343,6 +343,34 @@ async function checks(mode, ctx, origin) {
     assert(d >= 0.98, `Dice ${d}`);
   });
 
+  if (mode === 'cpu') await check(`${prefix} an engine without relaxed SIMD: the plain matrix tile segments the same`, async () => {
+    // Such an engine rejects the fused multiply-add tile's module (gemm_fma.rs): here validate()
+    // says so for it (the app's own wasm is megabytes), and the page encodes on its own thread
+    // (?encoders=0), where this applies.
+    const other = await page.context().newPage();
+    try {
+      await other.addInitScript(() => {
+        const validate = WebAssembly.validate;
+        WebAssembly.validate = (bytes, ...rest) => (bytes.byteLength < 100_000 ? false : validate(bytes, ...rest));
+      });
+      await other.goto(origin + '/?encoders=0');
+      const phaseOf = (want, ms) => other.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms });
+      await other.waitForFunction(() => ['idle', 'embedding', 'ready'].includes(document.querySelector('.app')?.dataset.phase), null, { timeout: 120_000 });
+      await other.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
+      await phaseOf('embedding', 30_000);
+      await phaseOf('ready', 300_000);
+      await drawBox(other, LUNG2_BOX);
+      const [dl] = await Promise.all([other.waitForEvent('download'), other.click('#export-mask')]);
+      const file = path.join(ART, 'mask-plain-tile.png');
+      await dl.saveAs(file);
+      const d = dice(gray(readPng(file)), gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'))));
+      const fma = await other.evaluate(() => self.__medsegFma === true);
+      console.log(`  ${prefix} plain tile: ${await other.textContent('#status')} Dice vs official ${d.toFixed(4)}`);
+      assert(!fma, 'the fused multiply-add tile was used although its module was rejected');
+      assert(d >= 0.98, `Dice ${d}`);
+    } finally { await other.close(); }
+  });
+
   if (mode === 'cpu') await check(`${prefix} offline: after the first visit the app reloads and segments with the network off`, async () => {
     // The service worker has the page, its wasm and the model file.
     const cached = () => page.evaluate(async () => {
