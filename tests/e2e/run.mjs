@@ -55,6 +55,17 @@ async function drawBox(page, box) {
     .catch(async (e) => { throw new Error(`no mask: ${e.message} ${await pageState(page)}`); });
 }
 
+/// Exports the selected object's mask (#export-mask) as ART/name and reads it back.
+async function exportMask(page, name) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
+  const file = path.join(ART, name);
+  await dl.saveAs(file);
+  return readPng(file);
+}
+
+/// Dice of a mask with the official model's mask of the lung2 fixture slice.
+const lung2Dice = (png) => dice(gray(png), gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'))));
+
 /// What the page shows, for a failure's message.
 async function pageState(page) {
   return page.evaluate(() => `(phase ${document.querySelector('.app')?.dataset.phase}, status "${document.querySelector('#status')?.textContent}", error "${document.querySelector('#error')?.textContent ?? ''}")`).catch((e) => `(page unreadable: ${e.message})`);
@@ -200,12 +211,9 @@ async function checks(mode, ctx, origin) {
     // Chromium has relaxed SIMD: the CPU path's matrix tile runs with fused multiply-adds (gemm_fma.rs).
     if (mode === 'cpu') assert(await page.evaluate(() => self.__medsegFma === true), 'the fused multiply-add tile is not in use');
     await page.screenshot({ path: path.join(ART, `segment-${mode}.png`) });
-    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
-    const file = path.join(ART, `mask-${mode}.png`);
-    await dl.saveAs(file);
-    const got = readPng(file), want = readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'));
+    const got = await exportMask(page, `mask-${mode}.png`);
     assert(got.width === 512 && got.height === 512, `mask is ${got.width}×${got.height}`);
-    const d = dice(gray(got), gray(want));
+    const d = lung2Dice(got);
     console.log(`  ${prefix} Dice vs official mask ${d.toFixed(4)}`);
     assert(d >= 0.98, `Dice ${d}`);
   });
@@ -231,10 +239,7 @@ async function checks(mode, ctx, origin) {
     const t1 = Date.now();
     await openScan(path.join(FIX, 'litemedsam_lung2_z22_image.png'), 300_000);
     await drawBox(page, LUNG2_BOX);
-    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
-    const file = path.join(ART, `mask-after-gpu-loss.png`);
-    await dl.saveAs(file);
-    const d = dice(gray(readPng(file)), gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'))));
+    const d = lung2Dice(await exportMask(page, 'mask-after-gpu-loss.png'));
     console.log(`  ${prefix} after the GPU loss: ${backend}; ${await page.textContent('#status')} ${Date.now() - t1} ms; Dice vs official ${d.toFixed(4)}`);
     assert(d >= 0.98, `Dice ${d}`);
   });
@@ -335,10 +340,7 @@ async function checks(mode, ctx, origin) {
     }
     await waitPhase('ready', 300_000);
     await drawBox(page, LUNG2_BOX);
-    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
-    const file = path.join(ART, 'mask-after-worker-failure.png');
-    await dl.saveAs(file);
-    const d = dice(gray(readPng(file)), gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'))));
+    const d = lung2Dice(await exportMask(page, 'mask-after-worker-failure.png'));
     console.log(`  ${prefix} after a worker failure (${workers.length} worker(s)): ${await page.textContent('#status')} Dice ${d.toFixed(4)}`);
     assert(d >= 0.98, `Dice ${d}`);
   });
@@ -360,10 +362,7 @@ async function checks(mode, ctx, origin) {
       await phaseOf('embedding', 30_000);
       await phaseOf('ready', 300_000);
       await drawBox(other, LUNG2_BOX);
-      const [dl] = await Promise.all([other.waitForEvent('download'), other.click('#export-mask')]);
-      const file = path.join(ART, 'mask-plain-tile.png');
-      await dl.saveAs(file);
-      const d = dice(gray(readPng(file)), gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_official_mask.png'))));
+      const d = lung2Dice(await exportMask(other, 'mask-plain-tile.png'));
       const fma = await other.evaluate(() => self.__medsegFma === true);
       console.log(`  ${prefix} plain tile: ${await other.textContent('#status')} Dice vs official ${d.toFixed(4)}`);
       assert(!fma, 'the fused multiply-add tile was used although its module was rejected');
