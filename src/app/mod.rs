@@ -137,7 +137,7 @@ async fn init_backend(ui: Ui) -> Device {
                 "CPU (WebGPU failed to start)"
             }
         },
-        // index.html loads this build only where WebGPU is unusable or not wanted.
+        // static/boot.js loads this build only where WebGPU is unusable or not wanted.
         #[cfg(not(feature = "webgpu"))]
         _ => "CPU (the WebGPU build did not load)",
     };
