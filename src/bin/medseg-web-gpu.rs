@@ -1,3 +1,3 @@
 //! The browser app's WebGPU build: the same entry points as `medseg-web`, built with the
-//! `webgpu` feature (index.html loads it where the browser has a usable GPU).
+//! `webgpu` feature (static/boot.js loads it where the browser has a usable GPU).
 include!("medseg-web.rs");

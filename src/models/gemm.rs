@@ -125,7 +125,6 @@ pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, (m, k, n): (usize, usize, usiz
                     }
                     let mut r = 0;
                     while r < mc.div_ceil(MR) {
-                        let apan = &ap[r * MR * kc..(r + 1) * MR * kc];
                         let (row0, rows) = (ic + r * MR, MR.min(mc - r * MR));
                         if pc == 0 && per_row {
                             start_tile(bias, row0, col0, &mut init);
@@ -150,6 +149,7 @@ pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, (m, k, n): (usize, usize, usiz
                                 let at = (row0 + i) * n + col0;
                                 edge[i * NR..i * NR + cols].copy_from_slice(&c[at..at + cols]);
                             }
+                            let apan = &ap[r * MR * kc..(r + 1) * MR * kc];
                             tile(apan, bpan, start, &mut edge, NR);
                             for i in 0..rows {
                                 let at = (row0 + i) * n + col0;
@@ -322,16 +322,11 @@ mod fma {
         fn medseg_fma_tiles(a: u32, b: u32, start: u32, c: u32, ldc: u32, kc: u32, count: u32);
     }
 
-    // One wasm instance per thread (page, workers) and no wasm threads: a plain static is enough.
-    struct Ready(OnceLock<bool>);
-    // SAFETY: wasm32 without atomics has one thread per instance.
-    unsafe impl Sync for Ready {}
-    static READY: Ready = Ready(OnceLock::new());
+    /// Whether this instance (the page's, or a worker's) has the tile; set up on first use.
+    static READY: OnceLock<bool> = OnceLock::new();
 
     pub fn available() -> bool {
-        *READY
-            .0
-            .get_or_init(|| medseg_fma_setup(MODULE, &wasm_bindgen::memory()))
+        *READY.get_or_init(|| medseg_fma_setup(MODULE, &wasm_bindgen::memory()))
     }
 
     /// As `super::full_tiles` (whose asserts bound every read and write).
