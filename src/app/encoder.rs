@@ -15,11 +15,12 @@ use super::worker::{listen, message, read, reply, spawn};
 use crate::error::{Error, Result};
 use crate::imaging::GrayImage;
 use crate::imaging::decode::Planes;
+use crate::models::gemm;
 use crate::pipeline::medsam::{ImageEmbedding, MedSam};
 use burn::tensor::Device;
 use js_sys::{Function, Promise};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -32,12 +33,14 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 enum ToEncoder {
     /// Bulk: our model file.
     Load { id: u32 },
-    /// Bulk: the image's planes (`planes` × width × height u8, row-major).
+    /// Bulk: the image's planes (`planes` × width × height u8, row-major). `helpers`: threads
+    /// the worker's matrix products may add (`models::gemm::set_helpers`).
     Embed {
         id: u32,
         width: usize,
         height: usize,
         planes: usize,
+        helpers: usize,
     },
 }
 
@@ -49,11 +52,13 @@ enum FromEncoder {
     Loaded {
         id: u32,
     },
-    /// Bulk: the embedding as f32 little-endian.
+    /// Bulk: the embedding as f32 little-endian. `helpers`: threads that took part besides the
+    /// worker's own.
     Embedded {
         id: u32,
         shape: [usize; 4],
         resized: (usize, usize),
+        helpers: usize,
     },
     /// `id` None: the worker itself failed (it could not start, a request was unreadable).
     Failed {
@@ -87,13 +92,23 @@ pub fn serve() {
                 width,
                 height,
                 planes,
+                helpers,
             },
             bulk,
         )) => wasm_bindgen_futures::spawn_local(async move {
+            gemm::set_helpers(helpers);
+            gemm::take_helpers_used();
             match embed_here(width, height, planes, bulk).await {
                 Ok((shape, resized, values)) => {
                     let bytes = f32_bytes(&values);
-                    reply(&FromEncoder::Embedded { id, shape, resized }, Some(&bytes));
+                    let helpers = gemm::take_helpers_used();
+                    let done = FromEncoder::Embedded {
+                        id,
+                        shape,
+                        resized,
+                        helpers,
+                    };
+                    reply(&done, Some(&bytes));
                 }
                 Err(e) => failed(Some(id), e.to_string()),
             }
@@ -317,7 +332,7 @@ fn on_answer(k: usize, data: JsValue) {
 /// Sends a request to the least busy worker (the first worker, once it has the model, when none
 /// has yet); None where the page must encode. A worker still loading the model counts as half a
 /// request busy: loading takes a second or two, an encode several.
-async fn ask(msg: impl FnOnce(u32) -> ToEncoder, bulk: &[u8]) -> Option<Promise> {
+async fn ask(msg: impl FnOnce(u32, usize) -> ToEncoder, bulk: &[u8]) -> Option<Promise> {
     if !POOL.with_borrow(|p| p.as_ref().is_some_and(|p| p.slots.iter().any(|s| s.ready))) {
         first_worker_ready().await;
     }
@@ -325,6 +340,7 @@ async fn ask(msg: impl FnOnce(u32) -> ToEncoder, bulk: &[u8]) -> Option<Promise>
         let pool = pool.as_mut()?;
         let id = pool.next_id;
         pool.next_id += 1;
+        let live = pool.slots.iter().filter(|s| s.broken.is_none()).count();
         let slot = pool
             .slots
             .iter_mut()
@@ -333,7 +349,7 @@ async fn ask(msg: impl FnOnce(u32) -> ToEncoder, bulk: &[u8]) -> Option<Promise>
                 let loading = !s.ready as usize;
                 2 * (s.pending.len() - loading) + loading
             })?;
-        let data = message(&msg(id), Some(bulk)).ok()?;
+        let data = message(&msg(id, helpers(live)), Some(bulk)).ok()?;
         let mut resolve = None;
         let promise = Promise::new(&mut |r, _| resolve = Some(r));
         slot.pending
@@ -347,6 +363,17 @@ async fn ask(msg: impl FnOnce(u32) -> ToEncoder, bulk: &[u8]) -> Option<Promise>
         }
         Some(promise)
     })
+}
+
+/// Helper threads for each of `workers` encoder workers' matrix products: the cores the workers
+/// leave (2 cores, one worker: 1), or the page's `?helpers=N`.
+fn helpers(workers: usize) -> usize {
+    let cores = web_sys::window()
+        .map(|w| w.navigator().hardware_concurrency() as usize)
+        .unwrap_or(1);
+    super::web::page_param("helpers")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or((cores / workers.max(1)).saturating_sub(1))
 }
 
 /// Waits for the first worker to load the model (or to fail, which marks it broken).
@@ -388,11 +415,12 @@ pub async fn request(img: &Planes) -> Pending {
         .iter()
         .flat_map(|p| p.data.iter().copied())
         .collect();
-    let request = |id| ToEncoder::Embed {
+    let request = |id, helpers| ToEncoder::Embed {
         id,
         width: img.width(),
         height: img.height(),
         planes: img.planes.len(),
+        helpers,
     };
     Pending(ask(request, &bulk).await)
 }
@@ -406,7 +434,16 @@ pub async fn finish(model: &MedSam, img: &Planes, pending: Pending) -> Result<Im
             .ok()
             .and_then(|d| read::<FromEncoder>(&d).ok());
         match answer {
-            Some((FromEncoder::Embedded { shape, resized, .. }, bytes)) => {
+            Some((
+                FromEncoder::Embedded {
+                    shape,
+                    resized,
+                    helpers,
+                    ..
+                },
+                bytes,
+            )) => {
+                LAST_THREADS.set(Some(1 + helpers));
                 return model.embedding_from_host(
                     f32s(&bytes),
                     shape,
@@ -427,7 +464,18 @@ pub async fn finish(model: &MedSam, img: &Planes, pending: Pending) -> Result<Im
             _ => {}
         }
     }
+    LAST_THREADS.set(None);
     model.embed(img)
+}
+
+thread_local! {
+    static LAST_THREADS: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The CPU threads the last embedding [`finish`]ed took, where a worker computed it (None: the
+/// page did, on its device).
+pub fn last_threads() -> Option<usize> {
+    LAST_THREADS.get()
 }
 
 /// `img`'s embedding for `model`: from a worker when one runs, else computed here.

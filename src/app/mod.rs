@@ -269,8 +269,12 @@ async fn embed_current(ui: Ui) {
     with(|s| s.embedding = Some(emb));
     ui.progress.set(None);
     settle(ui, "ready");
+    let threads = match encoder::last_threads() {
+        Some(t) if t > 1 => format!(" on {t} CPU threads"),
+        _ => String::new(),
+    };
     ui.status.set(format!(
-        "Image encoded in {:.0} ms. Draw a box around a structure.",
+        "Image encoded in {:.0} ms{threads}. Draw a box around a structure.",
         js_sys::Date::now() - t0
     ));
 }

@@ -2,72 +2,15 @@
 //!
 //! burn-flex multiplies with the gemm crate, whose wasm SIMD tile (12 rows × 4 columns: 12
 //! accumulators, 3 A vectors and a broadcast) needs more vector registers than V8 keeps free on
-//! x86-64 (15), and runs at ≈ 20–25 GFLOP/s in Chromium: 70 % of the browser's encode. This tile of
-//! 2 rows × 16 columns (8 accumulators, 4 B vectors, 2 broadcasts) runs the encoder's shapes at
-//! ≈ 33–36 GFLOP/s on one thread (BENCHMARKS.md). Natively the gemm crate's AVX kernels are faster
-//! and stay; the portable build of this file exists for its unit tests.
+//! x86-64 (15), and runs at ≈ 20–25 GFLOP/s in Chromium: 70 % of the browser's encode. Ours
+//! (`gemm_core.rs`) is a 2 rows × 16 columns tile (8 accumulators, 4 B vectors, 2 broadcasts),
+//! ≈ 33–36 GFLOP/s on one thread, ≈ 48 with fused multiply-adds where the engine has relaxed SIMD
+//! ([`fma`]); in a worker of a cross-origin isolated page, helper threads take a share of the rows
+//! of large products ([`pool`]). Natively the gemm crate's AVX kernels are faster and stay; the
+//! portable build of this file exists for its unit tests.
 
-/// Rows and columns of one tile of C.
-const MR: usize = 2;
-const NR: usize = 16;
-/// Depth of one pass (a B panel of KC × NR floats, 16 KiB, stays in L1 while the tile walks down
-/// the rows of A).
-const KC: usize = 256;
-/// Rows of A packed at a time (MC × KC floats, 96 KiB: stays in L2 across the B panels).
-const MC: usize = 96;
-/// Columns of B packed at a time (KC × NC floats, 512 KiB: B is packed block by block, so that a
-/// 1×1 convolution's B, the whole image, is not copied out to memory once more first).
-const NC: usize = 512;
-
-/// Where the bias goes: one value per row of C or one per column.
-#[derive(Clone, Copy)]
-pub enum Bias<'a> {
-    None,
-    Rows(&'a [f32]),
-    Cols(&'a [f32]),
-}
-
-/// The right operand: k × n row-major, or its transpose given (n × k row-major: attention's keys,
-/// multiplied as Kᵀ), or the im2col matrix of a 3×3 convolution's input.
-#[derive(Clone, Copy)]
-pub enum Rhs<'a> {
-    Rows(&'a [f32]),
-    Transposed(&'a [f32]),
-    Im2col(Im2col<'a>),
-}
-
-impl Rhs<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Rhs::Rows(b) | Rhs::Transposed(b) => b.len(),
-            Rhs::Im2col(g) => {
-                let (oh, ow) = g.out_size();
-                g.c * 9 * oh * ow
-            }
-        }
-    }
-}
-
-/// One image (c × h × w) seen as the im2col matrix of a 3×3 convolution, which is never formed:
-/// row (channel, ky, kx), column the output pixel (y, x), value x[channel][y·s + ky − p][x·s + kx − p],
-/// 0 outside the image. Its panels are packed straight from the image.
-#[derive(Clone, Copy)]
-pub struct Im2col<'a> {
-    pub x: &'a [f32],
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub stride: usize,
-    pub pad: usize,
-}
-
-impl Im2col<'_> {
-    /// Output rows and columns.
-    pub fn out_size(&self) -> (usize, usize) {
-        let o = |n: usize| (n + 2 * self.pad).saturating_sub(3) / self.stride + 1;
-        (o(self.h), o(self.w))
-    }
-}
+pub use super::gemm_core::{Bias, Im2col, Rhs};
+use super::gemm_core::{MR, NR, plain_tiles, product, scratch_len};
 
 /// `a` (m × k, row-major, contiguous) · `b` (k × n) + `bias`; the result is m × n, row-major.
 pub fn matmul(a: &[f32], b: Rhs, bias: Bias, m: usize, k: usize, n: usize) -> Vec<f32> {
@@ -77,214 +20,23 @@ pub fn matmul(a: &[f32], b: Rhs, bias: Bias, m: usize, k: usize, n: usize) -> Ve
 }
 
 /// As [`matmul`], written over `c` (m × n).
-pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, (m, k, n): (usize, usize, usize), c: &mut [f32]) {
-    assert!(
-        a.len() == m * k && b.len() == k * n && c.len() == m * n,
-        "matmul: operands of the wrong size"
-    );
-    if let Bias::Rows(r) = bias {
-        assert_eq!(r.len(), m, "matmul: one bias per row");
-    }
-    if let Bias::Cols(r) = bias {
-        assert_eq!(r.len(), n, "matmul: one bias per column");
-    }
-    if k == 0 {
-        for (i, row) in c.chunks_exact_mut(n.max(1)).enumerate() {
-            match bias {
-                Bias::None => row.fill(0.0),
-                Bias::Rows(r) => row.fill(r[i]),
-                Bias::Cols(cb) => row.copy_from_slice(cb),
-            }
-        }
+pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c: &mut [f32]) {
+    #[cfg(target_arch = "wasm32")]
+    if pool::shared(a, b, bias, dims, c) {
         return;
     }
-    let mut bp = vec![0.0f32; KC.min(k) * NC.min(n).next_multiple_of(NR)];
-    let mut ap = vec![0.0f32; MC.min(m).next_multiple_of(MR) * KC.min(k)];
-    // The bias a tile starts from on the first pass over k (after it, tiles start from C: C is
-    // written once per pass, never zeroed first); the same for a whole panel unless per row.
-    let mut init = [0.0f32; MR * NR];
-    let mut edge = [0.0f32; MR * NR];
-    let per_row = matches!(bias, Bias::Rows(_));
-    for jc in (0..n).step_by(NC) {
-        let nc = NC.min(n - jc);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            match b {
-                Rhs::Rows(b) => pack_b(&b[pc * n..(pc + kc) * n], n, jc, nc, &mut bp),
-                Rhs::Transposed(bt) => pack_bt(&bt[jc * k..(jc + nc) * k], k, pc, kc, &mut bp),
-                Rhs::Im2col(g) => pack_im2col(&g, (pc, kc), (jc, nc), &mut bp),
-            }
-            for ic in (0..m).step_by(MC) {
-                let mc = MC.min(m - ic);
-                pack_a(&a[ic * k..(ic + mc) * k], k, pc, kc, &mut ap);
-                for jp in 0..nc.div_ceil(NR) {
-                    let bpan = &bp[jp * kc * NR..(jp + 1) * kc * NR];
-                    let (col0, cols) = (jc + jp * NR, NR.min(nc - jp * NR));
-                    if pc == 0 && !per_row {
-                        start_tile(bias, 0, col0, &mut init);
-                    }
-                    let mut r = 0;
-                    while r < mc.div_ceil(MR) {
-                        let (row0, rows) = (ic + r * MR, MR.min(mc - r * MR));
-                        if pc == 0 && per_row {
-                            start_tile(bias, row0, col0, &mut init);
-                        }
-                        let start = (pc == 0).then_some(&init);
-                        if rows == MR && cols == NR {
-                            // The full tiles below this one share its start (unless per row).
-                            let run = if per_row { 1 } else { mc / MR - r };
-                            let at = row0 * n + col0;
-                            let (apans, c) = (&ap[r * MR * kc..(r + run) * MR * kc], &mut c[at..]);
-                            full_tiles(
-                                apans,
-                                bpan,
-                                start,
-                                &mut c[..(run * MR - 1) * n + NR],
-                                n,
-                                run,
-                            );
-                            r += run;
-                        } else {
-                            for i in 0..rows {
-                                let at = (row0 + i) * n + col0;
-                                edge[i * NR..i * NR + cols].copy_from_slice(&c[at..at + cols]);
-                            }
-                            let apan = &ap[r * MR * kc..(r + 1) * MR * kc];
-                            tile(apan, bpan, start, &mut edge, NR);
-                            for i in 0..rows {
-                                let at = (row0 + i) * n + col0;
-                                c[at..at + cols].copy_from_slice(&edge[i * NR..i * NR + cols]);
-                            }
-                            r += 1;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    on_this_thread(a, b, bias, dims, c);
 }
 
-/// The tile of biases at C's (row0, col0); rows and columns past the matrix (the tile's padding)
-/// get 0.
-fn start_tile(bias: Bias, row0: usize, col0: usize, t: &mut [f32; MR * NR]) {
-    match bias {
-        Bias::None => t.fill(0.0),
-        Bias::Rows(r) => {
-            for (i, row) in t.chunks_exact_mut(NR).enumerate() {
-                row.fill(r.get(row0 + i).copied().unwrap_or(0.0));
-            }
-        }
-        Bias::Cols(cb) => {
-            let s = &cb[col0..cb.len().min(col0 + NR)];
-            for row in t.chunks_exact_mut(NR) {
-                row[..s.len()].copy_from_slice(s);
-                row[s.len()..].fill(0.0);
-            }
-        }
-    }
+/// [`matmul_into`] on this thread alone.
+fn on_this_thread(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c: &mut [f32]) {
+    let (m, k, n) = dims;
+    let mut scratch = vec![0.0; scratch_len(m, k, n)];
+    product(a, b, bias, dims, c, &mut scratch, &mut full_tiles);
 }
 
-/// Columns `jc..jc + nc` of the rows `b` (each `n` long) as panels of NR columns, kc × NR each,
-/// zero-padded past the last column. Row by row, so that B is read in its own order.
-fn pack_b(b: &[f32], n: usize, jc: usize, nc: usize, bp: &mut [f32]) {
-    let kc = b.len() / n;
-    for (p, row) in b.chunks_exact(n).enumerate() {
-        for (jp, src) in row[jc..jc + nc].chunks(NR).enumerate() {
-            let dst = &mut bp[jp * kc * NR + p * NR..][..NR];
-            dst[..src.len()].copy_from_slice(src);
-            dst[src.len()..].fill(0.0);
-        }
-    }
-}
-
-/// As [`pack_b`] from Bᵀ: rows `bt` (each `k` long, one per column of B), their entries
-/// `pc..pc + kc`.
-fn pack_bt(bt: &[f32], k: usize, pc: usize, kc: usize, bp: &mut [f32]) {
-    let nc = bt.len() / k;
-    for (j, row) in bt.chunks_exact(k).enumerate() {
-        let panel = &mut bp[(j / NR) * kc * NR..][..kc * NR];
-        for (p, &v) in row[pc..pc + kc].iter().enumerate() {
-            panel[p * NR + j % NR] = v;
-        }
-    }
-    // The last panel's missing columns.
-    if !nc.is_multiple_of(NR) {
-        let panel = &mut bp[(nc / NR) * kc * NR..][..kc * NR];
-        for row in panel.chunks_exact_mut(NR) {
-            row[nc % NR..].fill(0.0);
-        }
-    }
-}
-
-/// As [`pack_b`] for the rows `pc..pc + kc` and columns `jc..jc + nc` of an [`Im2col`] matrix. A
-/// panel row lying in one image row is a copy at stride 1; the image's borders and other strides
-/// go value by value.
-fn pack_im2col(g: &Im2col, (pc, kc): (usize, usize), (jc, nc): (usize, usize), bp: &mut [f32]) {
-    let (_, ow) = g.out_size();
-    let (s, pad) = (g.stride, g.pad);
-    for p in 0..kc {
-        let r = pc + p;
-        let (ky, kx) = (r % 9 / 3, r % 3);
-        let plane = &g.x[(r / 9) * g.h * g.w..][..g.h * g.w];
-        for jp in 0..nc.div_ceil(NR) {
-            let dst = &mut bp[jp * kc * NR + p * NR..][..NR];
-            let j0 = jc + jp * NR;
-            let cols = NR.min(jc + nc - j0);
-            let (y, x0) = (j0 / ow, j0 % ow);
-            // The input row and first column this panel row reads (offset by the padding).
-            let (iy, ix) = (y * s + ky, x0 * s + kx);
-            let inside = iy >= pad && iy - pad < g.h && ix >= pad && (ix - pad) + cols <= g.w;
-            if s == 1 && x0 + cols <= ow && inside {
-                let at = (iy - pad) * g.w + ix - pad;
-                dst[..cols].copy_from_slice(&plane[at..at + cols]);
-            } else {
-                let (mut y, mut x) = (y, x0);
-                for d in dst[..cols].iter_mut() {
-                    let (iy, ix) = (y * s + ky, x * s + kx);
-                    *d = if iy >= pad && iy - pad < g.h && ix >= pad && ix - pad < g.w {
-                        plane[(iy - pad) * g.w + ix - pad]
-                    } else {
-                        0.0
-                    };
-                    x += 1;
-                    if x == ow {
-                        (y, x) = (y + 1, 0);
-                    }
-                }
-            }
-            dst[cols..].fill(0.0);
-        }
-    }
-}
-
-// `pack_a` writes pairs.
-const _: () = assert!(MR == 2);
-
-/// Columns `pc..pc + kc` of the rows `a` (each `k` long) as row pairs, kc × MR each (k-major),
-/// a missing last row as zeros.
-fn pack_a(a: &[f32], k: usize, pc: usize, kc: usize, ap: &mut [f32]) {
-    for (r, rows) in a.chunks(MR * k).enumerate() {
-        let dst = &mut ap[r * MR * kc..(r + 1) * MR * kc];
-        let r0 = &rows[pc..pc + kc];
-        match rows.get(k + pc..k + pc + kc) {
-            Some(r1) => {
-                for ((d, &x0), &x1) in dst.chunks_exact_mut(MR).zip(r0).zip(r1) {
-                    d[0] = x0;
-                    d[1] = x1;
-                }
-            }
-            None => {
-                for (d, &x0) in dst.chunks_exact_mut(MR).zip(r0) {
-                    d[0] = x0;
-                    d[1] = 0.0;
-                }
-            }
-        }
-    }
-}
-
-/// `count` full tiles down the rows of C (A panels one after another, the same B panel and
-/// start): in the browser with fused multiply-adds where the engine has relaxed SIMD ([`fma`]).
+/// Runs of full tiles: with fused multiply-adds in the browser where the engine has relaxed SIMD
+/// ([`fma`]), else the plain tile.
 fn full_tiles(
     a: &[f32],
     b: &[f32],
@@ -299,10 +51,7 @@ fn full_tiles(
     if fma::available() {
         return fma::tiles(a, b, start, c, ldc, kc, count);
     }
-    for (t, a) in a.chunks_exact(MR * kc).enumerate() {
-        let at = t * MR * ldc;
-        tile(a, b, start, &mut c[at..at + (MR - 1) * ldc + NR], ldc);
-    }
+    plain_tiles(a, b, start, c, ldc, count);
 }
 
 /// The tile with fused multiply-adds: `gemm_fma.rs`, compiled by build.rs into a module of its
@@ -353,119 +102,118 @@ mod fma {
     }
 }
 
-/// c[i·ldc + j] = start[i·NR + j] + Σ_p a[p·MR + i] · b[p·NR + j] for the MR × NR tile, where
-/// `start` is the given tile or, without one, C itself.
-#[inline(never)]
-fn tile(a: &[f32], b: &[f32], start: Option<&[f32; MR * NR]>, c: &mut [f32], ldc: usize) {
-    let kc = a.len() / MR;
-    assert!(b.len() == kc * NR && c.len() >= (MR - 1) * ldc + NR);
-    let mut acc = [[v4::zero(); NR / 4]; MR];
-    for (i, acc) in acc.iter_mut().enumerate() {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            *acc = match start {
-                Some(s) => v4::read(&s[i * NR + 4 * j..][..4]),
-                None => v4::read(&c[i * ldc + 4 * j..][..4]),
-            };
-        }
-    }
-    // SAFETY: the loop reads a[p·MR + i] (i < MR) and b[p·NR..p·NR + NR] for p < kc, within the
-    // lengths asserted above.
-    unsafe {
-        let (mut pa, mut pb) = (a.as_ptr(), b.as_ptr());
-        for _ in 0..kc {
-            let bv = [
-                v4::load(pb),
-                v4::load(pb.add(4)),
-                v4::load(pb.add(8)),
-                v4::load(pb.add(12)),
-            ];
-            for (i, acc) in acc.iter_mut().enumerate() {
-                let s = v4::splat(pa.add(i));
-                for (acc, &bv) in acc.iter_mut().zip(&bv) {
-                    *acc = v4::madd(s, bv, *acc);
-                }
-            }
-            pa = pa.add(MR);
-            pb = pb.add(NR);
-        }
-    }
-    for (i, acc) in acc.iter().enumerate() {
-        for (j, &v) in acc.iter().enumerate() {
-            v4::write(&mut c[i * ldc + 4 * j..][..4], v);
-        }
-    }
+/// The first rows `from..to` of a product's A and bias (a share of C's rows).
+fn rows<'a>(a: &'a [f32], bias: Bias<'a>, (from, to): (usize, usize), k: usize) -> (&'a [f32], Bias<'a>) {
+    let bias = match bias {
+        Bias::Rows(r) => Bias::Rows(&r[from..to]),
+        other => other,
+    };
+    (&a[from * k..to * k], bias)
 }
 
-/// Four f32 lanes: wasm SIMD in the browser, plain arrays elsewhere (tests).
+/// Helper threads for large products (`gemm_pool.js`): in a worker that [`set_helpers`] allowed
+/// them, of a cross-origin isolated page, with relaxed SIMD. The caller keeps the first share of
+/// C's rows; the helpers run `gemm_core` on the rest, on copies of the operands in a shared
+/// memory (the app's own memory is not shared: that would need a std built with atomics).
 #[cfg(target_arch = "wasm32")]
-mod v4 {
-    use core::arch::wasm32::*;
+mod pool {
+    use super::{Bias, MR, Rhs, on_this_thread, rows};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use wasm_bindgen::prelude::*;
 
-    #[derive(Clone, Copy)]
-    pub struct V(v128);
+    /// gemm_fma.rs with `job`, on a shared memory (build.rs).
+    static MODULE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gemm_pool.wasm"));
 
-    #[inline(always)]
-    pub fn zero() -> V {
-        V(f32x4_splat(0.0))
+    #[wasm_bindgen(module = "/src/models/gemm_pool.js")]
+    extern "C" {
+        fn medseg_pool_use(bytes: &[u8], helpers: u32);
+        fn medseg_pool_helpers() -> u32;
+        fn medseg_pool_start(desc: &[u32], a: &[f32], b: &[f32], bias: &[f32]) -> bool;
+        fn medseg_pool_finish(c: &mut [f32]) -> bool;
     }
-    /// SAFETY: `p` points at four readable f32.
-    #[inline(always)]
-    pub unsafe fn load(p: *const f32) -> V {
-        V(unsafe { v128_load(p as *const v128) })
+
+    /// Products under this many multiply-adds (≈ 0.1 ms) stay on this thread: copying their
+    /// operands over would cost about what sharing saves.
+    const MIN_MADDS: usize = 1 << 22;
+
+    /// The most helpers that took part in one product since [`super::take_helpers_used`].
+    static USED: AtomicUsize = AtomicUsize::new(0);
+
+    pub fn allow(helpers: usize) {
+        medseg_pool_use(MODULE, helpers as u32);
     }
-    /// SAFETY: `p` points at a readable f32.
-    #[inline(always)]
-    pub unsafe fn splat(p: *const f32) -> V {
-        V(unsafe { v128_load32_splat(p as *const u32) })
+
+    pub fn take_used() -> usize {
+        USED.swap(0, Ordering::Relaxed)
     }
-    #[inline(always)]
-    pub fn madd(a: V, b: V, c: V) -> V {
-        V(f32x4_add(c.0, f32x4_mul(a.0, b.0)))
-    }
-    #[inline(always)]
-    pub fn read(c: &[f32]) -> V {
-        let c: &[f32; 4] = c.try_into().expect("four lanes");
-        // SAFETY: `c` is four f32; wasm loads need no alignment.
-        V(unsafe { v128_load(c.as_ptr() as *const v128) })
-    }
-    #[inline(always)]
-    pub fn write(c: &mut [f32], v: V) {
-        let c: &mut [f32; 4] = c.try_into().expect("four lanes");
-        // SAFETY: `c` is four f32; wasm stores need no alignment.
-        unsafe { v128_store(c.as_mut_ptr() as *mut v128, v.0) }
+
+    /// Computes the product with the helpers, if they are allowed and ready and it is large
+    /// enough; false when it was left to the caller.
+    pub fn shared(
+        a: &[f32],
+        b: Rhs,
+        bias: Bias,
+        (m, k, n): (usize, usize, usize),
+        c: &mut [f32],
+    ) -> bool {
+        if m * k * n < MIN_MADDS || m < 8 * MR {
+            return false;
+        }
+        let helpers = medseg_pool_helpers() as usize;
+        if helpers == 0 {
+            return false;
+        }
+        let m0 = m / (helpers + 1) / MR * MR;
+        let (b_vals, rhs, image) = match b {
+            Rhs::Rows(v) => (v, 0, [0; 5]),
+            Rhs::Transposed(v) => (v, 1, [0; 5]),
+            Rhs::Im2col(g) => (g.x, 2, [g.c, g.h, g.w, g.stride, g.pad].map(|v| v as u32)),
+        };
+        let (a1, bias1) = rows(a, bias, (m0, m), k);
+        let (bias_kind, bias_vals): (u32, &[f32]) = match bias1 {
+            Bias::None => (0, &[]),
+            Bias::Rows(r) => (1, r),
+            Bias::Cols(r) => (2, r),
+        };
+        let mut desc = vec![rhs, bias_kind, (m - m0) as u32, k as u32, n as u32];
+        desc.extend(image);
+        if !medseg_pool_start(&desc, a1, b_vals, bias_vals) {
+            return false;
+        }
+        let (a0, bias0) = rows(a, bias, (0, m0), k);
+        let (c0, c1) = c.split_at_mut(m0 * n);
+        on_this_thread(a0, b, bias0, (m0, k, n), c0);
+        if medseg_pool_finish(c1) {
+            USED.fetch_max(helpers, Ordering::Relaxed);
+        } else {
+            on_this_thread(a1, b, bias1, (m - m0, k, n), c1);
+        }
+        true
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-mod v4 {
-    #[derive(Clone, Copy)]
-    pub struct V([f32; 4]);
+/// Allows this thread's large products `helpers` helper threads from now on (0: none, the
+/// default), where the page is cross-origin isolated and this is a worker; only the browser has
+/// them.
+pub fn set_helpers(helpers: usize) {
+    #[cfg(target_arch = "wasm32")]
+    pool::allow(helpers);
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = helpers;
+}
 
-    pub fn zero() -> V {
-        V([0.0; 4])
-    }
-    /// SAFETY: `p` points at four readable f32.
-    pub unsafe fn load(p: *const f32) -> V {
-        V(unsafe { std::ptr::read_unaligned(p as *const [f32; 4]) })
-    }
-    /// SAFETY: `p` points at a readable f32.
-    pub unsafe fn splat(p: *const f32) -> V {
-        V([unsafe { *p }; 4])
-    }
-    pub fn madd(a: V, b: V, c: V) -> V {
-        V(std::array::from_fn(|l| c.0[l] + a.0[l] * b.0[l]))
-    }
-    pub fn read(c: &[f32]) -> V {
-        V(c.try_into().expect("four lanes"))
-    }
-    pub fn write(c: &mut [f32], v: V) {
-        c.copy_from_slice(&v.0);
-    }
+/// The most helper threads that took part in one product since the last call.
+pub fn take_helpers_used() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return pool::take_used();
+    #[cfg(not(target_arch = "wasm32"))]
+    0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::gemm_core::{KC, MC};
 
     fn naive(a: &[f32], b: &[f32], bias: Bias, m: usize, k: usize, n: usize) -> Vec<f32> {
         // b: k × n row-major.
@@ -583,6 +331,45 @@ mod tests {
                     (v as f64 - want).abs() < 1e-4,
                     "{o}×{c}×{h}×{w} s{stride} p{pad} at {i}: {v} vs {want}"
                 );
+            }
+        }
+    }
+
+    /// A product computed in two shares of rows (as with a helper thread: `pool`) is the same,
+    /// bit for bit, as in one, for every right operand and bias.
+    #[test]
+    fn shares_of_rows_are_the_whole_product() {
+        let mut seed = 11u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let (m, k, n) = (2 * MC + 7, KC + 30, 70);
+        let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
+        let by_rows: Vec<f32> = (0..m).map(|_| rnd()).collect();
+        let by_cols: Vec<f32> = (0..n).map(|_| rnd()).collect();
+        let x: Vec<f32> = (0..30 * 7 * 10).map(|_| rnd()).collect();
+        let g = Im2col { x: &x, c: 30, h: 7, w: 10, stride: 1, pad: 1 };
+        for (rhs, bias) in [
+            (Rhs::Rows(&b), Bias::Rows(&by_rows)),
+            (Rhs::Transposed(&b), Bias::Cols(&by_cols)),
+            (Rhs::Im2col(g), Bias::None),
+        ] {
+            let (k, n) = match rhs {
+                Rhs::Im2col(g) => (g.c * 9, g.out_size().0 * g.out_size().1),
+                _ => (k, n),
+            };
+            let a = &a[..m * k];
+            let whole = matmul(a, rhs, bias, m, k, n);
+            for m0 in [MR, MC, m / 2 / MR * MR] {
+                let mut c = vec![f32::NAN; m * n];
+                let (c0, c1) = c.split_at_mut(m0 * n);
+                let (a0, bias0) = rows(a, bias, (0, m0), k);
+                let (a1, bias1) = rows(a, bias, (m0, m), k);
+                on_this_thread(a0, rhs, bias0, (m0, k, n), c0);
+                on_this_thread(a1, rhs, bias1, (m - m0, k, n), c1);
+                assert!(c.iter().zip(&whole).all(|(x, y)| x.to_bits() == y.to_bits()), "split at {m0}");
             }
         }
     }

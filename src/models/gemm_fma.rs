@@ -4,8 +4,11 @@
 //! into a module of under 1 KB that the app's wasm includes and instantiates on its own memory
 //! where the engine accepts it (`gemm::fma`). Not part of the crate's module tree.
 //!
-//! It uses no stack and no data of its own (the memory it imports is the app's).
+//! That build uses no stack and no data of its own (the memory it imports is the app's). A second
+//! build (`--cfg medseg_pool`, on a shared memory of its own) adds `job`: a whole product on the
+//! rows of C a helper thread takes (`gemm_pool.js`), with gemm_core.rs, the app's own code.
 #![no_std]
+#![allow(unexpected_cfgs)]
 
 use core::arch::wasm32::*;
 
@@ -63,4 +66,53 @@ pub unsafe extern "C" fn tiles(
             }
         }
     }
+}
+
+#[cfg(medseg_pool)]
+#[path = "gemm_core.rs"]
+#[allow(dead_code)]
+mod gemm_core;
+
+/// Floats of working memory one helper's products need at most.
+#[cfg(medseg_pool)]
+#[unsafe(no_mangle)]
+pub extern "C" fn scratch_floats() -> usize {
+    use gemm_core::{KC, MC, NC};
+    gemm_core::scratch_len(MC, KC, NC)
+}
+
+/// One helper's product, described by the 15 words at `h` (gemm_pool.js writes them): the right
+/// operand's kind (0 rows, 1 transposed, 2 im2col), the bias's (0 none, 1 per row, 2 per column),
+/// m, k, n, the addresses of A, B (or the im2col image), the bias, C and the scratch, then the
+/// image's channels, height, width, stride and padding.
+///
+/// # Safety
+/// The addresses hold what the words say, in the shared memory this module imports.
+#[cfg(medseg_pool)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn job(h: *const u32) {
+    use gemm_core::{Bias, Im2col, NR, Rhs, product, scratch_len};
+    let w = |i: usize| unsafe { *h.add(i) as usize };
+    let (m, k, n) = (w(2), w(3), w(4));
+    let vals = |at: usize, len: usize| unsafe { core::slice::from_raw_parts(at as *const f32, len) };
+    let b = match w(0) {
+        0 => Rhs::Rows(vals(w(6), k * n)),
+        1 => Rhs::Transposed(vals(w(6), k * n)),
+        _ => {
+            let (c, hh, ww) = (w(10), w(11), w(12));
+            Rhs::Im2col(Im2col { x: vals(w(6), c * hh * ww), c, h: hh, w: ww, stride: w(13), pad: w(14) })
+        }
+    };
+    let bias = match w(1) {
+        0 => Bias::None,
+        1 => Bias::Rows(vals(w(7), m)),
+        _ => Bias::Cols(vals(w(7), n)),
+    };
+    let c = unsafe { core::slice::from_raw_parts_mut(w(8) as *mut f32, m * n) };
+    let scratch = unsafe { core::slice::from_raw_parts_mut(w(9) as *mut f32, scratch_len(m, k, n)) };
+    let a = vals(w(5), m * k);
+    product(a, b, bias, (m, k, n), c, scratch, &mut |a, b, start, c, ldc, count| unsafe {
+        let start = start.map_or(core::ptr::null(), |s| s.as_ptr());
+        tiles(a.as_ptr(), b.as_ptr(), start, c.as_mut_ptr(), ldc, b.len() / NR, count)
+    });
 }

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod gemm;
+mod gemm_core;
 pub mod nn;
 pub mod sam;
 pub mod universeg;

@@ -3,10 +3,10 @@
 // same browser, same run. Prints model load, encode and decode times as median (min–max), then
 // the ratios medseg / onnxruntime-web per backend.
 //   node tests/e2e/bench.mjs [MODES] [RUNS]      (or scripts/bench-web.sh, which builds and installs)
-// MODES: comma-separated from cpu, cpu-page (the CPU path encoding on the page's thread instead of
-// its worker), webgpu, ort-wasm, ort-wasm2, ort-webgpu, propagate, propagate1
+// MODES: comma-separated from cpu, cpu-1 (the CPU path's worker without helper threads for its
+// matrix products), cpu-page (the CPU path encoding on the page's thread instead of its worker), webgpu, ort-wasm, ort-wasm2, ort-webgpu, propagate, propagate1
 // (3D propagation with the encoder pool / one worker); "both" = cpu,webgpu;
-// "peers" = cpu,ort-wasm,ort-wasm2 (default cpu). ort-* need onnxruntime-web in ORT_WEB_DIR
+// "peers" = cpu,cpu-1,ort-wasm,ort-wasm2 (default cpu). ort-* need onnxruntime-web in ORT_WEB_DIR
 // (default .cache/bench-web/node_modules/onnxruntime-web). ort-wasm runs 1 thread like medseg's
 // CPU path; ort-wasm2 runs 2 threads (the page is cross-origin isolated).
 // MEDSEG_DIST serves another build than dist/ (e.g. dist-names). MEDSEG_BENCH_TIMEOUT_S bounds
@@ -23,7 +23,7 @@ const FIX = path.resolve(ROOT, '../shared/fixtures');
 const PEERS = path.resolve(ROOT, '../shared/peers');
 const ORT_DIR = path.resolve(ROOT, process.env.ORT_WEB_DIR || '.cache/bench-web/node_modules/onnxruntime-web');
 const arg = process.argv[2] || 'cpu';
-const modes = ({ both: 'cpu,webgpu', peers: 'cpu,ort-wasm,ort-wasm2' }[arg] || arg).split(',');
+const modes = ({ both: 'cpu,webgpu', peers: 'cpu,cpu-1,ort-wasm,ort-wasm2' }[arg] || arg).split(',');
 const RUNS = Number(process.argv[3] || 3);
 const TIMEOUT = Number(process.env.MEDSEG_BENCH_TIMEOUT_S || 900) * 1000;
 const IMAGES = ['lung2_z22', 'brain1_z16', 'lung1_z33'].map((c) => path.join(FIX, `litemedsam_${c}_image.png`));
@@ -56,7 +56,7 @@ async function benchApp(mode, origin) {
   try {
     const t0 = Date.now();
     // SwiftShader is a fallback adapter, on which the page would choose its CPU path.
-    await page.goto(origin + ({ webgpu: '/?backend=webgpu', 'cpu-page': '/?encoders=0' }[mode] ?? '/'));
+    await page.goto(origin + ({ webgpu: '/?backend=webgpu', 'cpu-page': '/?encoders=0', 'cpu-1': '/?helpers=0' }[mode] ?? '/'));
     await phase('idle', 120_000);
     const load = Date.now() - t0;
     const backend = await page.textContent('#backend');
@@ -217,7 +217,7 @@ try {
 // Same backend, same browser, same run: medseg's CPU path against onnxruntime-web's WASM (1 and
 // 2 threads), medseg's WebGPU against onnxruntime-web's WebGPU.
 const by = Object.fromEntries(results.map((r) => [r.mode, r]));
-for (const [ours, theirs] of [['cpu', 'ort-wasm'], ['cpu', 'ort-wasm2'], ['cpu-page', 'ort-wasm'], ['webgpu', 'ort-webgpu'], ['cpu-page', 'cpu']]) {
+for (const [ours, theirs] of [['cpu', 'ort-wasm'], ['cpu', 'ort-wasm2'], ['cpu-1', 'ort-wasm'], ['cpu', 'cpu-1'], ['cpu-page', 'ort-wasm'], ['webgpu', 'ort-webgpu'], ['cpu-page', 'cpu']]) {
   const a = by[ours], b = by[theirs];
   if (!a || !b) continue;
   const ratio = (x, y) => (x.length && y.length ? (median(x) / median(y)).toFixed(2) : '—');

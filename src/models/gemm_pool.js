@@ -1,0 +1,187 @@
+// Helper threads for the browser's matrix products (src/models/gemm.rs, `pool`). Each helper is a
+// small worker running the product's own code (gemm_fma.rs built by build.rs with
+// `--cfg medseg_pool`: gemm_core.rs and the fused multiply-add tile) on a shared memory: the
+// caller copies a product's operands there, each helper computes its share of the rows of C while
+// the caller computes the first rows in its own memory, and the caller copies the helpers' rows
+// back. Only in a worker of a cross-origin isolated page (shared memory; the caller waits with
+// Atomics.wait, which a page's own thread may not) and where relaxed SIMD validates.
+
+// Per helper, 32 Int32 words of the control block: its state, whether it is ready, then the job
+// that `job` in gemm_fma.rs reads (rhs kind, bias kind, m, k, n, a, b, bias, c, scratch, and the
+// im2col image's c, h, w, stride, pad).
+const SLOT_WORDS = 32;
+const [IDLE, JOB, DONE, FAILED] = [0, 1, 2, 3];
+const MAX_HELPERS = 4;
+const STACK_BYTES = 64 * 1024;
+const PAGE = 65536;
+// A product that does not come back in this long means a helper died: the pool is dropped.
+const TIMEOUT_MS = 30000;
+
+const HELPER = `
+onmessage = (e) => {
+    const { module, memory, ctlAt, slot, stackTop } = e.data;
+    const ctl = new Int32Array(memory.buffer, ctlAt, ${MAX_HELPERS * SLOT_WORDS});
+    const s = slot * ${SLOT_WORDS};
+    let job;
+    try {
+        const inst = new WebAssembly.Instance(module, { env: { memory } });
+        inst.exports.__stack_pointer.value = stackTop;
+        job = inst.exports.job;
+    } catch (err) {
+        Atomics.store(ctl, s, ${FAILED});
+        Atomics.notify(ctl, s);
+        return;
+    }
+    Atomics.store(ctl, s + 1, 1);
+    for (;;) {
+        Atomics.wait(ctl, s, ${IDLE});
+        if (Atomics.load(ctl, s) !== ${JOB}) continue;
+        let out = ${DONE};
+        try {
+            job(ctlAt + (s + 2) * 4);
+        } catch (err) {
+            out = ${FAILED};
+        }
+        Atomics.store(ctl, s, out);
+        Atomics.notify(ctl, s);
+        if (out === ${FAILED}) return;
+        // Until the caller has taken the rows.
+        while (Atomics.load(ctl, s) === ${DONE}) Atomics.wait(ctl, s, ${DONE});
+    }
+};`;
+
+let pool = null; // null: not tried yet; false: unusable here
+let wanted = 0;
+let current = null; // the product the helpers are computing
+
+function canShare(bytes) {
+    return typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope
+        && self.crossOriginIsolated === true && WebAssembly.validate(bytes);
+}
+
+function create(bytes) {
+    const module = new WebAssembly.Module(bytes);
+    const memory = new WebAssembly.Memory({ initial: 64, maximum: 16384, shared: true });
+    const probe = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    const align = (x, a) => Math.ceil(x / a) * a;
+    const ctlAt = align(probe.__heap_base.value, 64);
+    const slotBytes = STACK_BYTES + align(probe.scratch_floats() * 4, 64);
+    const slotsAt = align(ctlAt + MAX_HELPERS * SLOT_WORDS * 4, 64);
+    const url = URL.createObjectURL(new Blob([HELPER], { type: 'text/javascript' }));
+    return {
+        module, memory, ctlAt, slotsAt, slotBytes, url,
+        dataAt: slotsAt + MAX_HELPERS * slotBytes,
+        ctl: new Int32Array(memory.buffer, ctlAt, MAX_HELPERS * SLOT_WORDS),
+        workers: [],
+    };
+}
+
+function spawn(p) {
+    const slot = p.workers.length;
+    const w = new Worker(p.url);
+    const at = p.slotsAt + slot * p.slotBytes;
+    w.postMessage({ module: p.module, memory: p.memory, ctlAt: p.ctlAt, slot, stackTop: at + STACK_BYTES });
+    p.workers.push(w);
+}
+
+function drop(reason) {
+    console.warn(`matrix product helpers stopped: ${reason}`);
+    for (const w of pool.workers) w.terminate();
+    pool = false;
+    current = null;
+}
+
+// Allows `helpers` helper threads from now on (0: products stay on this thread), starting them
+// the first time.
+export function medseg_pool_use(bytes, helpers) {
+    wanted = Math.min(helpers, MAX_HELPERS);
+    if (wanted === 0 || pool === false) return;
+    try {
+        if (pool === null) pool = canShare(bytes) ? create(bytes) : false;
+        while (pool && pool.workers.length < wanted) spawn(pool);
+    } catch (e) {
+        if (pool) drop(e); else pool = false;
+    }
+}
+
+function readySlots() {
+    if (!pool) return [];
+    const out = [];
+    for (let i = 0; i < Math.min(wanted, pool.workers.length); i++) {
+        const s = i * SLOT_WORDS;
+        if (Atomics.load(pool.ctl, s + 1) === 1 && Atomics.load(pool.ctl, s) === IDLE) out.push(i);
+    }
+    return out;
+}
+
+// How many helpers would take part in a product now.
+export function medseg_pool_helpers() {
+    return readySlots().length;
+}
+
+// Copies a product's operands to the shared memory and hands its `desc[2]` rows to the ready
+// helpers, in even shares (pairs of rows: the tile's height). desc: rhs kind, bias kind, m, k, n,
+// then the im2col image's c, h, w, stride, pad. False if no helper is ready.
+export function medseg_pool_start(desc, a, b, bias) {
+    const slots = readySlots();
+    if (slots.length === 0 || current) return false;
+    const p = pool;
+    const [rhs, biasKind, m, k, n, ...image] = desc;
+    let at = p.dataAt;
+    const place = (floats) => { const here = at; at += Math.ceil(floats / 4) * 16; return here; };
+    const [aAt, bAt, biasAt, cAt] = [a.length, b.length, bias.length, m * n].map(place);
+    if (at > p.memory.buffer.byteLength) {
+        try {
+            p.memory.grow(Math.ceil((at - p.memory.buffer.byteLength) / PAGE));
+        } catch (e) {
+            return false; // too large to share: this thread computes it
+        }
+    }
+    const f32 = new Float32Array(p.memory.buffer);
+    f32.set(a, aAt / 4);
+    f32.set(b, bAt / 4);
+    f32.set(bias, biasAt / 4);
+    const pairs = Math.ceil(m / 2);
+    slots.forEach((slot, i) => {
+        const r0 = 2 * Math.floor((pairs * i) / slots.length);
+        const r1 = Math.min(m, 2 * Math.floor((pairs * (i + 1)) / slots.length));
+        const s = slot * SLOT_WORDS;
+        const scratch = p.slotsAt + slot * p.slotBytes + STACK_BYTES;
+        const job = [rhs, biasKind, r1 - r0, k, n, aAt + r0 * k * 4, bAt,
+            biasAt + (biasKind === 1 ? r0 * 4 : 0), cAt + r0 * n * 4, scratch, ...image];
+        p.ctl.set(job, s + 2);
+        Atomics.store(p.ctl, s, JOB);
+        Atomics.notify(p.ctl, s);
+    });
+    current = { slots, cAt, len: m * n };
+    return true;
+}
+
+// Waits for the helpers and copies their rows into `c`; false if one failed (the caller then
+// computes those rows itself).
+export function medseg_pool_finish(c) {
+    const p = pool, job = current;
+    current = null;
+    if (!p || !job) return false;
+    let ok = true;
+    for (const slot of job.slots) {
+        const s = slot * SLOT_WORDS;
+        while (Atomics.load(p.ctl, s) === JOB) {
+            if (Atomics.wait(p.ctl, s, JOB, TIMEOUT_MS) === 'timed-out') {
+                drop('a helper did not answer');
+                return false;
+            }
+        }
+        if (Atomics.load(p.ctl, s) !== DONE) ok = false;
+    }
+    if (!ok) {
+        drop('a helper failed');
+        return false;
+    }
+    c.set(new Float32Array(p.memory.buffer, job.cAt, job.len));
+    for (const slot of job.slots) {
+        Atomics.store(p.ctl, slot * SLOT_WORDS, IDLE);
+        Atomics.notify(p.ctl, slot * SLOT_WORDS);
+    }
+    return true;
+}
