@@ -31,8 +31,9 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum ToEncoder {
-    /// Bulk: our model file.
-    Load { id: u32 },
+    /// Bulk: our model file. `helpers`: helper threads to start for the matrix products, so that
+    /// they are ready by the first encode (each `Embed` says how many it may use).
+    Load { id: u32, helpers: usize },
     /// Bulk: the image's planes (`planes` × width × height u8, row-major). `helpers`: threads
     /// the worker's matrix products may add (`models::gemm::set_helpers`).
     Embed {
@@ -78,14 +79,16 @@ thread_local! {
 /// Entry point inside the worker: loads the model, then embeds what the page sends.
 pub fn serve() {
     listen(|e: MessageEvent| match read::<ToEncoder>(&e.data()) {
-        Ok((ToEncoder::Load { id }, bulk)) => match MedSam::from_model_file(&bulk, &Device::flex())
-        {
-            Ok(m) => {
-                MODEL.set(Some(m));
-                reply(&FromEncoder::Loaded { id }, None);
+        Ok((ToEncoder::Load { id, helpers }, bulk)) => {
+            match MedSam::from_model_file(&bulk, &Device::flex()) {
+                Ok(m) => {
+                    MODEL.set(Some(m));
+                    gemm::set_helpers(helpers);
+                    reply(&FromEncoder::Loaded { id }, None);
+                }
+                Err(e) => failed(Some(id), e.to_string()),
             }
-            Err(e) => failed(Some(id), e.to_string()),
-        },
+        }
         Ok((
             ToEncoder::Embed {
                 id,
@@ -97,6 +100,7 @@ pub fn serve() {
             bulk,
         )) => wasm_bindgen_futures::spawn_local(async move {
             gemm::set_helpers(helpers);
+            gemm::helpers_started().await;
             gemm::take_helpers_used();
             match embed_here(width, height, planes, bulk).await {
                 Ok((shape, resized, values)) => {
@@ -193,7 +197,11 @@ pub fn start(bytes: &[u8]) -> std::result::Result<(), String> {
     if cap() == Some(0) {
         return Err("`?encoders=0`: the page encodes itself".into());
     }
-    let load = message(&ToEncoder::Load { id: LOAD }, Some(bytes))?;
+    let load = ToEncoder::Load {
+        id: LOAD,
+        helpers: helpers(1),
+    };
+    let load = message(&load, Some(bytes))?;
     let slot = spawn_slot(0, &load)?;
     POOL.set(Some(Pool {
         slots: vec![slot],

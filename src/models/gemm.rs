@@ -103,7 +103,12 @@ mod fma {
 }
 
 /// The first rows `from..to` of a product's A and bias (a share of C's rows).
-fn rows<'a>(a: &'a [f32], bias: Bias<'a>, (from, to): (usize, usize), k: usize) -> (&'a [f32], Bias<'a>) {
+fn rows<'a>(
+    a: &'a [f32],
+    bias: Bias<'a>,
+    (from, to): (usize, usize),
+    k: usize,
+) -> (&'a [f32], Bias<'a>) {
     let bias = match bias {
         Bias::Rows(r) => Bias::Rows(&r[from..to]),
         other => other,
@@ -128,6 +133,7 @@ mod pool {
     extern "C" {
         fn medseg_pool_use(bytes: &[u8], helpers: u32);
         fn medseg_pool_helpers() -> u32;
+        fn medseg_pool_started(timeout_ms: u32) -> js_sys::Promise;
         fn medseg_pool_start(desc: &[u32], a: &[f32], b: &[f32], bias: &[f32]) -> bool;
         fn medseg_pool_finish(c: &mut [f32]) -> bool;
     }
@@ -141,6 +147,11 @@ mod pool {
 
     pub fn allow(helpers: usize) {
         medseg_pool_use(MODULE, helpers as u32);
+    }
+
+    pub async fn started() {
+        // Resolves, never rejects.
+        let _ = wasm_bindgen_futures::JsFuture::from(medseg_pool_started(2000)).await;
     }
 
     pub fn take_used() -> usize {
@@ -200,6 +211,13 @@ pub fn set_helpers(helpers: usize) {
     pool::allow(helpers);
     #[cfg(not(target_arch = "wasm32"))]
     let _ = helpers;
+}
+
+/// Waits until the helper threads [`set_helpers`] started are ready (at most 2 s): they start
+/// only while this thread is free, so a thread about to compute for long waits here first.
+pub async fn helpers_started() {
+    #[cfg(target_arch = "wasm32")]
+    pool::started().await;
 }
 
 /// The most helper threads that took part in one product since the last call.
@@ -350,7 +368,14 @@ mod tests {
         let by_rows: Vec<f32> = (0..m).map(|_| rnd()).collect();
         let by_cols: Vec<f32> = (0..n).map(|_| rnd()).collect();
         let x: Vec<f32> = (0..30 * 7 * 10).map(|_| rnd()).collect();
-        let g = Im2col { x: &x, c: 30, h: 7, w: 10, stride: 1, pad: 1 };
+        let g = Im2col {
+            x: &x,
+            c: 30,
+            h: 7,
+            w: 10,
+            stride: 1,
+            pad: 1,
+        };
         for (rhs, bias) in [
             (Rhs::Rows(&b), Bias::Rows(&by_rows)),
             (Rhs::Transposed(&b), Bias::Cols(&by_cols)),
@@ -369,7 +394,12 @@ mod tests {
                 let (a1, bias1) = rows(a, bias, (m0, m), k);
                 on_this_thread(a0, rhs, bias0, (m0, k, n), c0);
                 on_this_thread(a1, rhs, bias1, (m - m0, k, n), c1);
-                assert!(c.iter().zip(&whole).all(|(x, y)| x.to_bits() == y.to_bits()), "split at {m0}");
+                assert!(
+                    c.iter()
+                        .zip(&whole)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "split at {m0}"
+                );
             }
         }
     }

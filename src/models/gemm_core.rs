@@ -74,7 +74,8 @@ pub const fn scratch_len(m: usize, k: usize, n: usize) -> usize {
 }
 
 /// Runs of full tiles: `(a, b, start, c, ldc, count)` as [`plain_tiles`] computes them.
-pub type FullTiles<'f> = &'f mut dyn FnMut(&[f32], &[f32], Option<&[f32; MR * NR]>, &mut [f32], usize, usize);
+pub type FullTiles<'f> =
+    &'f mut dyn FnMut(&[f32], &[f32], Option<&[f32; MR * NR]>, &mut [f32], usize, usize);
 
 /// `a` (m × k, row-major, contiguous) · `b` (k × n) + `bias`, written over `c` (m × n, row-major),
 /// with `scratch` ([`scratch_len`] floats) as working memory and `full_tiles` for runs of full
@@ -98,7 +99,10 @@ pub fn product(
     if let Bias::Cols(r) = bias {
         assert_eq!(r.len(), n, "matmul: one bias per column");
     }
-    assert!(scratch.len() >= scratch_len(m, k, n), "matmul: scratch too small");
+    assert!(
+        scratch.len() >= scratch_len(m, k, n),
+        "matmul: scratch too small"
+    );
     if k == 0 {
         for (i, row) in c.chunks_exact_mut(n.max(1)).enumerate() {
             match bias {
@@ -422,4 +426,3 @@ mod v4 {
         c.copy_from_slice(&v.0);
     }
 }
-

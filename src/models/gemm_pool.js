@@ -114,6 +114,21 @@ function readySlots() {
     return out;
 }
 
+// Resolves once every helper started has said it is ready or failed, or after `timeoutMs`:
+// a helper starts only while its parent's thread is free, so a caller about to compute waits here.
+export function medseg_pool_started(timeoutMs) {
+    const t0 = Date.now();
+    return new Promise((resolve) => {
+        const poll = () => {
+            const waiting = pool ? pool.workers.filter((_, i) => Atomics.load(pool.ctl, i * SLOT_WORDS + 1) === 0
+                && Atomics.load(pool.ctl, i * SLOT_WORDS) !== FAILED).length : 0;
+            if (waiting === 0 || Date.now() - t0 > timeoutMs) resolve();
+            else setTimeout(poll, 5);
+        };
+        poll();
+    });
+}
+
 // How many helpers would take part in a product now.
 export function medseg_pool_helpers() {
     return readySlots().length;
