@@ -1,0 +1,83 @@
+// Unit test of src/models/gemm_pool.js (the browser's helper threads for matrix products), run in
+// Node with worker_threads standing in for the browser's workers, on the helper module the web
+// build compiled (gemm_pool.wasm, build.rs): a product split over three helpers (more than the
+// 2-core machines the browser tests run on have) against a float64 product, an odd number of rows
+// and a bias per row (each helper's offsets); then a helper that traps: the caller is told, and
+// the pool is dropped so that later products stay on the caller's thread.
+//   node --experimental-wasm-relaxed-simd tests/e2e/gemm_pool.mjs   (after scripts/build-web.sh)
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker as NodeWorker } from 'node:worker_threads';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+
+function helperModule() {
+  const found = [];
+  const walk = (dir, depth) => {
+    for (const e of fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }) : []) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory() && depth < 4) walk(p, depth + 1);
+      else if (e.name === 'gemm_pool.wasm') found.push(p);
+    }
+  };
+  walk(path.join(ROOT, 'target/wasm32-unknown-unknown'), 0);
+  if (!found.length) throw new Error('no gemm_pool.wasm under target/wasm32-unknown-unknown: build the app first');
+  found.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  return fs.readFileSync(found[0]);
+}
+
+// What gemm_pool.js needs of a browser worker's global scope.
+const blobs = new Map();
+globalThis.self = globalThis;
+globalThis.WorkerGlobalScope = Object;
+globalThis.crossOriginIsolated = true;
+globalThis.Blob = class { constructor(parts) { this.text = parts.join(''); } };
+URL.createObjectURL = (blob) => { const url = `blob:test/${blobs.size}`; blobs.set(url, blob.text); return url; };
+globalThis.Worker = class {
+  constructor(url) {
+    const prelude = "const { parentPort } = require('node:worker_threads'); let onmessage;";
+    const epilogue = 'parentPort.on("message", (data) => onmessage({ data }));';
+    this.w = new NodeWorker(`${prelude}\n${blobs.get(url)}\n${epilogue}`, { eval: true });
+  }
+  postMessage(m) { this.w.postMessage(m); }
+  terminate() { this.w.terminate(); }
+};
+
+const pool = await import(path.join(ROOT, 'src/models/gemm_pool.js'));
+const bytes = helperModule();
+let failures = 0;
+const check = (ok, what) => { console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); if (!ok) failures++; };
+
+let seed = 5;
+const rnd = () => { seed = (seed * 1664525 + 1013904223) >>> 0; return (seed >>> 8) / (1 << 24) - 0.5; };
+const [m, k, n] = [37, 300, 45];
+const a = Float32Array.from({ length: m * k }, rnd);
+const b = Float32Array.from({ length: k * n }, rnd);
+const bias = Float32Array.from({ length: m }, rnd);
+
+pool.medseg_pool_use(bytes, 3);
+await pool.medseg_pool_started(10_000);
+check(pool.medseg_pool_helpers() === 3, `three helpers ready (${pool.medseg_pool_helpers()})`);
+
+// rhs kind 0 (rows), bias kind 1 (per row), m, k, n, no im2col image.
+check(pool.medseg_pool_start([0, 1, m, k, n, 0, 0, 0, 0, 0], a, b, bias), 'a product handed to the helpers');
+const c = new Float32Array(m * n).fill(NaN);
+check(pool.medseg_pool_finish(c), 'the helpers finished');
+let worst = 0;
+for (let i = 0; i < m; i++) {
+  for (let j = 0; j < n; j++) {
+    let s = bias[i];
+    for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
+    worst = Math.max(worst, Math.abs(s - c[i * n + j]));
+  }
+}
+check(worst < 1e-4, `every row of C right, shared over three helpers (max error ${worst.toExponential(2)})`);
+
+// A helper that traps: a depth far past the operands given makes it read outside its memory.
+check(pool.medseg_pool_start([0, 0, m, 1 << 28, n, 0, 0, 0, 0, 0], a, b, new Float32Array(0)), 'a bad product handed over');
+check(pool.medseg_pool_finish(new Float32Array(m * n)) === false, 'the trap is reported, not waited on');
+check(pool.medseg_pool_helpers() === 0, 'the pool is dropped: later products stay on the caller');
+check(pool.medseg_pool_start([0, 1, m, k, n, 0, 0, 0, 0, 0], a, b, bias) === false, 'and are not handed over');
+
+console.log(`${failures ? 'FAILED' : 'passed'}: gemm_pool.js`);
+process.exit(failures ? 1 : 0);
