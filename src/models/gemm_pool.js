@@ -116,14 +116,20 @@ function readySlots() {
 
 // Resolves once every helper started has said it is ready or failed, or after `timeoutMs`:
 // a helper starts only while its parent's thread is free, so a caller about to compute waits here.
+// Helpers not started by then (a policy that forbids blob: workers, say) never will be: the pool
+// is dropped, so that no later caller waits again.
 export function medseg_pool_started(timeoutMs) {
     const t0 = Date.now();
     return new Promise((resolve) => {
         const poll = () => {
             const waiting = pool ? pool.workers.filter((_, i) => Atomics.load(pool.ctl, i * SLOT_WORDS + 1) === 0
                 && Atomics.load(pool.ctl, i * SLOT_WORDS) !== FAILED).length : 0;
-            if (waiting === 0 || Date.now() - t0 > timeoutMs) resolve();
-            else setTimeout(poll, 5);
+            if (waiting === 0) return resolve();
+            if (Date.now() - t0 > timeoutMs) {
+                drop(`${waiting} helper(s) did not start`);
+                return resolve();
+            }
+            setTimeout(poll, 5);
         };
         poll();
     });

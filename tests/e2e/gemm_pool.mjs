@@ -3,10 +3,12 @@
 // build compiled (gemm_pool.wasm, build.rs): a product split over three helpers (more than the
 // 2-core machines the browser tests run on have) against a float64 product, an odd number of rows
 // and a bias per row (each helper's offsets); then a helper that traps: the caller is told, and
-// the pool is dropped so that later products stay on the caller's thread.
+// the pool is dropped so that later products stay on the caller's thread; and helpers that never
+// start: the wait for them ends, once.
 //   node --experimental-wasm-relaxed-simd tests/e2e/gemm_pool.mjs   (after scripts/build-web.sh)
 import fs from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker as NodeWorker } from 'node:worker_threads';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -33,17 +35,20 @@ globalThis.WorkerGlobalScope = Object;
 globalThis.crossOriginIsolated = true;
 globalThis.Blob = class { constructor(parts) { this.text = parts.join(''); } };
 URL.createObjectURL = (blob) => { const url = `blob:test/${blobs.size}`; blobs.set(url, blob.text); return url; };
+let starting = true; // false: workers are created but never run (as where a policy blocks them)
 globalThis.Worker = class {
   constructor(url) {
+    if (!starting) return;
     const prelude = "const { parentPort } = require('node:worker_threads'); let onmessage;";
     const epilogue = 'parentPort.on("message", (data) => onmessage({ data }));';
     this.w = new NodeWorker(`${prelude}\n${blobs.get(url)}\n${epilogue}`, { eval: true });
   }
-  postMessage(m) { this.w.postMessage(m); }
-  terminate() { this.w.terminate(); }
+  postMessage(m) { this.w?.postMessage(m); }
+  terminate() { this.w?.terminate(); }
 };
 
-const pool = await import(path.join(ROOT, 'src/models/gemm_pool.js'));
+const POOL_JS = pathToFileURL(path.join(ROOT, 'src/models/gemm_pool.js')).href;
+const pool = await import(POOL_JS);
 const bytes = helperModule();
 let failures = 0;
 const check = (ok, what) => { console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); if (!ok) failures++; };
@@ -78,6 +83,17 @@ check(pool.medseg_pool_start([0, 0, m, 1 << 28, n, 0, 0, 0, 0, 0], a, b, new Flo
 check(pool.medseg_pool_finish(new Float32Array(m * n)) === false, 'the trap is reported, not waited on');
 check(pool.medseg_pool_helpers() === 0, 'the pool is dropped: later products stay on the caller');
 check(pool.medseg_pool_start([0, 1, m, k, n, 0, 0, 0, 0, 0], a, b, bias) === false, 'and are not handed over');
+
+// A fresh copy of the module (its pool is module state) whose helpers never start.
+starting = false;
+const stuck = await import(`${POOL_JS}?never-started`);
+stuck.medseg_pool_use(bytes, 1);
+let t0 = Date.now();
+await stuck.medseg_pool_started(300);
+check(Date.now() - t0 < 2000 && stuck.medseg_pool_helpers() === 0, `helpers that never start: the wait ends (${Date.now() - t0} ms)`);
+t0 = Date.now();
+await stuck.medseg_pool_started(300);
+check(Date.now() - t0 < 100, `and is not waited again (${Date.now() - t0} ms)`);
 
 console.log(`${failures ? 'FAILED' : 'passed'}: gemm_pool.js`);
 process.exit(failures ? 1 : 0);
