@@ -20,7 +20,7 @@ wait $web || { tail -50 target/build-web.log; echo "the browser build failed"; e
 tail -3 target/build-web.log
 [ $rc = 0 ] || { echo "cargo test failed"; exit $rc; }
 echo "== browser end-to-end (${SECONDS} s)"
-node --experimental-wasm-relaxed-simd tests/e2e/gemm_pool.mjs   # the CPU path's helper threads, in Node
+node tests/e2e/gemm_pool.mjs   # the CPU path's helper threads, in Node
 cargo build --bin medseg   # the e2e compares the page with the native CLI (UniverSeg, volumes)
 node tests/e2e/run.mjs
 echo "== fuzz (every file parser, 60 s each; ${SECONDS} s)"

@@ -5,7 +5,7 @@
 // and a bias per row (each helper's offsets); then a helper that traps: the caller is told, and
 // the pool is dropped so that later products stay on the caller's thread; and helpers that never
 // start: the wait for them ends, once.
-//   node --experimental-wasm-relaxed-simd tests/e2e/gemm_pool.mjs   (after scripts/build-web.sh)
+//   node tests/e2e/gemm_pool.mjs   (after scripts/build-web.sh)
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -48,8 +48,14 @@ globalThis.Worker = class {
 };
 
 const POOL_JS = pathToFileURL(path.join(ROOT, 'src/models/gemm_pool.js')).href;
-const pool = await import(POOL_JS);
 const bytes = helperModule();
+// Node 20's V8 has relaxed SIMD behind a flag (later ones ship it): run again with it.
+if (!WebAssembly.validate(bytes) && !process.execArgv.includes('--experimental-wasm-relaxed-simd')) {
+  const { spawnSync } = await import('node:child_process');
+  const args = ['--experimental-wasm-relaxed-simd', new URL(import.meta.url).pathname];
+  process.exit(spawnSync(process.execPath, args, { stdio: 'inherit' }).status ?? 1);
+}
+const pool = await import(POOL_JS);
 let failures = 0;
 const check = (ok, what) => { console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); if (!ok) failures++; };
 
