@@ -28,30 +28,16 @@ pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c
     on_this_thread(a, b, bias, dims, c);
 }
 
-/// [`matmul_into`] on this thread alone.
+/// [`matmul_into`] on this thread alone: runs of full tiles with fused multiply-adds in the
+/// browser where the engine has relaxed SIMD ([`fma`]), else with the plain tile.
 fn on_this_thread(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c: &mut [f32]) {
     let (m, k, n) = dims;
     let mut scratch = vec![0.0; scratch_len(m, k, n)];
-    product(a, b, bias, dims, c, &mut scratch, &mut full_tiles);
-}
-
-/// Runs of full tiles: with fused multiply-adds in the browser where the engine has relaxed SIMD
-/// ([`fma`]), else the plain tile.
-fn full_tiles(
-    a: &[f32],
-    b: &[f32],
-    start: Option<&[f32; MR * NR]>,
-    c: &mut [f32],
-    ldc: usize,
-    count: usize,
-) {
-    let kc = b.len() / NR;
-    assert!(a.len() == count * MR * kc && c.len() >= (count * MR - 1) * ldc + NR);
     #[cfg(target_arch = "wasm32")]
     if fma::available() {
-        return fma::tiles(a, b, start, c, ldc, kc, count);
+        return product(a, b, bias, dims, c, &mut scratch, &mut fma::tiles);
     }
-    plain_tiles(a, b, start, c, ldc, count);
+    product(a, b, bias, dims, c, &mut scratch, &mut plain_tiles);
 }
 
 /// The tile with fused multiply-adds: `gemm_fma.rs`, compiled by build.rs into a module of its
@@ -60,6 +46,7 @@ fn full_tiles(
 #[cfg(target_arch = "wasm32")]
 mod fma {
     use super::{MR, NR};
+    use crate::models::gemm_core::run_depth;
     use std::sync::OnceLock;
     use wasm_bindgen::prelude::*;
 
@@ -78,16 +65,16 @@ mod fma {
         *READY.get_or_init(|| medseg_fma_setup(MODULE, &wasm_bindgen::memory()))
     }
 
-    /// As `super::full_tiles` (whose asserts bound every read and write).
+    /// As `gemm_core::plain_tiles` (`run_depth` bounds every read and write of the module).
     pub fn tiles(
         a: &[f32],
         b: &[f32],
         start: Option<&[f32; MR * NR]>,
         c: &mut [f32],
         ldc: usize,
-        kc: usize,
         count: usize,
     ) {
+        let kc = run_depth(a, b, c, ldc, count);
         let ptr = |p: *const f32| p as usize as u32;
         let start = start.map_or(0, |s| ptr(s.as_ptr()));
         medseg_fma_tiles(

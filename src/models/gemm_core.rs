@@ -299,6 +299,14 @@ fn pack_a(a: &[f32], k: usize, pc: usize, kc: usize, ap: &mut [f32]) {
     }
 }
 
+/// The depth of a run of `count` full tiles, checked against the lengths of its A panels, B panel
+/// and C (so that a tile module writing through raw addresses stays in bounds).
+pub fn run_depth(a: &[f32], b: &[f32], c: &[f32], ldc: usize, count: usize) -> usize {
+    let kc = b.len() / NR;
+    assert!(a.len() == count * MR * kc && c.len() >= (count * MR - 1) * ldc + NR);
+    kc
+}
+
 /// `count` full tiles down the rows of C (A panels one after another, the same B panel and
 /// start), one [`tile`] at a time.
 pub fn plain_tiles(
@@ -309,8 +317,7 @@ pub fn plain_tiles(
     ldc: usize,
     count: usize,
 ) {
-    let kc = b.len() / NR;
-    assert!(a.len() == count * MR * kc && c.len() >= (count * MR - 1) * ldc + NR);
+    let kc = run_depth(a, b, c, ldc, count);
     for (t, a) in a.chunks_exact(MR * kc).enumerate() {
         let at = t * MR * ldc;
         tile(a, b, start, &mut c[at..at + (MR - 1) * ldc + NR], ldc);
