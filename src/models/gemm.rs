@@ -10,7 +10,7 @@
 //! portable build of this file exists for its unit tests.
 
 pub use super::gemm_core::{Bias, Im2col, Rhs};
-use super::gemm_core::{MR, NR, plain_tiles, product, scratch_len};
+use super::gemm_core::{plain_tiles, product, scratch_len};
 
 /// `a` (m × k, row-major, contiguous) · `b` (k × n) + `bias`; the result is m × n, row-major.
 pub fn matmul(a: &[f32], b: Rhs, bias: Bias, m: usize, k: usize, n: usize) -> Vec<f32> {
@@ -45,8 +45,7 @@ fn on_this_thread(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c:
 /// since 114; ≈ 1.4× the plain tile's GFLOP/s there). Elsewhere the plain tile runs.
 #[cfg(target_arch = "wasm32")]
 mod fma {
-    use super::{MR, NR};
-    use crate::models::gemm_core::run_depth;
+    use crate::models::gemm_core::{MR, NR, run_depth};
     use std::sync::OnceLock;
     use wasm_bindgen::prelude::*;
 
@@ -90,6 +89,7 @@ mod fma {
 }
 
 /// The first rows `from..to` of a product's A and bias (a share of C's rows).
+#[cfg(any(target_arch = "wasm32", test))]
 fn rows<'a>(
     a: &'a [f32],
     bias: Bias<'a>,
@@ -109,7 +109,8 @@ fn rows<'a>(
 /// memory (the app's own memory is not shared: that would need a std built with atomics).
 #[cfg(target_arch = "wasm32")]
 mod pool {
-    use super::{Bias, MR, Rhs, on_this_thread, rows};
+    use super::{Bias, Rhs, on_this_thread, rows};
+    use crate::models::gemm_core::MR;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use wasm_bindgen::prelude::*;
 
@@ -218,7 +219,7 @@ pub fn take_helpers_used() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::gemm_core::{KC, MC};
+    use crate::models::gemm_core::{KC, MC, MR};
 
     fn naive(a: &[f32], b: &[f32], bias: Bias, m: usize, k: usize, n: usize) -> Vec<f32> {
         // b: k × n row-major.
