@@ -8,7 +8,8 @@
 //! (wasm simd128 in the browser; natively compiled again for AVX2 + FMA, chosen at run time) and,
 //! natively, split over every core. Other backends (GPU, autodiff) keep burn's own ops.
 
-use super::gemm::{Bias, Im2col, Rhs, matmul, matmul_into};
+use super::gemm::{self, Bias, Heads, Im2col, Rhs, matmul, matmul_into};
+pub use super::gemm_core::exp_f32;
 use burn::tensor::{DType, Tensor};
 use burn_flex::{Flex, FlexTensor};
 
@@ -224,25 +225,18 @@ pub fn attention(
     let (Ok(kt), Ok(vt)) = (flex_f32(k), flex_f32(v)) else {
         unreachable!("k and v live where q does")
     };
-    let (qs, ks, vs) = (values(&qt), values(&kt), values(&vt));
     let mut out = vec![0.0; b * h * n * dv];
-    let mut scores = vec![0.0; n * m];
-    for (g, o) in out.chunks_exact_mut(n * dv).enumerate() {
-        let keys = Rhs::Transposed(&ks[g * m * d..][..m * d]);
-        matmul_into(
-            &qs[g * n * d..][..n * d],
-            keys,
-            Bias::None,
-            (n, d, m),
-            &mut scores,
-        );
-        let head_bias = bias
-            .as_ref()
-            .map(|t| &values(t)[(g % h) * n * m..][..n * m]);
-        softmax_rows(&mut scores, m, scale, head_bias);
-        let vals = Rhs::Rows(&vs[g * m * dv..][..m * dv]);
-        matmul_into(&scores, vals, Bias::None, (n, m, dv), o);
-    }
+    let heads = Heads {
+        groups: b * h,
+        n,
+        m,
+        d,
+        dv,
+        heads: h,
+        first: 0,
+    };
+    let qkv = (values(&qt), values(&kt), values(&vt));
+    gemm::attention(qkv, bias.as_ref().map(values), heads, scale, &mut out);
     Ok(from_vec(out, [b, h, n, dv]))
 }
 
@@ -345,40 +339,11 @@ multiversion! {
 }
 
 multiversion! {
-    /// Rows of `m`: x ← softmax(x·scale + bias) (bias rows alongside, when given). The exponential,
-    /// the costly part, runs over the whole block at once, so that it vectorizes even for short
-    /// rows (the decoder's image tokens over 7 prompt tokens).
+    /// Rows of `m`: x ← softmax(x·scale + bias) (`gemm_core::softmax_rows`), compiled here again
+    /// for AVX2 natively.
     fn softmax_rows(block: &mut [f32], m: usize, scale: f32, bias: Option<&[f32]>) {
-        for (r, row) in block.chunks_exact_mut(m).enumerate() {
-            match bias {
-                Some(b) => row.iter_mut().zip(&b[r * m..(r + 1) * m]).for_each(|(v, b)| *v = *v * scale + *b),
-                None => row.iter_mut().for_each(|v| *v *= scale),
-            }
-            let max = lanes(row, f32::NEG_INFINITY, f32::max);
-            row.iter_mut().for_each(|v| *v -= max);
-        }
-        block.iter_mut().for_each(|v| *v = exp_f32(*v));
-        for row in block.chunks_exact_mut(m) {
-            let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
-            row.iter_mut().for_each(|v| *v *= inv);
-        }
+        super::gemm_core::softmax_rows(block, m, scale, bias)
     }
-}
-
-/// A reduction over 8 independent lanes (so that it vectorizes), then across them.
-#[inline(always)]
-fn lanes(xs: &[f32], init: f32, op: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
-    let mut acc = [init; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for k in 0..8 {
-            acc[k] = op(acc[k], c[k]);
-        }
-    }
-    for (k, &x) in chunks.remainder().iter().enumerate() {
-        acc[k] = op(acc[k], x);
-    }
-    acc.into_iter().fold(init, op)
 }
 
 /// erf for f32 without branches or calls, so that loops over it vectorize: x·P(x²)/Q(x²) on
@@ -408,30 +373,6 @@ pub fn erf_f32(x: f32) -> f32 {
     let p = ((((P[5] * t + P[4]) * t + P[3]) * t + P[2]) * t + P[1]) * t + P[0];
     let q = ((((Q[5] * t + Q[4]) * t + Q[3]) * t + Q[2]) * t + Q[1]) * t + Q[0];
     (x * p / q).clamp(-1.0, 1.0)
-}
-
-/// eˣ for f32 without branches or calls: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two for an
-/// exact product), e^r by its Taylor polynomial to r⁷/7! (truncation < 2e-9 relative), 2ⁿ built in
-/// the exponent bits. Max relative error ~2e-7 (a couple of ulps); inputs below −87.3 give
-/// 2⁻¹²⁶·e^r ≈ 1e-38 rather than a subnormal or 0, which a softmax cannot tell apart.
-#[inline(always)]
-pub fn exp_f32(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75; // ln 2 with its low 12 bits zero, so n·LN2_HI is exact
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer (ties to even)
-    let x = x.clamp(-87.3, 88.0);
-    let t = x * std::f32::consts::LOG2_E + ROUND; // ROUND + n: n sits in the low mantissa bits
-    let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0
-                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    // 2ⁿ's bits, (n + 127) << 23, from t's bits (ROUND's are 0x4B40_0000) in integer lanes: a
-    // float → int conversion would not vectorize (Rust's `as` saturates).
-    p * f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23)
 }
 
 #[cfg(test)]

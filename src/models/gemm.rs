@@ -9,8 +9,8 @@
 //! of large products ([`pool`]). Natively the gemm crate's AVX kernels are faster and stay; the
 //! portable build of this file exists for its unit tests.
 
-pub use super::gemm_core::{Bias, Im2col, Rhs};
-use super::gemm_core::{plain_tiles, product, scratch_len};
+pub use super::gemm_core::{Bias, Heads, Im2col, Rhs};
+use super::gemm_core::{attention_scratch, plain_tiles, product, scratch_len};
 
 /// `a` (m × k, row-major, contiguous) · `b` (k × n) + `bias`; the result is m × n, row-major.
 pub fn matmul(a: &[f32], b: Rhs, bias: Bias, m: usize, k: usize, n: usize) -> Vec<f32> {
@@ -38,6 +38,40 @@ fn on_this_thread(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c:
         return product(a, b, bias, dims, c, &mut scratch, &mut fma::tiles);
     }
     product(a, b, bias, dims, c, &mut scratch, &mut plain_tiles);
+}
+
+/// softmax(q·kᵀ·scale + bias)·v for each group (`gemm_core::attention`): q (groups, n, d),
+/// k (groups, m, d), v (groups, m, dv), bias (heads, n, m) → out (groups, n, dv); groups shared
+/// with helper threads where [`pool`] has them.
+pub fn attention(
+    qkv: (&[f32], &[f32], &[f32]),
+    bias: Option<&[f32]>,
+    s: Heads,
+    scale: f32,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "wasm32")]
+    if pool::shared_attention(qkv, bias, s, scale, out) {
+        return;
+    }
+    attention_here(qkv, bias, s, scale, out);
+}
+
+/// [`attention`] on this thread alone.
+fn attention_here(
+    qkv: (&[f32], &[f32], &[f32]),
+    bias: Option<&[f32]>,
+    s: Heads,
+    scale: f32,
+    out: &mut [f32],
+) {
+    use super::gemm_core::attention as groups;
+    let mut scratch = vec![0.0; attention_scratch(s)];
+    #[cfg(target_arch = "wasm32")]
+    if fma::available() {
+        return groups(qkv, bias, s, scale, out, &mut scratch, &mut fma::tiles);
+    }
+    groups(qkv, bias, s, scale, out, &mut scratch, &mut plain_tiles);
 }
 
 /// The tile with fused multiply-adds: `gemm_fma.rs`, compiled by build.rs into a module of its
@@ -109,8 +143,8 @@ fn rows<'a>(
 /// memory (the app's own memory is not shared: that would need a std built with atomics).
 #[cfg(target_arch = "wasm32")]
 mod pool {
-    use super::{Bias, Rhs, on_this_thread, rows};
-    use crate::models::gemm_core::MR;
+    use super::{Bias, Heads, Rhs, attention_here, on_this_thread, rows};
+    use crate::models::gemm_core::{MR, SCORES_MAX};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use wasm_bindgen::prelude::*;
 
@@ -123,6 +157,13 @@ mod pool {
         fn medseg_pool_helpers() -> u32;
         fn medseg_pool_started(timeout_ms: u32) -> js_sys::Promise;
         fn medseg_pool_start(desc: &[u32], a: &[f32], b: &[f32], bias: &[f32]) -> bool;
+        fn medseg_pool_start_attention(
+            desc: &[u32],
+            q: &[f32],
+            k: &[f32],
+            v: &[f32],
+            bias: &[f32],
+        ) -> bool;
         fn medseg_pool_finish(c: &mut [f32]) -> bool;
     }
 
@@ -186,6 +227,57 @@ mod pool {
             USED.fetch_max(helpers, Ordering::Relaxed);
         } else {
             on_this_thread(a1, b, bias1, (m - m0, k, n), c1);
+        }
+        true
+    }
+
+    /// As [`shared`] for an attention: the caller keeps the first groups, the helpers take the
+    /// rest (only where a group's scores fit a helper's scratch).
+    pub fn shared_attention(
+        (q, k, v): (&[f32], &[f32], &[f32]),
+        bias: Option<&[f32]>,
+        s: Heads,
+        scale: f32,
+        out: &mut [f32],
+    ) -> bool {
+        let Heads { n, m, d, dv, .. } = s;
+        if s.groups * n * m * (d + dv) < MIN_MADDS || n * m > SCORES_MAX {
+            return false;
+        }
+        let helpers = medseg_pool_helpers() as usize;
+        if helpers == 0 || s.groups <= helpers {
+            return false;
+        }
+        let g0 = s.groups / (helpers + 1);
+        let rest = Heads {
+            groups: s.groups - g0,
+            first: s.first + g0,
+            ..s
+        };
+        let later = (&q[g0 * n * d..], &k[g0 * m * d..], &v[g0 * m * dv..]);
+        let desc = [
+            rest.groups,
+            n,
+            m,
+            d,
+            dv,
+            s.heads,
+            rest.first,
+            bias.is_some() as usize,
+        ]
+        .map(|v| v as u32);
+        let desc = [&desc[..], &[scale.to_bits()]].concat();
+        let (bq, bk, bv) = later;
+        if !medseg_pool_start_attention(&desc, bq, bk, bv, bias.unwrap_or(&[])) {
+            return false;
+        }
+        let first = (&q[..g0 * n * d], &k[..g0 * m * d], &v[..g0 * m * dv]);
+        let (o0, o1) = out.split_at_mut(g0 * n * dv);
+        attention_here(first, bias, Heads { groups: g0, ..s }, scale, o0);
+        if medseg_pool_finish(o1) {
+            USED.fetch_max(helpers, Ordering::Relaxed);
+        } else {
+            attention_here(later, bias, rest, scale, o1);
         }
         true
     }
@@ -390,6 +482,74 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// An attention computed in two shares of groups (as with a helper thread) is the same, bit
+    /// for bit, as in one: the second share's bias blocks follow from its first group's index.
+    #[test]
+    fn shares_of_groups_are_the_whole_attention() {
+        let mut seed = 13u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let s = Heads {
+            groups: 10,
+            n: 49,
+            m: 49,
+            d: 16,
+            dv: 16,
+            heads: 4,
+            first: 0,
+        };
+        let mut vals = |len: usize| (0..len).map(|_| rnd()).collect::<Vec<f32>>();
+        let (q, k, v) = (vals(10 * 49 * 16), vals(10 * 49 * 16), vals(10 * 49 * 16));
+        let bias = vals(4 * 49 * 49);
+        let mut whole = vec![0.0; 10 * 49 * 16];
+        attention_here((&q, &k, &v), Some(&bias), s, 0.25, &mut whole);
+        let g0 = 3;
+        let (o0, o1) = {
+            let (mut o0, mut o1) = (vec![0.0; g0 * 49 * 16], vec![0.0; (10 - g0) * 49 * 16]);
+            let at = |x: &[f32], g: usize| x[g * 49 * 16..].to_vec();
+            let first = (&q[..g0 * 49 * 16], &k[..g0 * 49 * 16], &v[..g0 * 49 * 16]);
+            attention_here(first, Some(&bias), Heads { groups: g0, ..s }, 0.25, &mut o0);
+            let rest = Heads {
+                groups: 10 - g0,
+                first: g0,
+                ..s
+            };
+            let (lq, lk, lv) = (at(&q, g0), at(&k, g0), at(&v, g0));
+            attention_here((&lq, &lk, &lv), Some(&bias), rest, 0.25, &mut o1);
+            (o0, o1)
+        };
+        let split: Vec<f32> = o0.into_iter().chain(o1).collect();
+        assert!(
+            split
+                .iter()
+                .zip(&whole)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
+        // And it is an attention: group 7's first output against a float64 one (head 7 mod 4).
+        let (g, head) = (7, 3);
+        let scores: Vec<f64> = (0..49)
+            .map(|j| {
+                let dot: f64 = (0..16)
+                    .map(|p| (q[g * 784 + p] * k[g * 784 + j * 16 + p]) as f64)
+                    .sum();
+                dot * 0.25 + bias[head * 49 * 49 + j] as f64
+            })
+            .collect();
+        let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+        let want: f64 = (0..49)
+            .map(|j| e[j] * v[g * 784 + j * 16] as f64)
+            .sum::<f64>()
+            / e.iter().sum::<f64>();
+        assert!(
+            (whole[g * 784] as f64 - want).abs() < 1e-5,
+            "{} vs {want}",
+            whole[g * 784]
+        );
     }
 
     #[test]

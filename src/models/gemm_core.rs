@@ -299,6 +299,134 @@ fn pack_a(a: &[f32], k: usize, pc: usize, kc: usize, ap: &mut [f32]) {
     }
 }
 
+/// The shape of an attention over `groups` (batch × heads) of n queries, m keys, depth d and
+/// value depth dv; `first` is the index of the first group (group g's bias block is that of head
+/// (first + g) mod heads).
+#[derive(Clone, Copy)]
+pub struct Heads {
+    pub groups: usize,
+    pub n: usize,
+    pub m: usize,
+    pub d: usize,
+    pub dv: usize,
+    pub heads: usize,
+    pub first: usize,
+}
+
+/// The most scores (n × m) of one group that an attention hands to helper threads: their scratch
+/// holds that many besides a product's (`gemm_fma.rs`).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub const SCORES_MAX: usize = 1 << 16;
+
+/// Floats of working memory [`attention`] needs: one group's scores and a product's scratch.
+pub const fn attention_scratch(s: Heads) -> usize {
+    let (a, b) = (scratch_len(s.n, s.d, s.m), scratch_len(s.n, s.m, s.dv));
+    s.n * s.m + if a > b { a } else { b }
+}
+
+/// softmax(q·kᵀ·scale + bias)·v for each group, one after another: q (groups, n, d),
+/// k (groups, m, d), v (groups, m, dv), bias (heads, n, m) → out (groups, n, dv).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    bias: Option<&[f32]>,
+    s: Heads,
+    scale: f32,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    full_tiles: FullTiles,
+) {
+    let Heads { n, m, d, dv, .. } = s;
+    assert!(
+        q.len() == s.groups * n * d
+            && k.len() == s.groups * m * d
+            && v.len() == s.groups * m * dv
+            && out.len() == s.groups * n * dv
+            && bias.is_none_or(|b| b.len() == s.heads * n * m)
+            && scratch.len() >= attention_scratch(s),
+        "attention: operands of the wrong size"
+    );
+    let (scores, scratch) = scratch.split_at_mut(n * m);
+    for (g, o) in out.chunks_exact_mut(n * dv).enumerate() {
+        let keys = Rhs::Transposed(&k[g * m * d..][..m * d]);
+        product(
+            &q[g * n * d..][..n * d],
+            keys,
+            Bias::None,
+            (n, d, m),
+            scores,
+            scratch,
+            full_tiles,
+        );
+        let head = (s.first + g) % s.heads;
+        softmax_rows(scores, m, scale, bias.map(|b| &b[head * n * m..][..n * m]));
+        let vals = Rhs::Rows(&v[g * m * dv..][..m * dv]);
+        product(scores, vals, Bias::None, (n, m, dv), o, scratch, full_tiles);
+    }
+}
+/// Rows of `m`: x ← softmax(x·scale + bias) (bias rows alongside, when given). The exponential,
+/// the costly part, runs over the whole block at once, so that it vectorizes even for short
+/// rows (the decoder's image tokens over 7 prompt tokens).
+#[inline(always)]
+pub fn softmax_rows(block: &mut [f32], m: usize, scale: f32, bias: Option<&[f32]>) {
+    for (r, row) in block.chunks_exact_mut(m).enumerate() {
+        match bias {
+            Some(b) => row
+                .iter_mut()
+                .zip(&b[r * m..(r + 1) * m])
+                .for_each(|(v, b)| *v = *v * scale + *b),
+            None => row.iter_mut().for_each(|v| *v *= scale),
+        }
+        let max = lanes(row, f32::NEG_INFINITY, f32::max);
+        row.iter_mut().for_each(|v| *v -= max);
+    }
+    block.iter_mut().for_each(|v| *v = exp_f32(*v));
+    for row in block.chunks_exact_mut(m) {
+        let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+/// A reduction over 8 independent lanes (so that it vectorizes), then across them.
+#[inline(always)]
+fn lanes(xs: &[f32], init: f32, op: impl Fn(f32, f32) -> f32 + Copy) -> f32 {
+    let mut acc = [init; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            acc[k] = op(acc[k], c[k]);
+        }
+    }
+    for (k, &x) in chunks.remainder().iter().enumerate() {
+        acc[k] = op(acc[k], x);
+    }
+    acc.into_iter().fold(init, op)
+}
+
+/// eˣ for f32 without branches or calls: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two for an
+/// exact product), e^r by its Taylor polynomial to r⁷/7! (truncation < 2e-9 relative), 2ⁿ built in
+/// the exponent bits. Max relative error ~2e-7 (a couple of ulps); inputs below −87.3 give
+/// 2⁻¹²⁶·e^r ≈ 1e-38 rather than a subnormal or 0, which a softmax cannot tell apart.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75; // ln 2 with its low 12 bits zero, so n·LN2_HI is exact
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer (ties to even)
+    let x = x.clamp(-87.3, 88.0);
+    let t = x * core::f32::consts::LOG2_E + ROUND; // ROUND + n: n sits in the low mantissa bits
+    let n = t - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // 2ⁿ's bits, (n + 127) << 23, from t's bits (ROUND's are 0x4B40_0000) in integer lanes: a
+    // float → int conversion would not vectorize (Rust's `as` saturates).
+    p * f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23)
+}
+
 /// The depth of a run of `count` full tiles, checked against the lengths of its A panels, B panel
 /// and C (so that a tile module writing through raw addresses stays in bounds).
 pub fn run_depth(a: &[f32], b: &[f32], c: &[f32], ldc: usize, count: usize) -> usize {

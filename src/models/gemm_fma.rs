@@ -77,24 +77,41 @@ mod gemm_core;
 #[cfg(medseg_pool)]
 #[unsafe(no_mangle)]
 pub extern "C" fn scratch_floats() -> usize {
-    use gemm_core::{KC, MC, NC};
-    gemm_core::scratch_len(MC, KC, NC)
+    use gemm_core::{KC, MC, NC, SCORES_MAX};
+    gemm_core::scratch_len(MC, KC, NC) + SCORES_MAX
 }
 
-/// One helper's product, described by the 15 words at `h` (gemm_pool.js writes them): the right
-/// operand's kind (0 rows, 1 transposed, 2 im2col), the bias's (0 none, 1 per row, 2 per column),
-/// m, k, n, the addresses of A, B (or the im2col image), the bias, C and the scratch, then the
-/// image's channels, height, width, stride and padding.
+/// One helper's job, described by the words at `h` (gemm_pool.js writes them). A product (15
+/// words): the right operand's kind (0 rows, 1 transposed, 2 im2col), the bias's (0 none, 1 per
+/// row, 2 per column), m, k, n, the addresses of A, B (or the im2col image), the bias, C and the
+/// scratch, then the image's channels, height, width, stride and padding. An attention's groups
+/// (16 words): 3, whether there is a bias, then as below.
 ///
 /// # Safety
 /// The addresses hold what the words say, in the shared memory this module imports.
 #[cfg(medseg_pool)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn job(h: *const u32) {
-    use gemm_core::{Bias, Im2col, NR, Rhs, product, scratch_len};
+    use gemm_core::{Bias, Heads, Im2col, NR, Rhs, attention, attention_scratch, product, scratch_len};
     let w = |i: usize| unsafe { *h.add(i) as usize };
-    let (m, k, n) = (w(2), w(3), w(4));
+    let mut fma = |a: &[f32], b: &[f32], start: Option<&[f32; 32]>, c: &mut [f32], ldc, count| unsafe {
+        let start = start.map_or(core::ptr::null(), |s| s.as_ptr());
+        tiles(a.as_ptr(), b.as_ptr(), start, c.as_mut_ptr(), ldc, b.len() / NR, count)
+    };
     let vals = |at: usize, len: usize| unsafe { core::slice::from_raw_parts(at as *const f32, len) };
+    let vals_mut = |at: usize, len: usize| unsafe { core::slice::from_raw_parts_mut(at as *mut f32, len) };
+    if w(0) == 3 {
+        // An attention's groups: count, n, m, d, dv, heads, first at words 2..9, then the
+        // addresses of q, k, v, the bias, the output and the scratch, then the scale's bits.
+        let s = Heads { groups: w(2), n: w(3), m: w(4), d: w(5), dv: w(6), heads: w(7), first: w(8) };
+        let (g, n, m, d, dv) = (s.groups, s.n, s.m, s.d, s.dv);
+        let qkv = (vals(w(9), g * n * d), vals(w(10), g * m * d), vals(w(11), g * m * dv));
+        let bias = (w(1) != 0).then(|| vals(w(12), s.heads * n * m));
+        let (out, scratch) = (vals_mut(w(13), g * n * dv), vals_mut(w(14), attention_scratch(s)));
+        let scale = f32::from_bits(w(15) as u32);
+        return attention(qkv, bias, s, scale, out, scratch, &mut fma);
+    }
+    let (m, k, n) = (w(2), w(3), w(4));
     let b = match w(0) {
         0 => Rhs::Rows(vals(w(6), k * n)),
         1 => Rhs::Transposed(vals(w(6), k * n)),
@@ -108,11 +125,6 @@ pub unsafe extern "C" fn job(h: *const u32) {
         1 => Bias::Rows(vals(w(7), m)),
         _ => Bias::Cols(vals(w(7), n)),
     };
-    let c = unsafe { core::slice::from_raw_parts_mut(w(8) as *mut f32, m * n) };
-    let scratch = unsafe { core::slice::from_raw_parts_mut(w(9) as *mut f32, scratch_len(m, k, n)) };
-    let a = vals(w(5), m * k);
-    product(a, b, bias, (m, k, n), c, scratch, &mut |a, b, start, c, ldc, count| unsafe {
-        let start = start.map_or(core::ptr::null(), |s| s.as_ptr());
-        tiles(a.as_ptr(), b.as_ptr(), start, c.as_mut_ptr(), ldc, b.len() / NR, count)
-    });
+    let (c, scratch) = (vals_mut(w(8), m * n), vals_mut(w(9), scratch_len(m, k, n)));
+    product(vals(w(5), m * k), b, bias, (m, k, n), c, scratch, &mut fma);
 }

@@ -7,8 +7,7 @@
 // Atomics.wait, which a page's own thread may not) and where relaxed SIMD validates.
 
 // Per helper, 32 Int32 words of the control block: its state, whether it is ready, then the job
-// that `job` in gemm_fma.rs reads (rhs kind, bias kind, m, k, n, a, b, bias, c, scratch, and the
-// im2col image's c, h, w, stride, pad).
+// that `job` in gemm_fma.rs reads (a product's or an attention's words).
 const SLOT_WORDS = 32;
 const [IDLE, JOB, DONE, FAILED] = [0, 1, 2, 3];
 const MAX_HELPERS = 4;
@@ -140,17 +139,17 @@ export function medseg_pool_helpers() {
     return readySlots().length;
 }
 
-// Copies a product's operands to the shared memory and hands its `desc[2]` rows to the ready
-// helpers, in even shares (pairs of rows: the tile's height). desc: rhs kind, bias kind, m, k, n,
-// then the im2col image's c, h, w, stride, pad. False if no helper is ready.
-export function medseg_pool_start(desc, a, b, bias) {
+// Copies `arrays` to the shared memory, with room for `outFloats` of output, and hands the ready
+// helpers their jobs: `header(addresses of the arrays, of the output, of the helper's scratch,
+// helper i, of count)` gives helper i's words (gemm_fma.rs `job`). False if no helper is ready.
+function start(arrays, outFloats, header) {
     const slots = readySlots();
     if (slots.length === 0 || current) return false;
     const p = pool;
-    const [rhs, biasKind, m, k, n, ...image] = desc;
     let at = p.dataAt;
     const place = (floats) => { const here = at; at += Math.ceil(floats / 4) * 16; return here; };
-    const [aAt, bAt, biasAt, cAt] = [a.length, b.length, bias.length, m * n].map(place);
+    const ats = arrays.map((x) => place(x.length));
+    const outAt = place(outFloats);
     if (at > p.memory.buffer.byteLength) {
         try {
             p.memory.grow(Math.ceil((at - p.memory.buffer.byteLength) / PAGE));
@@ -159,27 +158,44 @@ export function medseg_pool_start(desc, a, b, bias) {
         }
     }
     const f32 = new Float32Array(p.memory.buffer);
-    f32.set(a, aAt / 4);
-    f32.set(b, bAt / 4);
-    f32.set(bias, biasAt / 4);
-    const pairs = Math.ceil(m / 2);
+    arrays.forEach((x, i) => f32.set(x, ats[i] / 4));
     slots.forEach((slot, i) => {
-        const r0 = 2 * Math.floor((pairs * i) / slots.length);
-        const r1 = Math.min(m, 2 * Math.floor((pairs * (i + 1)) / slots.length));
         const s = slot * SLOT_WORDS;
         const scratch = p.slotsAt + slot * p.slotBytes + STACK_BYTES;
-        const job = [rhs, biasKind, r1 - r0, k, n, aAt + r0 * k * 4, bAt,
-            biasAt + (biasKind === 1 ? r0 * 4 : 0), cAt + r0 * n * 4, scratch, ...image];
-        p.ctl.set(job, s + 2);
+        p.ctl.set(header(ats, outAt, scratch, i, slots.length), s + 2);
         Atomics.store(p.ctl, s, JOB);
         Atomics.notify(p.ctl, s);
     });
-    current = { slots, cAt, len: m * n };
+    current = { slots, cAt: outAt, len: outFloats };
     return true;
 }
 
-// Waits for the helpers and copies their rows into `c`; false if one failed (the caller then
-// computes those rows itself).
+// A product's `desc[2]` rows for the helpers, in even shares (pairs of rows: the tile's height).
+// desc: rhs kind, bias kind, m, k, n, then the im2col image's c, h, w, stride, pad.
+export function medseg_pool_start(desc, a, b, bias) {
+    const [rhs, biasKind, m, k, n, ...image] = desc;
+    const pairs = Math.ceil(m / 2);
+    return start([a, b, bias], m * n, ([aAt, bAt, biasAt], cAt, scratch, i, count) => {
+        const r0 = 2 * Math.floor((pairs * i) / count);
+        const r1 = Math.min(m, 2 * Math.floor((pairs * (i + 1)) / count));
+        return [rhs, biasKind, r1 - r0, k, n, aAt + r0 * k * 4, bAt,
+            biasAt + (biasKind === 1 ? r0 * 4 : 0), cAt + r0 * n * 4, scratch, ...image];
+    });
+}
+
+// An attention's `desc[0]` groups for the helpers, in even shares. desc: groups, n, m, d, dv,
+// heads, the first group's index, whether there is a bias, the scale's f32 bits.
+export function medseg_pool_start_attention(desc, q, k, v, bias) {
+    const [groups, n, m, d, dv, heads, first, hasBias, scaleBits] = desc;
+    return start([q, k, v, bias], groups * n * dv, ([qAt, kAt, vAt, biasAt], outAt, scratch, i, count) => {
+        const g0 = Math.floor((groups * i) / count), g1 = Math.floor((groups * (i + 1)) / count);
+        return [3, hasBias, g1 - g0, n, m, d, dv, heads, first + g0, qAt + g0 * n * d * 4,
+            kAt + g0 * m * d * 4, vAt + g0 * m * dv * 4, biasAt, outAt + g0 * n * dv * 4, scratch, scaleBits];
+    });
+}
+
+// Waits for the helpers and copies their rows (or groups) into `c`; false if one failed (the
+// caller then computes them itself).
 export function medseg_pool_finish(c) {
     const p = pool, job = current;
     current = null;
