@@ -2,7 +2,7 @@
 // Node with worker_threads standing in for the browser's workers, on the helper module the web
 // build compiled (gemm_pool.wasm, build.rs): a product split over three helpers (more than the
 // 2-core machines the browser tests run on have) against a float64 product, an odd number of rows
-// and a bias per row (each helper's offsets); then a helper that traps: the caller is told, and
+// and a bias per row (each helper's offsets); an attention's groups the same way; then a helper that traps: the caller is told, and
 // the pool is dropped so that later products stay on the caller's thread; and helpers that never
 // start: the wait for them ends, once.
 //   node tests/e2e/gemm_pool.mjs   (after scripts/build-web.sh)
@@ -83,6 +83,39 @@ for (let i = 0; i < m; i++) {
   }
 }
 check(worst < 1e-4, `every row of C right, shared over three helpers (max error ${worst.toExponential(2)})`);
+
+// An attention's groups over three helpers: 7 groups of 5 queries, 6 keys, depth 4, bias per head
+// (2 heads; the groups handed over start at index 1, so helper i's heads follow from its first).
+{
+  const [G, qn, km, d, heads, first, scale] = [7, 5, 6, 4, 2, 1, 0.5];
+  const q = Float32Array.from({ length: G * qn * d }, rnd);
+  const kk = Float32Array.from({ length: G * km * d }, rnd);
+  const v = Float32Array.from({ length: G * km * d }, rnd);
+  const hb = Float32Array.from({ length: heads * qn * km }, rnd);
+  const bits = new Uint32Array(new Float32Array([scale]).buffer)[0];
+  check(pool.medseg_pool_start_attention([G, qn, km, d, d, heads, first, 1, bits], q, kk, v, hb), 'an attention handed over');
+  const out = new Float32Array(G * qn * d).fill(NaN);
+  check(pool.medseg_pool_finish(out), 'the helpers finished it');
+  let worstA = 0;
+  for (let g = 0; g < G; g++) {
+    const h = (first + g) % heads;
+    for (let i = 0; i < qn; i++) {
+      const s = [];
+      for (let j = 0; j < km; j++) {
+        let dot = 0;
+        for (let p = 0; p < d; p++) dot += q[(g * qn + i) * d + p] * kk[(g * km + j) * d + p];
+        s.push(dot * scale + hb[(h * qn + i) * km + j]);
+      }
+      const mx = Math.max(...s), e = s.map((x) => Math.exp(x - mx)), z = e.reduce((x, y) => x + y);
+      for (let c = 0; c < d; c++) {
+        let want = 0;
+        for (let j = 0; j < km; j++) want += (e[j] / z) * v[(g * km + j) * d + c];
+        worstA = Math.max(worstA, Math.abs(want - out[(g * qn + i) * d + c]));
+      }
+    }
+  }
+  check(worstA < 1e-5, `every group's attention right (max error ${worstA.toExponential(2)})`);
+}
 
 // A helper that traps: a depth far past the operands given makes it read outside its memory.
 check(pool.medseg_pool_start([0, 0, m, 1 << 28, n, 0, 0, 0, 0, 0], a, b, new Float32Array(0)), 'a bad product handed over');
