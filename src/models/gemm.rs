@@ -313,6 +313,14 @@ mod tests {
     use super::*;
     use crate::models::gemm_core::{KC, MC, MR};
 
+    /// Reproducible values in [−0.5, 0.5).
+    fn lcg(mut seed: u32) -> impl FnMut() -> f32 {
+        move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        }
+    }
+
     fn naive(a: &[f32], b: &[f32], bias: Bias, m: usize, k: usize, n: usize) -> Vec<f32> {
         // b: k × n row-major.
         let mut c = vec![0.0f64; m * n];
@@ -337,11 +345,7 @@ mod tests {
     /// against a float64 reference.
     #[test]
     fn matches_a_plain_product_on_every_edge() {
-        let mut seed = 7u32;
-        let mut rnd = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut rnd = lcg(7);
         for &(m, k, n) in &[
             (1, 1, 1),
             (2, 3, 16),
@@ -383,11 +387,7 @@ mod tests {
     /// than one depth block (c·9 > 256).
     #[test]
     fn im2col_products_are_3x3_convolutions() {
-        let mut seed = 3u32;
-        let mut rnd = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut rnd = lcg(3);
         for &(o, c, h, w, stride, pad) in &[
             (5, 3, 9, 13, 1, 1),
             (4, 30, 7, 20, 1, 1),
@@ -437,11 +437,7 @@ mod tests {
     /// bit for bit, as in one, for every right operand and bias.
     #[test]
     fn shares_of_rows_are_the_whole_product() {
-        let mut seed = 11u32;
-        let mut rnd = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut rnd = lcg(11);
         let (m, k, n) = (2 * MC + 7, KC + 30, 70);
         let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
         let b: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
@@ -488,11 +484,7 @@ mod tests {
     /// for bit, as in one: the second share's bias blocks follow from its first group's index.
     #[test]
     fn shares_of_groups_are_the_whole_attention() {
-        let mut seed = 13u32;
-        let mut rnd = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut rnd = lcg(13);
         let s = Heads {
             groups: 10,
             n: 49,
