@@ -10,7 +10,7 @@
 //! portable build of this file exists for its unit tests.
 
 pub use super::gemm_core::{Bias, Heads, Im2col, Rhs};
-use super::gemm_core::{attention_scratch, plain_tiles, product, scratch_len};
+use super::gemm_core::{MR, NR, attention_scratch, plain_tiles, product, scratch_len};
 
 /// `a` (m × k, row-major, contiguous) · `b` (k × n) + `bias`; the result is m × n, row-major.
 pub fn matmul(a: &[f32], b: Rhs, bias: Bias, m: usize, k: usize, n: usize) -> Vec<f32> {
@@ -28,16 +28,24 @@ pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c
     on_this_thread(a, b, bias, dims, c);
 }
 
-/// [`matmul_into`] on this thread alone: runs of full tiles with fused multiply-adds in the
-/// browser where the engine has relaxed SIMD ([`fma`]), else with the plain tile.
+/// A run of full tiles, as `gemm_core::plain_tiles` computes it.
+type TileRun = fn(&[f32], &[f32], Option<&[f32; MR * NR]>, &mut [f32], usize, usize);
+
+/// This thread's runs of full tiles: with fused multiply-adds in the browser where the engine has
+/// relaxed SIMD ([`fma`]), else the plain tile.
+fn full_tiles() -> TileRun {
+    #[cfg(target_arch = "wasm32")]
+    if fma::available() {
+        return fma::tiles;
+    }
+    plain_tiles
+}
+
+/// [`matmul_into`] on this thread alone.
 fn on_this_thread(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c: &mut [f32]) {
     let (m, k, n) = dims;
     let mut scratch = vec![0.0; scratch_len(m, k, n)];
-    #[cfg(target_arch = "wasm32")]
-    if fma::available() {
-        return product(a, b, bias, dims, c, &mut scratch, &mut fma::tiles);
-    }
-    product(a, b, bias, dims, c, &mut scratch, &mut plain_tiles);
+    product(a, b, bias, dims, c, &mut scratch, &mut full_tiles());
 }
 
 /// softmax(q·kᵀ·scale + bias)·v for each group (`gemm_core::attention`): q (groups, n, d),
@@ -65,13 +73,9 @@ fn attention_here(
     scale: f32,
     out: &mut [f32],
 ) {
-    use super::gemm_core::attention as groups;
     let mut scratch = vec![0.0; attention_scratch(s)];
-    #[cfg(target_arch = "wasm32")]
-    if fma::available() {
-        return groups(qkv, bias, s, scale, out, &mut scratch, &mut fma::tiles);
-    }
-    groups(qkv, bias, s, scale, out, &mut scratch, &mut plain_tiles);
+    let tiles = &mut full_tiles();
+    super::gemm_core::attention(qkv, bias, s, scale, out, &mut scratch, tiles);
 }
 
 /// The tile with fused multiply-adds: `gemm_fma.rs`, compiled by build.rs into a module of its
@@ -79,7 +83,8 @@ fn attention_here(
 /// since 114; ≈ 1.4× the plain tile's GFLOP/s there). Elsewhere the plain tile runs.
 #[cfg(target_arch = "wasm32")]
 mod fma {
-    use crate::models::gemm_core::{MR, NR, run_depth};
+    use super::{MR, NR};
+    use crate::models::gemm_core::run_depth;
     use std::sync::OnceLock;
     use wasm_bindgen::prelude::*;
 
@@ -143,8 +148,9 @@ fn rows<'a>(
 /// memory (the app's own memory is not shared: that would need a std built with atomics).
 #[cfg(target_arch = "wasm32")]
 mod pool {
+    use super::MR;
     use super::{Bias, Heads, Rhs, attention_here, on_this_thread, rows};
-    use crate::models::gemm_core::{MR, SCORES_MAX};
+    use crate::models::gemm_core::SCORES_MAX;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use wasm_bindgen::prelude::*;
 
@@ -223,12 +229,20 @@ mod pool {
         let (a0, bias0) = rows(a, bias, (0, m0), k);
         let (c0, c1) = c.split_at_mut(m0 * n);
         on_this_thread(a0, b, bias0, (m0, k, n), c0);
-        if medseg_pool_finish(c1) {
+        take_theirs(helpers, c1, |c1| {
+            on_this_thread(a1, b, bias1, (m - m0, k, n), c1)
+        });
+        true
+    }
+
+    /// Once this thread has computed its share: the helpers' share into `theirs`, or, where one
+    /// failed, computed here by `instead`.
+    fn take_theirs(helpers: usize, theirs: &mut [f32], instead: impl FnOnce(&mut [f32])) {
+        if medseg_pool_finish(theirs) {
             USED.fetch_max(helpers, Ordering::Relaxed);
         } else {
-            on_this_thread(a1, b, bias1, (m - m0, k, n), c1);
+            instead(theirs);
         }
-        true
     }
 
     /// As [`shared`] for an attention: the caller keeps the first groups, the helpers take the
@@ -255,7 +269,7 @@ mod pool {
             ..s
         };
         let later = (&q[g0 * n * d..], &k[g0 * m * d..], &v[g0 * m * dv..]);
-        let desc = [
+        let words = [
             rest.groups,
             n,
             m,
@@ -264,21 +278,18 @@ mod pool {
             s.heads,
             rest.first,
             bias.is_some() as usize,
-        ]
-        .map(|v| v as u32);
-        let desc = [&desc[..], &[scale.to_bits()]].concat();
-        let (bq, bk, bv) = later;
-        if !medseg_pool_start_attention(&desc, bq, bk, bv, bias.unwrap_or(&[])) {
+        ];
+        let mut desc = words.map(|v| v as u32).to_vec();
+        desc.push(scale.to_bits());
+        if !medseg_pool_start_attention(&desc, later.0, later.1, later.2, bias.unwrap_or(&[])) {
             return false;
         }
         let first = (&q[..g0 * n * d], &k[..g0 * m * d], &v[..g0 * m * dv]);
         let (o0, o1) = out.split_at_mut(g0 * n * dv);
         attention_here(first, bias, Heads { groups: g0, ..s }, scale, o0);
-        if medseg_pool_finish(o1) {
-            USED.fetch_max(helpers, Ordering::Relaxed);
-        } else {
-            attention_here(later, bias, rest, scale, o1);
-        }
+        take_theirs(helpers, o1, |o1| {
+            attention_here(later, bias, rest, scale, o1)
+        });
         true
     }
 }
@@ -311,7 +322,7 @@ pub fn take_helpers_used() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::gemm_core::{KC, MC, MR};
+    use crate::models::gemm_core::{KC, MC};
 
     /// Reproducible values in [−0.5, 0.5).
     fn lcg(mut seed: u32) -> impl FnMut() -> f32 {
