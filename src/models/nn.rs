@@ -135,6 +135,13 @@ impl Conv2d {
         }
     }
 
+    pub fn weight(&self) -> &Tensor<4> {
+        &self.w
+    }
+    pub fn bias(&self) -> Option<&Tensor<1>> {
+        self.b.as_ref()
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         conv(x, &self.w, self.b.as_ref(), &self.opts)
     }

@@ -6,6 +6,7 @@
 //! attention and MLP. BatchNorms are folded into their convolutions at load time.
 
 use super::neck::Neck;
+use crate::models::cpu;
 use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, attention, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
@@ -60,9 +61,18 @@ impl MbConv {
         }
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = gelu(self.conv1.forward(x.clone()));
-        let y = gelu(self.conv2.forward(y));
-        gelu(self.conv3.forward(y) + x)
+        fn layer(c: &Conv2d) -> (&Tensor<4>, &Tensor<1>) {
+            (c.weight(), c.bias().expect("BatchNorm folded in"))
+        }
+        let fused = cpu::mbconv(
+            x,
+            [layer(&self.conv1), layer(&self.conv2), layer(&self.conv3)],
+        );
+        fused.unwrap_or_else(|x| {
+            let y = gelu(self.conv1.forward(x.clone()));
+            let y = gelu(self.conv2.forward(y));
+            gelu(self.conv3.forward(y) + x)
+        })
     }
 }
 
