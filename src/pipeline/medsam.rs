@@ -14,9 +14,11 @@ use crate::error::{Error, Result};
 use crate::imaging::decode::Planes;
 use crate::imaging::resize::{bilinear, longest_side_size, resize_area};
 use crate::imaging::spline::resize_skimage_cubic;
-use crate::models::sam::{Prompt, Sam, SamArch};
+use crate::models::sam::{ImageKeys, Prompt, Sam, SamArch};
 use crate::weights::{self, Loader, StateDict, model_file};
 use burn::tensor::{Device, Tensor, TensorData};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// A loaded MedSAM-family model ready to segment.
 #[derive(Debug, Clone)]
@@ -33,6 +35,29 @@ pub struct ImageEmbedding {
     pub height: usize,
     /// Size of the image inside the model input before padding (w, h).
     pub resized: (usize, usize),
+    /// The decoder's image-only work, shared by the embedding's clones.
+    decoder: Arc<DecoderSide>,
+}
+
+/// The mask decoder's image-only work ([`ImageKeys`]), computed at an embedding's second prompt
+/// and kept for the rest: the first prompt pays nothing extra, so uses with one prompt per image
+/// (3D propagation) never compute it, and every prompt after the second is faster.
+#[derive(Debug, Default)]
+struct DecoderSide {
+    prompts: AtomicUsize,
+    keys: OnceLock<ImageKeys>,
+}
+
+impl ImageEmbedding {
+    fn new(tensor: Tensor<4>, (width, height): (usize, usize), resized: (usize, usize)) -> Self {
+        ImageEmbedding {
+            tensor,
+            width,
+            height,
+            resized,
+            decoder: Arc::default(),
+        }
+    }
 }
 
 /// A prompt in original image pixels.
@@ -145,12 +170,11 @@ impl MedSam {
         let s = self.arch().input_size();
         let (input, resized) = self.preprocess(img)?;
         let x = Tensor::from_data(TensorData::new(input, [1, 3, s, s]), &self.device);
-        Ok(ImageEmbedding {
-            tensor: self.model.embed(x),
-            width: img.width(),
-            height: img.height(),
+        Ok(ImageEmbedding::new(
+            self.model.embed(x),
+            (img.width(), img.height()),
             resized,
-        })
+        ))
     }
 
     /// An embedding computed elsewhere (the app's encoder worker) as host values, placed on
@@ -168,12 +192,11 @@ impl MedSam {
                 values.len()
             )));
         }
-        Ok(ImageEmbedding {
-            tensor: Tensor::from_data(TensorData::new(values, shape), &self.device),
-            width,
-            height,
+        Ok(ImageEmbedding::new(
+            Tensor::from_data(TensorData::new(values, shape), &self.device),
+            (width, height),
             resized,
-        })
+        ))
     }
 
     /// Maps a prompt from image pixels to model input pixels, validating it.
@@ -248,7 +271,10 @@ impl MedSam {
         emb: &ImageEmbedding,
         mp: &Prompt,
     ) -> Result<Prediction> {
-        let out = self.model.decode(&emb.tensor, mp, false)?;
+        let side = &emb.decoder;
+        let keys = (side.prompts.fetch_add(1, Ordering::Relaxed) > 0)
+            .then(|| side.keys.get_or_init(|| self.model.image_keys(&emb.tensor)));
+        let out = self.model.decode(&emb.tensor, mp, false, keys)?;
         let [_, _, lh, lw] = out.logits.dims();
         let logits = weights::to_host_async(out.logits).await?;
         let iou = weights::to_host_async(out.iou)

@@ -1,6 +1,6 @@
 //! SAM's mask decoder: the two-way transformer, 4× upscaling and hypernetwork mask heads.
 
-use super::transformer::TwoWayTransformer;
+use super::transformer::{ImageKeys, TwoWayTransformer};
 use crate::models::cpu::contiguous;
 use crate::models::nn::{ConvTranspose2d, LayerNorm, Linear, gelu};
 use crate::weights::Loader;
@@ -65,6 +65,13 @@ pub struct Decoded {
 }
 
 impl MaskDecoder {
+    /// The image-only part of [`Self::forward`] for `image` (1, C, H, W), to pass back to it for
+    /// every later prompt on that image (same `image_pe` and `dense`).
+    pub fn image_keys(&self, image: Tensor<4>, image_pe: Tensor<3>, dense: Tensor<1>) -> ImageKeys {
+        self.transformer
+            .image_keys(image_tokens(image, dense), image_pe)
+    }
+
     pub fn load(l: &mut Loader, p: &str, dim: usize) -> Self {
         let n_masks = 4;
         let iou = l.tensor(&format!("{p}.iou_token.weight"), [1, dim]);
@@ -93,7 +100,8 @@ impl MaskDecoder {
 
     /// image (1, C, H, W); image_pe (1, HW, C) as tokens; sparse (B, N, C); dense (C) added to
     /// every image token (the "no mask" embedding).
-    /// `multimask`: the three disambiguation masks instead of the single one.
+    /// `multimask`: the three disambiguation masks instead of the single one. `keys`:
+    /// [`Self::image_keys`] of this image, when kept.
     pub fn forward(
         &self,
         image: Tensor<4>,
@@ -101,6 +109,7 @@ impl MaskDecoder {
         sparse: Tensor<3>,
         dense: Tensor<1>,
         multimask: bool,
+        keys: Option<&ImageKeys>,
     ) -> Decoded {
         let [b, _, _] = sparse.dims();
         let [_, c, h, w] = image.dims();
@@ -115,12 +124,10 @@ impl MaskDecoder {
             ],
             1,
         );
-        // As tokens, laid out contiguously once: every layer adds the positional encoding.
-        let src =
-            contiguous(image.reshape([1, c, h * w]).swap_dims(1, 2)) + dense.reshape([1, 1, c]);
+        let src = image_tokens(image, dense);
         let (hs, src) = self
             .transformer
-            .forward(src.expand([b, h * w, c]), image_pe, tokens);
+            .forward(src.expand([b, h * w, c]), image_pe, tokens, keys);
 
         // Both upscalings work pixel by pixel (kernel = stride), so they run on channels-last
         // pixel rows, and the mask product too; the 4×4 block each embedding pixel became is put in
@@ -148,6 +155,13 @@ impl MaskDecoder {
         let iou = iou_all.slice([0..b, range]);
         Decoded { logits, iou }
     }
+}
+
+/// The image as tokens (1, HW, C) with the dense prompt embedding added, laid out contiguously
+/// once: every layer adds the positional encoding.
+fn image_tokens(image: Tensor<4>, dense: Tensor<1>) -> Tensor<3> {
+    let [_, c, h, w] = image.dims();
+    contiguous(image.reshape([1, c, h * w]).swap_dims(1, 2)) + dense.reshape([1, 1, c])
 }
 
 /// Masks over pixel rows in (y, x, ky1, kx1, ky2, kx2) order, (B, h·w·16, masks), as images

@@ -18,6 +18,7 @@ pub use prompt_encoder::{Prompt, PromptEncoder};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use tiny_vit::{TinyVit, TinyVitConfig};
+pub use transformer::ImageKeys;
 use vit::{Vit, VitConfig};
 
 /// Which MedSAM-family model, with its encoder configuration.
@@ -154,12 +155,24 @@ impl Sam {
         }
     }
 
-    /// Decodes one prompt against an embedding; coordinates in model input pixels.
+    /// The mask decoder's image-only work on an embedding, which [`Self::decode`] can reuse for
+    /// every prompt on that image.
+    pub fn image_keys(&self, embedding: &Tensor<4>) -> ImageKeys {
+        self.decoder.image_keys(
+            embedding.clone(),
+            self.dense_pe.clone(),
+            self.no_mask.clone(),
+        )
+    }
+
+    /// Decodes one prompt against an embedding; coordinates in model input pixels. `keys`:
+    /// [`Self::image_keys`] of that embedding, when kept.
     pub fn decode(
         &self,
         embedding: &Tensor<4>,
         prompt: &Prompt,
         multimask: bool,
+        keys: Option<&ImageKeys>,
     ) -> Result<Decoded> {
         if prompt.points.is_empty() && prompt.bbox.is_none() {
             return Err(Error::Prompt("draw a box or click a point first".into()));
@@ -176,6 +189,7 @@ impl Sam {
             sparse,
             self.no_mask.clone(),
             multimask,
+            keys,
         ))
     }
 }

@@ -35,9 +35,18 @@ impl Attention {
 
     fn forward(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
         let q = self.heads(self.q.forward(q));
-        let k = self.heads(self.k.forward(k));
-        let v = self.heads(self.v.forward(v));
+        self.attend(
+            q,
+            self.heads(self.k.forward(k)),
+            self.heads(self.v.forward(v)),
+        )
+    }
+
+    /// Attention over projected heads: q (B, h, n, d), k and v (B or 1, h, m, d) → (B, n, C).
+    fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
         let [b, h, n, d] = q.dims();
+        let [_, _, m, _] = k.dims();
+        let (k, v) = (k.expand([b, h, m, d]), v.expand([b, h, m, d]));
         let attn = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt();
         let out = attention_softmax(attn, 1.0, None).matmul(v);
         self.out.forward(out.swap_dims(1, 2).reshape([b, n, h * d]))
@@ -80,28 +89,49 @@ impl Attention {
     /// without projecting the queries or the attended values: (x·Wq + bq)·kᵀ = x·(Wq·kᵀ) + bq·kᵀ
     /// per head, and the output projection distributes over the heads' weighted sums,
     /// Σₕ pₕ·(vₕ·Woₕ). Both image-sized products have heads × keys (56) columns instead of 128.
-    fn few_keys(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
+    ///
+    /// `projected`: the queries already projected, (1, h, n, d) (the image side of the first
+    /// block, [`ImageKeys`]); `q` is then only read for its shape.
+    fn few_keys(
+        &self,
+        q: Tensor<3>,
+        k: Tensor<3>,
+        v: Tensor<3>,
+        projected: Option<&Tensor<4>>,
+    ) -> Tensor<3> {
         let [b, n, c] = q.dims();
         let k = self.heads(self.k.forward(k));
         let v = self.heads(self.v.forward(v));
         let [_, h, m, d] = k.dims();
         let kt = k.swap_dims(2, 3);
-        // (b, h, c, m) → (b, c, h·m): every head's columns side by side.
-        let wqk = self
-            .per_head(self.q.weight())
-            .expand([b, h, c, d])
-            .matmul(kt.clone())
-            .swap_dims(1, 2)
-            .reshape([b, c, h * m]);
-        let mut scores = matmul(q, wqk);
-        if let Some(bq) = self.q.bias() {
-            let bqk = bq
+        let scores = match projected {
+            // (b, h, n, m) → (b, n, h·m), as below.
+            Some(qh) => qh
                 .clone()
-                .reshape([1, h, 1, d])
-                .expand([b, h, 1, d])
-                .matmul(kt);
-            scores = scores + bqk.reshape([b, 1, h * m]);
-        }
+                .expand([b, h, n, d])
+                .matmul(kt)
+                .swap_dims(1, 2)
+                .reshape([b, n, h * m]),
+            None => {
+                // (b, h, c, m) → (b, c, h·m): every head's columns side by side.
+                let wqk = self
+                    .per_head(self.q.weight())
+                    .expand([b, h, c, d])
+                    .matmul(kt.clone())
+                    .swap_dims(1, 2)
+                    .reshape([b, c, h * m]);
+                let mut scores = matmul(q, wqk);
+                if let Some(bq) = self.q.bias() {
+                    let bqk = bq
+                        .clone()
+                        .reshape([1, h, 1, d])
+                        .expand([b, h, 1, d])
+                        .matmul(kt);
+                    scores = scores + bqk.reshape([b, 1, h * m]);
+                }
+                scores
+            }
+        };
         let p = attention_softmax(scores.reshape([b, n, h, m]), 1.0 / (d as f64).sqrt(), None);
         // The output projection's (h·d, c) weight as (1, h, d, c).
         let wo = self.out.weight().clone().reshape([1, h, d, c]);
@@ -152,12 +182,14 @@ impl Block {
         }
     }
 
+    /// `image`: this block's image side computed beforehand (first block only, see [`ImageKeys`]).
     fn forward(
         &self,
         queries: Tensor<3>,
         keys: Tensor<3>,
         qpe: &Tensor<3>,
         kpe: &Tensor<3>,
+        image: Option<&ImageKeys>,
     ) -> (Tensor<3>, Tensor<3>) {
         let queries = if self.skip_first_pe {
             self.self_attn
@@ -169,22 +201,54 @@ impl Block {
         let queries = self.norm1.forward(queries);
 
         // The image tokens with their positional encoding serve both cross-attentions (the keys
-        // change only after the second).
-        let k = keys.clone() + kpe.clone();
+        // change only after the second); with the image side given, neither needs them.
+        let k = match image {
+            Some(_) => keys.clone(),
+            None => keys.clone() + kpe.clone(),
+        };
         let q = queries.clone() + qpe.clone();
-        let queries = self
-            .norm2
-            .forward(queries + self.cross_t2i.few_queries(q, k.clone(), keys.clone()));
+        let attended = match image {
+            Some(i) => {
+                let q = self.cross_t2i.heads(self.cross_t2i.q.forward(q));
+                self.cross_t2i.attend(q, i.k.clone(), i.v.clone())
+            }
+            None => self.cross_t2i.few_queries(q, k.clone(), keys.clone()),
+        };
+        let queries = self.norm2.forward(queries + attended);
 
         let mlp = self.lin2.forward(relu(self.lin1.forward(queries.clone())));
         let queries = self.norm3.forward(queries + mlp);
 
         let q = queries.clone() + qpe.clone();
-        let keys = self
-            .norm4
-            .forward(keys + self.cross_i2t.few_keys(k, q, queries.clone()));
-        (queries, keys)
+        let attended = self
+            .cross_i2t
+            .few_keys(k, q, queries.clone(), image.map(|i| &i.q));
+        (queries, self.norm4.forward(keys + attended))
     }
+
+    /// The image side of this block's cross-attentions, from its image tokens (1, HW, C) and
+    /// their positional encoding.
+    fn image_keys(&self, keys: Tensor<3>, kpe: Tensor<3>) -> ImageKeys {
+        let k = keys.clone() + kpe;
+        let (t2i, i2t) = (&self.cross_t2i, &self.cross_i2t);
+        ImageKeys {
+            k: t2i.heads(t2i.k.forward(k.clone())),
+            v: t2i.heads(t2i.v.forward(keys)),
+            q: i2t.heads(i2t.q.forward(k)),
+        }
+    }
+}
+
+/// The first block's image-side projections: the token→image keys and values and the
+/// image→token queries, each (1, heads, HW, d). They depend on the image alone (its tokens have
+/// not been updated yet there), so an image's later prompts can reuse them: 4096 × 256 × 128
+/// multiply-adds each, once, against 4096 × 256 × 56 twice and 4096 × 256 × 56 once per prompt
+/// (the shortcuts without them), and the positional encoding's addition.
+#[derive(Debug, Clone)]
+pub struct ImageKeys {
+    k: Tensor<4>,
+    v: Tensor<4>,
+    q: Tensor<4>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,15 +284,18 @@ impl TwoWayTransformer {
 
     /// image tokens (B, HW, C), their positional encoding (1, HW, C), prompt tokens (B, N, C) →
     /// (tokens, image tokens (B, HW, C)).
+    /// `image`: [`Self::image_keys`] of these image tokens, when kept.
     pub fn forward(
         &self,
         keys0: Tensor<3>,
         kpe: Tensor<3>,
         tokens: Tensor<3>,
+        image: Option<&ImageKeys>,
     ) -> (Tensor<3>, Tensor<3>) {
         let (mut queries, mut keys) = (tokens.clone(), keys0);
-        for layer in &self.layers {
-            (queries, keys) = layer.forward(queries, keys, &tokens, &kpe);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let image = image.filter(|_| i == 0);
+            (queries, keys) = layer.forward(queries, keys, &tokens, &kpe, image);
         }
         let q = queries.clone() + tokens;
         let k = keys.clone() + kpe;
@@ -236,6 +303,11 @@ impl TwoWayTransformer {
             .norm_final
             .forward(queries + self.final_attn.few_queries(q, k, keys.clone()));
         (queries, keys)
+    }
+
+    /// The first block's image side for image tokens (1, HW, C) and their positional encoding.
+    pub fn image_keys(&self, keys0: Tensor<3>, kpe: Tensor<3>) -> ImageKeys {
+        self.layers[0].image_keys(keys0, kpe)
     }
 }
 
@@ -272,8 +344,33 @@ mod tests {
             assert!(d < 1e-5, "few_queries, batch {batch}: differs by {d}");
             let tv = r(7);
             let plain = a.forward(image.clone(), tokens.clone(), tv.clone());
-            let d = max_diff(a.few_keys(image, tokens, tv), plain);
+            let d = max_diff(a.few_keys(image, tokens, tv, None), plain);
             assert!(d < 1e-5, "few_keys, batch {batch}: differs by {d}");
+        }
+    }
+
+    /// The transformer with its first block's image side computed beforehand equals the one
+    /// without, tokens and image alike, for one prompt and a batch of two.
+    #[test]
+    fn kept_image_side_changes_nothing() {
+        let dev = Device::flex();
+        let mut l = Loader::random(13, &dev);
+        let t = TwoWayTransformer::load(&mut l, "t", 2, 64, 8, 128);
+        let r = |b: usize, n: usize| {
+            Tensor::<3>::random([b, n, 64], Distribution::Normal(0.0, 1.0), &dev)
+        };
+        let (image, pe) = (r(1, 300), r(1, 300));
+        let keys = t.image_keys(image.clone(), pe.clone());
+        for batch in [1, 2] {
+            let tokens = r(batch, 7);
+            let image = image.clone().expand([batch, 300, 64]);
+            let (q0, k0) = t.forward(image.clone(), pe.clone(), tokens.clone(), None);
+            let (q1, k1) = t.forward(image, pe.clone(), tokens, Some(&keys));
+            let (dq, dk) = (max_diff(q0, q1), max_diff(k0, k1));
+            assert!(
+                dq < 1e-4 && dk < 1e-4,
+                "batch {batch}: tokens {dq}, image {dk}"
+            );
         }
     }
 }
