@@ -255,6 +255,42 @@ pub fn attention(
     Ok(from_vec(out, [b, h, n, dv]))
 }
 
+/// A transformer block's MLP with its residual, `x` + gelu(`normed`·w1 + b1)·w2 + b2, for tokens
+/// `x` and their layer norm `normed` (both (B, n, C)), weights (in, out): natively by blocks of
+/// rows, each block's hidden rows (4C wide) made, passed through GELU and projected back while
+/// in cache; in the browser the inputs back.
+pub fn mlp_residual(
+    x: Tensor<3>,
+    normed: Tensor<3>,
+    (w1, b1): (&Tensor<2>, &Tensor<1>),
+    (w2, b2): (&Tensor<2>, &Tensor<1>),
+) -> Result<Tensor<3>, (Tensor<3>, Tensor<3>)> {
+    #[cfg(target_family = "wasm")]
+    {
+        let _ = (w1, b1, w2, b2);
+        Err((x, normed))
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        let ([b, n, c], [_, hid]) = (x.dims(), w1.dims());
+        let (Some((w1, Some(b1))), Some((w2, Some(b2)))) =
+            (weight_bias(w1, Some(b1)), weight_bias(w2, Some(b2)))
+        else {
+            return Err((x, normed));
+        };
+        let Ok(nt) = flex_f32(normed) else {
+            unreachable!("the norm of x lives where x does")
+        };
+        let Ok(xt) = flex_f32(x) else {
+            unreachable!("x lives where its norm does")
+        };
+        let mut out = values(&xt).to_vec();
+        let layers = [(values(&w1), values(&b1)), (values(&w2), values(&b2))];
+        native::mlp_residual(values(&nt), layers, (c, hid), &mut out);
+        Ok(from_vec(out, [b, n, c]))
+    }
+}
+
 /// Native passes on gemm's own kernels (AVX2/AVX-512, chosen at run time), one group per core.
 #[cfg(not(target_family = "wasm"))]
 mod native {
@@ -330,6 +366,30 @@ mod native {
                 );
             },
         );
+    }
+
+    /// `super::mlp_residual` on rows: `out` holds x on entry and x + mlp(normed) on return.
+    pub fn mlp_residual(
+        normed: &[f32],
+        [(w1, b1), (w2, b2)]: [(&[f32], &[f32]); 2],
+        (c, hid): (usize, usize),
+        out: &mut [f32],
+    ) {
+        assert!(normed.len() == out.len() && w1.len() == c * hid && w2.len() == hid * c);
+        // Hidden rows of a block: about 512 KiB, a part of a core's L2.
+        let rows = ((1 << 17) / hid).max(8);
+        out.par_chunks_mut(rows * c)
+            .zip(normed.par_chunks(rows * c))
+            .for_each(|(o, x)| {
+                let r = x.len() / c;
+                let mut h: Vec<f32> = b1.iter().copied().cycle().take(r * hid).collect();
+                product_acc((r, c, hid), x, (c, 1), w1, (hid, 1), &mut h);
+                super::gelu_slice(&mut h);
+                for row in o.chunks_exact_mut(c) {
+                    row.iter_mut().zip(b2).for_each(|(v, b)| *v += b);
+                }
+                product_acc((r, hid, c), &h, (hid, 1), w2, (c, 1), o);
+            });
     }
 
     /// An MBConv block's weights: 1×1 (E, C), depthwise (E, 9), 1×1 (C, E), and their biases.
@@ -878,6 +938,34 @@ mod tests {
         let mut out = vec![0.0; b * h * n * d];
         native::attention((&qh, &kh, &vh), Some(&bh), heads, 0.3, &mut out);
         assert_close(&out, &want, 1e-5);
+    }
+
+    /// The MLP by blocks of rows with its residual equals burn's ops, over several blocks (the
+    /// last one short).
+    #[test]
+    fn mlp_by_row_blocks_matches_burns_ops() {
+        let dev = Device::flex();
+        // 4096 hidden units: 32 rows a block, so 2 × 37 rows make three blocks.
+        let (b, n, c, hid) = (2, 37, 8, 4096);
+        let t = |k: usize, shape: [usize; 2]| {
+            let len = shape.iter().product::<usize>();
+            let v: Vec<f32> = (0..len)
+                .map(|i| ((i * k % 61) as f32 - 30.0) * 0.02)
+                .collect();
+            Tensor::<2>::from_data(TensorData::new(v, shape), &dev)
+        };
+        let (x, normed) = (t(7, [b * n, c]), t(11, [b * n, c]));
+        let (w1, w2) = (t(13, [c, hid]), t(17, [hid, c]));
+        let (b1, b2) = (t(5, [1, hid]).reshape([hid]), t(3, [1, c]).reshape([c]));
+        let hidden = burn::tensor::activation::gelu(
+            normed.clone().matmul(w1.clone()) + b1.clone().unsqueeze(),
+        );
+        let want = x.clone() + hidden.matmul(w2.clone()) + b2.clone().unsqueeze();
+        let (x, normed) = (x.reshape([b, n, c]), normed.reshape([b, n, c]));
+        let ours = mlp_residual(x, normed, (&w1, &b1), (&w2, &b2))
+            .ok()
+            .unwrap();
+        assert_close(&to_host(ours), &to_host(want), 1e-4);
     }
 
     /// The fused MBConv equals its steps run one after another with burn's own ops, across

@@ -172,9 +172,19 @@ impl Mlp {
             fc2: Linear::load(l, &format!("{p}.fc2"), hidden, dim, true),
         }
     }
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.fc2
-            .forward(gelu(self.fc1.forward(self.norm.forward(x))))
+    /// x + mlp(x).
+    fn residual(&self, x: Tensor<3>) -> Tensor<3> {
+        let normed = self.norm.forward(x.clone());
+        let (fc1, fc2) = (&self.fc1, &self.fc2);
+        let layer = |l: &Linear| {
+            (
+                l.weight().clone(),
+                l.bias().cloned().expect("MLPs have biases"),
+            )
+        };
+        let ((w1, b1), (w2, b2)) = (layer(fc1), layer(fc2));
+        cpu::mlp_residual(x, normed, (&w1, &b1), (&w2, &b2))
+            .unwrap_or_else(|(x, normed)| x + fc2.forward(gelu(fc1.forward(normed))))
     }
 }
 
@@ -246,7 +256,7 @@ impl Block {
             m.reshape([b, l, c])
         };
         let x = self.local_conv.forward_tokens(x + attn, (h, w));
-        x.clone() + self.mlp.forward(x)
+        self.mlp.residual(x)
     }
 }
 
