@@ -380,16 +380,21 @@ mod native {
         let rows = ((1 << 17) / hid).max(8);
         out.par_chunks_mut(rows * c)
             .zip(normed.par_chunks(rows * c))
-            .for_each(|(o, x)| {
-                let r = x.len() / c;
-                let mut h: Vec<f32> = b1.iter().copied().cycle().take(r * hid).collect();
-                product_acc((r, c, hid), x, (c, 1), w1, (hid, 1), &mut h);
-                super::gelu_slice(&mut h);
-                for row in o.chunks_exact_mut(c) {
-                    row.iter_mut().zip(b2).for_each(|(v, b)| *v += b);
-                }
-                product_acc((r, hid, c), &h, (hid, 1), w2, (c, 1), o);
-            });
+            .for_each_init(
+                || vec![0f32; rows * hid],
+                |h, (o, x)| {
+                    let r = x.len() / c;
+                    let h = &mut h[..r * hid];
+                    h.chunks_exact_mut(hid)
+                        .for_each(|row| row.copy_from_slice(b1));
+                    product_acc((r, c, hid), x, (c, 1), w1, (hid, 1), h);
+                    super::gelu_slice(h);
+                    for row in o.chunks_exact_mut(c) {
+                        row.iter_mut().zip(b2).for_each(|(v, b)| *v += b);
+                    }
+                    product_acc((r, hid, c), h, (hid, 1), w2, (c, 1), o);
+                },
+            );
     }
 
     /// An MBConv block's weights: 1×1 (E, C), depthwise (E, 9), 1×1 (C, E), and their biases.
