@@ -212,6 +212,10 @@ impl ConvTranspose2d {
     }
     /// Pixels (n, c_in) → (n·k·k, c_out), rows in (pixel, ky, kx) order: the caller places the
     /// blocks (SAM's decoder does it once, after both upscalings and the mask product).
+    /// The pixel-wise product: (c_in) → (ky, kx, c_out) per pixel.
+    pub fn linear(&self) -> &Linear {
+        &self.lin
+    }
     pub fn forward_pixels(&self, x: Tensor<2>) -> Tensor<2> {
         let y = self.lin.forward(x);
         let [n, m] = y.dims();
@@ -237,6 +241,10 @@ impl LayerNorm {
     }
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         layer_norm(x, self.g.clone(), Some(self.b.clone()), self.eps)
+    }
+    /// (gain, bias, epsilon).
+    pub fn parts(&self) -> (&Tensor<1>, &Tensor<1>, f64) {
+        (&self.g, &self.b, self.eps)
     }
 }
 

@@ -1,7 +1,7 @@
 //! SAM's mask decoder: the two-way transformer, 4× upscaling and hypernetwork mask heads.
 
 use super::transformer::{ImageKeys, TwoWayTransformer};
-use crate::models::cpu::contiguous;
+use crate::models::cpu::{self, contiguous};
 use crate::models::nn::{ConvTranspose2d, LayerNorm, Linear, gelu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
@@ -132,12 +132,6 @@ impl MaskDecoder {
         // Both upscalings work pixel by pixel (kernel = stride), so they run on channels-last
         // pixel rows, and the mask product too; the 4×4 block each embedding pixel became is put in
         // place once, on the masks. Row order: (b, y, x, ky1, kx1, ky2, kx2).
-        let up = gelu(
-            self.up_norm
-                .forward(self.up1.forward_pixels(src.reshape([b * h * w, c]))),
-        );
-        let up = gelu(self.up2.forward_pixels(up));
-        let [_, cu] = up.dims();
         let range = if multimask { 1..nt - 1 } else { 0..1 };
         let hyper: Vec<Tensor<3>> = range
             .clone()
@@ -147,8 +141,20 @@ impl MaskDecoder {
                     .unsqueeze_dim(2)
             })
             .collect();
-        let hyper = Tensor::cat(hyper, 2); // (b, cu, masks)
-        let logits = place_blocks(up.reshape([b, h * w * 16, cu]).matmul(hyper), (h, w));
+        let hyper = Tensor::cat(hyper, 2); // (b, c / 8, masks)
+        fn layer(l: &Linear) -> (&Tensor<2>, &Tensor<1>) {
+            (l.weight(), l.bias().expect("the upscalings have biases"))
+        }
+        let pixels = src.reshape([b * h * w, c]);
+        let (up1, up2) = (layer(self.up1.linear()), layer(self.up2.linear()));
+        let rows = cpu::upscaled_masks(pixels, up1, self.up_norm.parts(), up2, hyper)
+            .unwrap_or_else(|(pixels, hyper)| {
+                let up = gelu(self.up_norm.forward(self.up1.forward_pixels(pixels)));
+                let up = gelu(self.up2.forward_pixels(up));
+                let [_, cu] = up.dims();
+                up.reshape([b, h * w * 16, cu]).matmul(hyper)
+            });
+        let logits = place_blocks(rows, (h, w));
         let iou_all = self
             .iou_head
             .forward(hs.slice([0..b, 0..1, 0..c]).reshape([b, c]));
@@ -175,7 +181,7 @@ fn place_blocks(rows: Tensor<3>, (h, w): (usize, usize)) -> Tensor<4> {
 
 #[cfg(test)]
 mod tests {
-    use crate::models::nn::ConvTranspose2d;
+    use crate::models::nn::{ConvTranspose2d, LayerNorm, Linear, gelu};
     use crate::weights::Loader;
     use burn::tensor::module::conv_transpose2d;
     use burn::tensor::ops::ConvTransposeOptions;
@@ -217,5 +223,38 @@ mod tests {
             .map(|(p, q)| (p - q).abs())
             .fold(0.0, f32::max);
         assert!(d < 1e-5, "pixel upscaling differs by {d}");
+    }
+
+    /// The upscaling and mask product by blocks of pixels (native) equals the layers run one
+    /// after another: two images, several blocks, three masks.
+    #[test]
+    fn fused_upscaling_equals_its_layers() {
+        let dev = Device::flex();
+        let mut l = Loader::random(7, &dev);
+        let (b, p, c0, c1, c2, masks) = (2, 77, 16, 8, 4, 3);
+        let u1 = ConvTranspose2d::load(&mut l, "u1", c0, c1, 2);
+        let norm = LayerNorm::load(&mut l, "n", c1, 1e-6);
+        let u2 = ConvTranspose2d::load(&mut l, "u2", c1, c2, 2);
+        let pixels = Tensor::<2>::random([b * p, c0], Distribution::Normal(0.0, 1.0), &dev);
+        let hyper = Tensor::<3>::random([b, c2, masks], Distribution::Normal(0.0, 1.0), &dev);
+        let up = gelu(norm.forward(u1.forward_pixels(pixels.clone())));
+        let want = gelu(u2.forward_pixels(up))
+            .reshape([b, p * 16, c2])
+            .matmul(hyper.clone());
+        fn layer(l: &Linear) -> (&Tensor<2>, &Tensor<1>) {
+            (l.weight(), l.bias().unwrap())
+        }
+        let (l1, l2) = (layer(u1.linear()), layer(u2.linear()));
+        let got = crate::models::cpu::upscaled_masks(pixels, l1, norm.parts(), l2, hyper)
+            .ok()
+            .unwrap();
+        let a = got.into_data().try_to_vec::<f32>().unwrap();
+        let b = want.into_data().try_to_vec::<f32>().unwrap();
+        let d = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        assert!(d < 1e-4, "fused upscaling differs by {d}");
     }
 }
