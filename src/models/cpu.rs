@@ -304,53 +304,105 @@ pub fn upscaled_masks(
     up2: (&Tensor<2>, &Tensor<1>),
     hyper: Tensor<3>,
 ) -> Result<Tensor<3>, (Tensor<2>, Tensor<3>)> {
-    #[cfg(target_family = "wasm")]
+    let ([rows, c], [_, c1x4], [b, c2, masks]) = (pixels.dims(), up1.0.dims(), hyper.dims());
+    let (c1, c2x4) = (c1x4 / 4, up2.0.dims()[1]);
+    let parts = (
+        weight_bias(up1.0, Some(up1.1)),
+        weight_bias(up2.0, Some(up2.1)),
+        flex_f32(norm.0.clone()).ok(),
+        flex_f32(norm.1.clone()).ok(),
+    );
+    let (Some((w1, Some(b1))), Some((w2, Some(b2))), Some(g), Some(beta)) = parts else {
+        return Err((pixels, hyper));
+    };
+    if c2x4 != 4 * c2 || rows % b != 0 {
+        return Err((pixels, hyper));
+    }
+    let Ok(ht) = flex_f32(hyper) else {
+        unreachable!("hyper lives where the pixels do")
+    };
+    let Ok(xt) = flex_f32(pixels) else {
+        unreachable!("the pixels live where hyper does")
+    };
+    let per = rows / b;
+    let mut out = vec![0f32; rows * 16 * masks];
+    let l = Upscaling {
+        w1: values(&w1),
+        b1: values(&b1),
+        gain: values(&g),
+        beta: values(&beta),
+        eps: norm.2 as f32,
+        w2: values(&w2),
+        b2: values(&b2),
+    };
+    for ((x, o), h) in values(&xt)
+        .chunks_exact(per * c)
+        .zip(out.chunks_exact_mut(per * 16 * masks))
+        .zip(values(&ht).chunks_exact(c2 * masks))
     {
-        let _ = (up1, norm, up2);
-        Err((pixels, hyper))
+        upscale_image(x, &l, h, (c, c1, c2, masks), o);
+    }
+    Ok(from_vec(out, [b, per * 16, masks]))
+}
+
+/// SAM's upscaling layers: 1×1 products to 4 sub-pixels each, the layer norm between.
+struct Upscaling<'a> {
+    w1: &'a [f32],
+    b1: &'a [f32],
+    gain: &'a [f32],
+    beta: &'a [f32],
+    eps: f32,
+    w2: &'a [f32],
+    b2: &'a [f32],
+}
+
+/// [`upscaled_masks`] for one image: `x` (P, C) → `out` (P·16, masks), 32 pixels at a time.
+fn upscale_image(
+    x: &[f32],
+    l: &Upscaling,
+    hyper: &[f32],
+    (c, c1, c2, masks): (usize, usize, usize, usize),
+    out: &mut [f32],
+) {
+    const PIXELS: usize = 32;
+    assert!(l.w1.len() == c * 4 * c1 && l.w2.len() == c1 * 4 * c2);
+    assert!(hyper.len() == c2 * masks && out.len() * c == x.len() * 16 * masks);
+    for_each_chunk(out, PIXELS * 16 * masks, &|i, o| {
+        let p = o.len() / (16 * masks);
+        let x = &x[i * PIXELS * c..][..p * c];
+        let mut y1 = vec![0f32; p * 4 * c1];
+        product_rows(x, l.w1, Some(l.b1), (p, c, 4 * c1), &mut y1);
+        for r in y1.chunks_exact_mut(c1) {
+            layer_norm_row(r, l.gain, l.beta, l.eps);
+        }
+        gelu_slice(&mut y1);
+        let mut y2 = vec![0f32; p * 16 * c2];
+        product_rows(&y1, l.w2, Some(l.b2), (4 * p, c1, 4 * c2), &mut y2);
+        gelu_slice(&mut y2);
+        product_rows(&y2, hyper, None, (16 * p, c2, masks), o);
+    });
+}
+
+/// `c` (m, n) = `a` (m, k) · `w` (k, n) + `bias` per column, on this thread: our own tile in the
+/// browser (and this module's tests), gemm's kernels natively.
+fn product_rows(
+    a: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    (m, k, n): (usize, usize, usize),
+    c: &mut [f32],
+) {
+    if OWN_PRODUCTS {
+        let bias = bias.map_or(Bias::None, Bias::Cols);
+        gemm::matmul_into(a, Rhs::Rows(w), bias, (m, k, n), c);
+        return;
+    }
+    match bias {
+        Some(b) => c.chunks_exact_mut(n).for_each(|r| r.copy_from_slice(b)),
+        None => c.fill(0.0),
     }
     #[cfg(not(target_family = "wasm"))]
-    {
-        let ([rows, c], [_, c1x4], [b, c2, masks]) = (pixels.dims(), up1.0.dims(), hyper.dims());
-        let (c1, c2x4) = (c1x4 / 4, up2.0.dims()[1]);
-        let parts = (
-            weight_bias(up1.0, Some(up1.1)),
-            weight_bias(up2.0, Some(up2.1)),
-            flex_f32(norm.0.clone()).ok(),
-            flex_f32(norm.1.clone()).ok(),
-        );
-        let (Some((w1, Some(b1))), Some((w2, Some(b2))), Some(g), Some(beta)) = parts else {
-            return Err((pixels, hyper));
-        };
-        if c2x4 != 4 * c2 || rows % b != 0 {
-            return Err((pixels, hyper));
-        }
-        let Ok(ht) = flex_f32(hyper) else {
-            unreachable!("hyper lives where the pixels do")
-        };
-        let Ok(xt) = flex_f32(pixels) else {
-            unreachable!("the pixels live where hyper does")
-        };
-        let per = rows / b;
-        let mut out = vec![0f32; rows * 16 * masks];
-        let layers = native::Upscaling {
-            w1: values(&w1),
-            b1: values(&b1),
-            gain: values(&g),
-            beta: values(&beta),
-            eps: norm.2 as f32,
-            w2: values(&w2),
-            b2: values(&b2),
-        };
-        for ((x, o), h) in values(&xt)
-            .chunks_exact(per * c)
-            .zip(out.chunks_exact_mut(per * 16 * masks))
-            .zip(values(&ht).chunks_exact(c2 * masks))
-        {
-            native::upscaled_masks(x, &layers, h, (c, c1, c2, masks), o);
-        }
-        Ok(from_vec(out, [b, per * 16, masks]))
-    }
+    native::product_acc((m, k, n), a, (k, 1), w, (n, 1), c);
 }
 
 /// Native passes on gemm's own kernels (AVX2/AVX-512, chosen at run time), one group per core.
@@ -459,52 +511,6 @@ mod native {
             );
     }
 
-    /// SAM's upscaling layers: 1×1 products to 4 sub-pixels each, the layer norm between.
-    pub struct Upscaling<'a> {
-        pub w1: &'a [f32],
-        pub b1: &'a [f32],
-        pub gain: &'a [f32],
-        pub beta: &'a [f32],
-        pub eps: f32,
-        pub w2: &'a [f32],
-        pub b2: &'a [f32],
-    }
-
-    /// `super::upscaled_masks` for one image: `x` (P, C) → `out` (P·16, masks), 32 pixels a task.
-    pub fn upscaled_masks(
-        x: &[f32],
-        l: &Upscaling,
-        hyper: &[f32],
-        (c, c1, c2, masks): (usize, usize, usize, usize),
-        out: &mut [f32],
-    ) {
-        const PIXELS: usize = 32;
-        assert!(l.w1.len() == c * 4 * c1 && l.w2.len() == c1 * 4 * c2);
-        assert!(hyper.len() == c2 * masks && out.len() * c == x.len() * 16 * masks);
-        out.par_chunks_mut(PIXELS * 16 * masks)
-            .zip(x.par_chunks(PIXELS * c))
-            .for_each_init(
-                || (vec![0f32; PIXELS * 4 * c1], vec![0f32; PIXELS * 16 * c2]),
-                |(y1, y2), (o, x)| {
-                    let p = x.len() / c;
-                    let (y1, y2) = (&mut y1[..p * 4 * c1], &mut y2[..p * 16 * c2]);
-                    y1.chunks_exact_mut(4 * c1)
-                        .for_each(|r| r.copy_from_slice(l.b1));
-                    product_acc((p, c, 4 * c1), x, (c, 1), l.w1, (4 * c1, 1), y1);
-                    for r in y1.chunks_exact_mut(c1) {
-                        super::layer_norm_row(r, l.gain, l.beta, l.eps);
-                    }
-                    super::gelu_slice(y1);
-                    y2.chunks_exact_mut(4 * c2)
-                        .for_each(|r| r.copy_from_slice(l.b2));
-                    product_acc((4 * p, c1, 4 * c2), y1, (c1, 1), l.w2, (4 * c2, 1), y2);
-                    super::gelu_slice(y2);
-                    o.fill(0.0);
-                    product_acc((16 * p, c2, masks), y2, (c2, 1), hyper, (masks, 1), o);
-                },
-            );
-    }
-
     /// An MBConv block's weights: 1×1 (E, C), depthwise (E, 9), 1×1 (C, E), and their biases.
     pub struct MbConv<'a> {
         pub w1: &'a [f32],
@@ -586,7 +592,7 @@ mod native {
     }
 
     /// `c` (m, n) += `a` (m, k) · `b` (k, n) on this thread; `c` contiguous.
-    fn product_acc(
+    pub(super) fn product_acc(
         (m, k, n): (usize, usize, usize),
         a: &[f32],
         (a_rs, a_cs): (usize, usize),
@@ -792,7 +798,6 @@ multiversion! {
 }
 
 multiversion! {
-    #[cfg(not(target_family = "wasm"))]
     /// A layer norm of one row in place: (x − mean) / √(var + eps) · gain + beta.
     fn layer_norm_row(r: &mut [f32], gain: &[f32], beta: &[f32], eps: f32) {
         let n = r.len() as f32;
