@@ -402,12 +402,11 @@ fn product_rows(
         gemm::matmul_into(a, Rhs::Rows(w), bias, (m, k, n), c);
         return;
     }
-    match bias {
-        Some(b) => c.chunks_exact_mut(n).for_each(|r| r.copy_from_slice(b)),
-        None => c.fill(0.0),
+    if let Some(b) = bias {
+        c.chunks_exact_mut(n).for_each(|r| r.copy_from_slice(b));
     }
     #[cfg(not(target_family = "wasm"))]
-    native::product_acc((m, k, n), a, (k, 1), w, (n, 1), c);
+    native::product((m, k, n), a, (k, 1), w, (n, 1), c, bias.is_some());
 }
 
 /// Native passes on gemm's own kernels (AVX2/AVX-512, chosen at run time), one group per core.
@@ -416,45 +415,6 @@ mod native {
     use super::super::gemm_core::Heads;
     use gemm::{Parallelism, gemm};
     use rayon::prelude::*;
-
-    /// `c` (m, n) = `a` (m, k) · `b` (k, n) on this thread; strides in elements, (row, column).
-    #[allow(clippy::too_many_arguments)]
-    fn product(
-        (m, k, n): (usize, usize, usize),
-        a: &[f32],
-        (a_rs, a_cs): (usize, usize),
-        b: &[f32],
-        (b_rs, b_cs): (usize, usize),
-        c: &mut [f32],
-    ) {
-        assert!(c.len() >= m * n);
-        assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
-        assert!(b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-        // SAFETY: the asserts keep every element gemm reads or writes inside the slices.
-        unsafe {
-            gemm(
-                m,
-                n,
-                k,
-                c.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                a_cs as isize,
-                a_rs as isize,
-                b.as_ptr(),
-                b_cs as isize,
-                b_rs as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                Parallelism::None,
-            )
-        }
-    }
 
     /// As `gemm::attention`: softmax(q·kᵀ·scale + bias)·v per group, groups over the cores.
     pub fn attention(
@@ -472,17 +432,11 @@ mod native {
             |scores, (g, o)| {
                 let (qg, kg) = (&q[g * n * d..][..n * d], &k[g * m * d..][..m * d]);
                 // kᵀ is k read down its columns.
-                product((n, d, m), qg, (d, 1), kg, (1, d), scores);
+                product((n, d, m), qg, (d, 1), kg, (1, d), scores, false);
                 let b = bias.map(|b| &b[(g % heads) * n * m..][..n * m]);
                 super::softmax_rows(scores, m, scale, b);
-                product(
-                    (n, m, dv),
-                    scores,
-                    (m, 1),
-                    &v[g * m * dv..][..m * dv],
-                    (dv, 1),
-                    o,
-                );
+                let vg = &v[g * m * dv..][..m * dv];
+                product((n, m, dv), scores, (m, 1), vg, (dv, 1), o, false);
             },
         );
     }
@@ -506,12 +460,12 @@ mod native {
                     let h = &mut h[..r * hid];
                     h.chunks_exact_mut(hid)
                         .for_each(|row| row.copy_from_slice(b1));
-                    product_acc((r, c, hid), x, (c, 1), w1, (hid, 1), h);
+                    product((r, c, hid), x, (c, 1), w1, (hid, 1), h, true);
                     super::gelu_slice(h);
                     for row in o.chunks_exact_mut(c) {
                         row.iter_mut().zip(b2).for_each(|(v, b)| *v += b);
                     }
-                    product_acc((r, hid, c), h, (hid, 1), w2, (c, 1), o);
+                    product((r, hid, c), h, (hid, 1), w2, (c, 1), o, true);
                 },
             );
     }
@@ -564,7 +518,7 @@ mod native {
                 for (r, b) in slot.chunks_exact_mut(w).zip(l.b1) {
                     r.fill(*b);
                 }
-                product_acc((e, c, w), l.w1, (c, 1), &x[y * w..], (plane, 1), slot);
+                product((e, c, w), l.w1, (c, 1), &x[y * w..], (plane, 1), slot, true);
                 super::gelu_slice(slot);
             };
             let slot = |y: isize| (y.rem_euclid(3)) as usize * e * w;
@@ -583,7 +537,7 @@ mod native {
                     let xr = &x[ch * plane + y * w..][..w];
                     r.iter_mut().zip(xr).for_each(|(o, xv)| *o = xv + l.b3[ch]);
                 }
-                product_acc((c, e, w), l.w3, (e, 1), &dw, (w, 1), &mut row_out);
+                product((c, e, w), l.w3, (e, 1), &dw, (w, 1), &mut row_out, true);
                 super::gelu_slice(&mut row_out);
                 for (ch, r) in row_out.chunks_exact(w).enumerate() {
                     // SAFETY: row y of every channel belongs to this task's range alone, and
@@ -596,14 +550,17 @@ mod native {
         });
     }
 
-    /// `c` (m, n) += `a` (m, k) · `b` (k, n) on this thread; `c` contiguous.
-    pub(super) fn product_acc(
+    /// `c` (m, n) = `a` (m, k) · `b` (k, n), or += with `add`, on this thread; `c` contiguous,
+    /// `a` and `b` by strides in elements, (row, column).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn product(
         (m, k, n): (usize, usize, usize),
         a: &[f32],
         (a_rs, a_cs): (usize, usize),
         b: &[f32],
         (b_rs, b_cs): (usize, usize),
         c: &mut [f32],
+        add: bool,
     ) {
         assert!(c.len() >= m * n);
         assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
@@ -617,7 +574,7 @@ mod native {
                 c.as_mut_ptr(),
                 1,
                 n as isize,
-                true,
+                add,
                 a.as_ptr(),
                 a_cs as isize,
                 a_rs as isize,

@@ -363,11 +363,18 @@ async function checks(mode, ctx, origin) {
         WebAssembly.validate = (bytes, ...rest) => (bytes.byteLength < 100_000 ? false : validate(bytes, ...rest));
       });
       await other.goto(origin + '/?encoders=0');
-      const phaseOf = (want, ms) => other.waitForFunction((w) => document.querySelector('.app')?.dataset.phase === w, want, { timeout: ms });
       await other.waitForFunction(() => ['idle', 'embedding', 'ready'].includes(document.querySelector('.app')?.dataset.phase), null, { timeout: 120_000 });
+      // The page's own thread encodes here and is blocked while it does, so a poll may never see
+      // the 'embedding' phase (once it timed out so): a mutation observer keeps every phase left
+      // (its records wait for the thread), and the encode is done once 'embedding' was left for
+      // 'ready'.
+      await other.evaluate(() => {
+        window.__left = [];
+        new MutationObserver((records) => records.forEach((r) => window.__left.push(r.oldValue)))
+          .observe(document.querySelector('.app'), { attributes: true, attributeFilter: ['data-phase'], attributeOldValue: true });
+      });
       await other.setInputFiles('#file', path.join(FIX, 'litemedsam_lung2_z22_image.png'));
-      await phaseOf('embedding', 30_000);
-      await phaseOf('ready', 300_000);
+      await other.waitForFunction(() => window.__left.includes('embedding') && document.querySelector('.app').dataset.phase === 'ready', null, { timeout: 300_000 });
       await drawBox(other, LUNG2_BOX);
       const d = lung2Dice(await exportMask(other, 'mask-plain-tile.png'));
       const fma = await other.evaluate(() => self.__medsegFma === true);
