@@ -1,12 +1,13 @@
 //! Fast paths on the CPU backend's own buffers (burn-flex), for passes burn-flex runs as several
 //! element-at-a-time ops or with transposing copies around them: exact GELU, attention's scale +
-//! bias + softmax, a depthwise 3×3 convolution on channels-last tokens, contiguous layout; and in
+//! bias + softmax, a depthwise 3×3 convolution on channels-last tokens, contiguous layout; in
 //! the browser, matrix products (Linear, 1×1 and 3×3 convolutions, attention) with our own wasm SIMD
-//! tile.
+//! tile; natively, whole blocks by pieces that stay in cache (window attention per group, MBConv
+//! by rows, the MLP by blocks of rows, the decoder's upscaling by blocks of pixels) on gemm's kernels.
 //!
 //! Each is one pass over a tensor the caller owns, written branch-free so that loops vectorize
-//! (wasm simd128 in the browser; natively compiled again for AVX2 + FMA, chosen at run time) and,
-//! natively, split over every core. Other backends (GPU, autodiff) keep burn's own ops.
+//! (wasm simd128 in the browser; natively compiled again for AVX2 + FMA and AVX-512, chosen at run
+//! time) and, natively, split over every core. Other backends (GPU, autodiff) keep burn's own ops.
 
 use super::gemm::{self, Bias, Heads, Im2col, Rhs, matmul, matmul_into};
 pub use super::gemm_core::exp_f32;
@@ -295,7 +296,7 @@ pub fn mlp_residual(
 /// `pixels` (B·P, C), gelu(layer_norm(x·w1 + b1) per C1) as 4 sub-pixel rows, each
 /// gelu(·w2 + b2) as 4 more, each of those · `hyper` (B, C2, masks) → (B, P·16, masks), rows in
 /// (pixel, ky1, kx1, ky2, kx2) order. Natively by blocks of pixels, every intermediate in cache;
-/// in the browser the inputs back. (This module's tests run the blocks on our own tile.) `up1`: (C, 4·C1) and (4·C1); `norm`: gain, bias (C1), eps;
+/// in the browser the inputs back. `up1`: (C, 4·C1) and (4·C1); `norm`: gain, bias (C1), eps;
 /// `up2`: (C1, 4·C2) and (4·C2).
 pub fn upscaled_masks(
     pixels: Tensor<2>,
@@ -388,8 +389,8 @@ fn upscale_image(
     });
 }
 
-/// `c` (m, n) = `a` (m, k) · `w` (k, n) + `bias` per column, on this thread: our own tile in the
-/// browser (and this module's tests), gemm's kernels natively.
+/// `c` (m, n) = `a` (m, k) · `w` (k, n) + `bias` per column, on this thread: gemm's kernels
+/// natively, our own tile in this module's tests (as everywhere they run).
 fn product_rows(
     a: &[f32],
     w: &[f32],
