@@ -434,7 +434,8 @@ mod native {
                 let (qg, kg) = (&q[g * n * d..][..n * d], &k[g * m * d..][..m * d]);
                 // kᵀ is k read down its columns.
                 product((n, d, m), qg, (d, 1), kg, (1, d), scores, false);
-                let b = bias.map(|b| &b[(g % heads) * n * m..][..n * m]);
+                let head = (s.first + g) % heads;
+                let b = bias.map(|b| &b[head * n * m..][..n * m]);
                 super::softmax_rows(scores, m, scale, b);
                 let vg = &v[g * m * dv..][..m * dv];
                 product((n, m, dv), scores, (m, 1), vg, (dv, 1), o, false);
@@ -497,6 +498,7 @@ mod native {
         let plane = h * w;
         assert!(x.len() == c * plane && out.len() == c * plane);
         assert!(l.w1.len() == e * c && l.wd.len() == e * 9 && l.w3.len() == c * e);
+        assert!(l.b1.len() == e && l.bd.len() == e && l.b3.len() == c);
         // Rows of different channels interleave in `out`, so tasks share it by row index.
         struct Rows(*mut f32);
         // SAFETY: each task writes only the rows of its own range (see below).
@@ -675,7 +677,7 @@ fn mbconv_native(
     if !shapes_fit {
         return Err(x);
     }
-    let (Some((w1, b1)), Some((wd, bd)), Some((w3, b3))) = (
+    let (Some((w1, Some(b1))), Some((wd, Some(bd))), Some((w3, Some(b3)))) = (
         weight_bias(w1, Some(b1)),
         weight_bias(wd, Some(bd)),
         weight_bias(w3, Some(b3)),
@@ -683,21 +685,19 @@ fn mbconv_native(
         return Err(x);
     };
     let xt = flex_f32(x)?;
-    let bias = |t: Option<FlexTensor>| t.map_or(vec![0.0; e], |t| values(&t).to_vec());
-    let (b1, bd, b3) = (bias(b1), bias(bd), bias(b3));
     let mut out = vec![0f32; b * c * h * w];
+    let layers = native::MbConv {
+        w1: values(&w1),
+        b1: values(&b1),
+        wd: values(&wd),
+        bd: values(&bd),
+        w3: values(&w3),
+        b3: values(&b3),
+    };
     for (img, o) in values(&xt)
         .chunks_exact(c * h * w)
         .zip(out.chunks_exact_mut(c * h * w))
     {
-        let layers = native::MbConv {
-            w1: values(&w1),
-            b1: &b1,
-            wd: values(&wd),
-            bd: &bd,
-            w3: values(&w3),
-            b3: &b3[..c],
-        };
         native::mbconv(img, &layers, (c, e, h, w), o);
     }
     Ok(from_vec(out, [b, c, h, w]))

@@ -364,6 +364,7 @@ pub fn attention(
         product(scores, vals, Bias::None, (n, m, dv), o, scratch, full_tiles);
     }
 }
+
 /// Rows of `m`: x ← softmax(x·scale + bias) (bias rows alongside, when given). The exponential,
 /// the costly part, runs over the whole block at once, so that it vectorizes even for short
 /// rows (the decoder's image tokens over 7 prompt tokens).
