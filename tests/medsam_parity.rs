@@ -10,7 +10,7 @@ use medseg::imaging::decode::Planes;
 use medseg::metrics::dice;
 use medseg::models::sam::SamArch;
 use medseg::models::sam::tiny_vit::TinyVitConfig;
-use medseg::models::sam::vit::{Vit, VitConfig};
+use medseg::models::sam::vit::Vit;
 use medseg::pipeline::medsam::{MedSam, UserPrompt};
 use medseg::weights::model_file::{self, Precision};
 use medseg::weights::{self, Loader, convert::convert_sam, torch};
@@ -186,28 +186,7 @@ fn fp32_model_file_round_trips_exactly() {
 
 #[test]
 fn sam_vit_small_matches_official() {
-    let f = Fixture::load("sam_vit_small_random_seed7.safetensors");
-    let globals: Vec<usize> = f.meta["global_attn_indexes"]
-        .trim_matches(|c| c == '(' || c == ')' || c == '[' || c == ']')
-        .split(',')
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
-    let n = |k: &str| f.meta[k].parse::<f64>().unwrap() as usize;
-    let cfg = VitConfig {
-        img_size: n("img_size"),
-        patch_size: n("patch_size"),
-        embed_dim: n("embed_dim"),
-        depth: n("depth"),
-        num_heads: n("num_heads"),
-        window_size: n("window_size"),
-        global_attn_indexes: globals,
-        mlp_ratio: n("mlp_ratio"),
-        out_chans: n("out_chans"),
-    };
-    let sd = torch::read_state_dict(
-        &std::fs::read(shared("fixtures/sam_vit_small_random_seed7.pt")).unwrap(),
-    )
-    .unwrap();
+    let (f, cfg, sd) = sam_vit_small();
     for (label, device) in [("cpu", cpu()), ("wgpu", wgpu())] {
         let mut l = Loader::new(&sd, &device);
         let vit = Vit::load(&mut l, "image_encoder", &cfg);

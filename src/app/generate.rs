@@ -131,7 +131,7 @@ pub fn train(ui: Ui, g: GenUi) {
         config: TrainConfig::new(net),
         iterations: total,
         minutes: g.minutes.get_untracked().max(0.0),
-        webgpu: ui.backend.get_untracked() == "WebGPU",
+        webgpu: ui.on_webgpu(),
         n_train: train.len(),
         n_val: val.len(),
     };

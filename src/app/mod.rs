@@ -70,6 +70,11 @@ impl Ui {
         }
     }
 
+    /// Whether the models compute on WebGPU (in f32 or f16).
+    fn on_webgpu(&self) -> bool {
+        self.backend.get_untracked().starts_with("WebGPU")
+    }
+
     fn fail(&self, msg: impl Into<String>) {
         self.error.set(Some(msg.into()));
         self.progress.set(None);
@@ -115,7 +120,8 @@ impl Ui {
 }
 
 /// WebGPU when the browser has a real GPU adapter; the CPU path without one, and also on a
-/// software-emulated adapter, where it is far faster. `?backend=webgpu|cpu` overrides.
+/// software-emulated adapter, where it is far faster. `?backend=webgpu|cpu` overrides. On WebGPU
+/// the models compute in f16 where the adapter has `shader-f16`, unless `?precision=f32`.
 async fn init_backend(ui: Ui) -> Device {
     let wanted = web::page_param("backend");
     let label = match (web::webgpu_adapter().await, wanted.as_deref()) {
@@ -126,8 +132,11 @@ async fn init_backend(ui: Ui) -> Device {
         }
         #[cfg(feature = "webgpu")]
         _ => match Device::wgpu_options().init_async().await {
-            Ok(d) => {
-                ui.backend.set("WebGPU".into());
+            Ok(mut d) => {
+                let f16 = web::page_param("precision").as_deref() != Some("f32")
+                    && crate::models::compute_in_f16(&mut d);
+                ui.backend
+                    .set(if f16 { "WebGPU (f16)" } else { "WebGPU" }.into());
                 return d;
             }
             Err(e) => {
@@ -163,7 +172,7 @@ async fn load_model(ui: Ui, device: Device) {
     match MedSam::from_model_file(&bytes, &device) {
         Ok(m) => {
             with(|s| s.model = Some(m));
-            if ui.backend.get_untracked() != "WebGPU"
+            if !ui.on_webgpu()
                 && let Err(e) = encoder::start(&bytes)
             {
                 web_sys::console::warn_1(&format!("encoding on the page: {e}").into());
@@ -204,7 +213,7 @@ fn watch_gpu_loss(ui: Ui, t: task::TaskUi, g: generate::GenUi) {
 /// the CPU from its files; masks, boxes, the scan and the support set are in the tab's memory
 /// and stay. Work that was running on the GPU ends with its own error message.
 async fn fall_back_to_cpu(ui: Ui, t: task::TaskUi, g: generate::GenUi, why: String) {
-    if ui.backend.get_untracked() != "WebGPU" {
+    if !ui.on_webgpu() {
         return;
     }
     ui.backend.set("CPU (WebGPU was lost)".into());

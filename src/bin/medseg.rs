@@ -74,6 +74,8 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         Cpu,
         /// GPU through wgpu (Vulkan/Metal/DX12); falls back to an error if no adapter exists.
         Wgpu,
+        /// wgpu computing in f16; needs an adapter with `shader-f16`.
+        WgpuF16,
     }
 
     #[derive(Clone, Copy, ValueEnum)]
@@ -290,19 +292,29 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
     fn device(b: Backend) -> Result<Device> {
         match b {
             Backend::Cpu => Ok(Device::flex()),
-            Backend::Wgpu => {
+            Backend::Wgpu | Backend::WgpuF16 => {
                 // wgpu panics when no adapter exists; turn that into an error.
                 let hook = std::panic::take_hook();
                 std::panic::set_hook(Box::new(|_| {}));
                 let probe = std::panic::catch_unwind(|| {
-                    let d = Device::wgpu(DeviceKind::DefaultDevice);
+                    let mut d = Device::wgpu(DeviceKind::DefaultDevice);
+                    // Before the device's first tensor, which fixes its float type.
+                    let f16 =
+                        matches!(b, Backend::WgpuF16) && medseg::models::compute_in_f16(&mut d);
                     let _ = Tensor::<1>::ones([1], &d).into_data();
-                    d
+                    (d, f16)
                 });
                 std::panic::set_hook(hook);
-                probe.map_err(|_| {
-                    Error::Device("no GPU adapter found for wgpu; use --backend cpu".into())
-                })
+                match probe {
+                    Err(_) => Err(Error::Device(
+                        "no GPU adapter found for wgpu; use --backend cpu".into(),
+                    )),
+                    Ok((_, false)) if matches!(b, Backend::WgpuF16) => Err(Error::Device(
+                        "this GPU adapter cannot compute in f16 (no shader-f16); use --backend wgpu"
+                            .into(),
+                    )),
+                    Ok((d, _)) => Ok(d),
+                }
             }
         }
     }
@@ -487,6 +499,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         match b {
             Backend::Cpu => "cpu (flex)",
             Backend::Wgpu => "wgpu",
+            Backend::WgpuF16 => "wgpu (f16)",
         }
     }
 

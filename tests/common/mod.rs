@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use burn::tensor::{Device, DeviceKind};
+use medseg::models::sam::vit::VitConfig;
+use medseg::weights::{StateDict, torch};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -121,4 +123,32 @@ pub fn assert_clean_failure(out: &std::process::Output, want: &str) {
     );
     assert!(!err.contains("panicked"), "panicked: {err}");
     assert!(err.contains(want), "stderr should mention {want:?}: {err}");
+}
+
+/// The small SAM ViT fixture (official code, seeded random weights): the fixture, its
+/// configuration and its checkpoint.
+pub fn sam_vit_small() -> (Fixture, VitConfig, StateDict) {
+    let f = Fixture::load("sam_vit_small_random_seed7.safetensors");
+    let globals: Vec<usize> = f.meta["global_attn_indexes"]
+        .trim_matches(|c| c == '(' || c == ')' || c == '[' || c == ']')
+        .split(',')
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let n = |k: &str| f.meta[k].parse::<f64>().unwrap() as usize;
+    let cfg = VitConfig {
+        img_size: n("img_size"),
+        patch_size: n("patch_size"),
+        embed_dim: n("embed_dim"),
+        depth: n("depth"),
+        num_heads: n("num_heads"),
+        window_size: n("window_size"),
+        global_attn_indexes: globals,
+        mlp_ratio: n("mlp_ratio"),
+        out_chans: n("out_chans"),
+    };
+    let sd = torch::read_state_dict(
+        &std::fs::read(shared("fixtures/sam_vit_small_random_seed7.pt")).unwrap(),
+    )
+    .unwrap();
+    (f, cfg, sd)
 }
