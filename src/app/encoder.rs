@@ -373,6 +373,13 @@ async fn ask(msg: impl FnOnce(u32, usize) -> ToEncoder, bulk: &[u8]) -> Option<P
     })
 }
 
+/// Lets the page's own matrix products (its decodes; its encodes where no worker does them) share
+/// their rows with helper threads, as a worker's do: a decode's products run on the page's thread.
+pub async fn share_page_products() {
+    gemm::set_helpers(helpers(1));
+    gemm::helpers_started().await;
+}
+
 /// Helper threads for each of `workers` encoder workers' matrix products: the cores the workers
 /// leave (2 cores, one worker: 1), or the page's `?helpers=N`.
 fn helpers(workers: usize) -> usize {
@@ -472,16 +479,19 @@ pub async fn finish(model: &MedSam, img: &Planes, pending: Pending) -> Result<Im
             _ => {}
         }
     }
-    LAST_THREADS.set(None);
-    model.embed(img)
+    gemm::take_helpers_used();
+    let embedding = model.embed(img);
+    let helpers = gemm::take_helpers_used();
+    LAST_THREADS.set((helpers > 0).then_some(1 + helpers));
+    embedding
 }
 
 thread_local! {
     static LAST_THREADS: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-/// The CPU threads the last embedding [`finish`]ed took, where a worker computed it (None: the
-/// page did, on its device).
+/// The CPU threads the last embedding [`finish`]ed took where more than one did (None: the page's
+/// thread alone, or its GPU).
 pub fn last_threads() -> Option<usize> {
     LAST_THREADS.get()
 }

@@ -172,10 +172,11 @@ async fn load_model(ui: Ui, device: Device) {
     match MedSam::from_model_file(&bytes, &device) {
         Ok(m) => {
             with(|s| s.model = Some(m));
-            if !ui.on_webgpu()
-                && let Err(e) = encoder::start(&bytes)
-            {
-                web_sys::console::warn_1(&format!("encoding on the page: {e}").into());
+            if !ui.on_webgpu() {
+                if let Err(e) = encoder::start(&bytes) {
+                    web_sys::console::warn_1(&format!("encoding on the page: {e}").into());
+                }
+                encoder::share_page_products().await;
             }
             ui.progress.set(None);
             ui.phase.set("idle");
@@ -413,16 +414,21 @@ async fn segment_box(ui: Ui, bbox: [f32; 4]) {
     };
     ui.phase.set("decoding");
     let t0 = js_sys::Date::now();
+    crate::models::gemm::take_helpers_used();
     match model.predict(&emb, &UserPrompt::from_box(bbox)).await {
         Ok(p) => {
+            let ms = js_sys::Date::now() - t0;
+            let threads = match crate::models::gemm::take_helpers_used() {
+                0 => String::new(),
+                h => format!(" on {} CPU threads", 1 + h),
+            };
             with(|s| {
                 s.checkpoint();
                 let i = s.new_object(Some(bbox), p.mask);
                 s.selected = Some(i);
             });
             ui.status.set(format!(
-                "Mask in {:.0} ms (box {}, predicted IoU {:.2}).",
-                js_sys::Date::now() - t0,
+                "Mask in {ms:.0} ms{threads} (box {}, predicted IoU {:.2}).",
                 bbox.map(|v| v.to_string()).join(","),
                 p.iou
             ));

@@ -142,8 +142,9 @@ fn rows<'a>(
     (&a[from * k..to * k], bias)
 }
 
-/// Helper threads for large products (`gemm_pool.js`): in a worker that [`set_helpers`] allowed
-/// them, of a cross-origin isolated page, with relaxed SIMD. The caller keeps the first share of
+/// Helper threads for large products (`gemm_pool.js`): on a thread that [`set_helpers`] allowed
+/// them (a worker, or the page's own thread, which spins while it waits for them), of a
+/// cross-origin isolated page, with relaxed SIMD. The caller keeps the first share of
 /// C's rows; the helpers run `gemm_core` on the rest, on copies of the operands in a shared
 /// memory (the app's own memory is not shared: that would need a std built with atomics).
 #[cfg(target_arch = "wasm32")]
@@ -295,8 +296,7 @@ mod pool {
 }
 
 /// Allows this thread's large products `helpers` helper threads from now on (0: none, the
-/// default), where the page is cross-origin isolated and this is a worker; only the browser has
-/// them.
+/// default), where the page is cross-origin isolated; only the browser has them.
 pub fn set_helpers(helpers: usize) {
     #[cfg(target_arch = "wasm32")]
     pool::allow(helpers);

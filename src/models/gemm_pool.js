@@ -3,8 +3,9 @@
 // `--cfg medseg_pool`: gemm_core.rs and the fused multiply-add tile) on a shared memory: the
 // caller copies a product's operands there, each helper computes its share of the rows of C while
 // the caller computes the first rows in its own memory, and the caller copies the helpers' rows
-// back. Only in a worker of a cross-origin isolated page (shared memory; the caller waits with
-// Atomics.wait, which a page's own thread may not) and where relaxed SIMD validates.
+// back. Only in a cross-origin isolated page (shared memory) and where relaxed SIMD validates. A
+// worker waits for its helpers with Atomics.wait; a page's own thread may not, so it spins (it
+// computes its own share first, and the helpers' shares take as long: the spin is short).
 
 // Per helper, 32 Int32 words of the control block: its state, whether it is ready, then the job
 // that `job` in gemm_fma.rs reads (a product's or an attention's words).
@@ -53,9 +54,18 @@ let pool = null; // null: not tried yet; false: unusable here
 let wanted = 0;
 let current = null; // the product the helpers are computing
 
+const IN_WORKER = typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope;
+
 function canShare(bytes) {
-    return typeof WorkerGlobalScope !== 'undefined' && self instanceof WorkerGlobalScope
-        && self.crossOriginIsolated === true && WebAssembly.validate(bytes);
+    return self.crossOriginIsolated === true && WebAssembly.validate(bytes);
+}
+
+// Whether helper `s` is still at its job after waiting for it (a while in a worker; on a page's
+// thread, which may not wait, not at all).
+function stillAt(ctl, s, t0) {
+    if (Atomics.load(ctl, s) !== JOB) return false;
+    if (IN_WORKER) Atomics.wait(ctl, s, JOB, Math.max(1, TIMEOUT_MS - (Date.now() - t0)));
+    return Atomics.load(ctl, s) === JOB;
 }
 
 function create(bytes) {
@@ -201,10 +211,11 @@ export function medseg_pool_finish(c) {
     current = null;
     if (!p || !job) return false;
     let ok = true;
+    const t0 = Date.now();
     for (const slot of job.slots) {
         const s = slot * SLOT_WORDS;
-        while (Atomics.load(p.ctl, s) === JOB) {
-            if (Atomics.wait(p.ctl, s, JOB, TIMEOUT_MS) === 'timed-out') {
+        while (stillAt(p.ctl, s, t0)) {
+            if (Date.now() - t0 > TIMEOUT_MS) {
                 drop('a helper did not answer');
                 return false;
             }

@@ -134,5 +134,16 @@ t0 = Date.now();
 await stuck.medseg_pool_started(300);
 check(Date.now() - t0 < 100, `and is not waited again (${Date.now() - t0} ms)`);
 
+// On a page's own thread (not a worker), which may not Atomics.wait: the caller spins instead.
+starting = true;
+globalThis.WorkerGlobalScope = class {};
+const page = await import(`${POOL_JS}?page`);
+page.medseg_pool_use(bytes, 1);
+await page.medseg_pool_started(10_000);
+check(page.medseg_pool_start([0, 1, m, k, n, 0, 0, 0, 0, 0], a, b, bias), "a product handed over from a page's thread");
+const cp = new Float32Array(m * n).fill(NaN);
+check(page.medseg_pool_finish(cp) && cp.every((v, i) => Math.abs(v - c[i]) < 1e-5), 'its helper finished, the same C as a worker gets');
+page.medseg_pool_use(bytes, 0);
+
 console.log(`${failures ? 'FAILED' : 'passed'}: gemm_pool.js`);
 process.exit(failures ? 1 : 0);

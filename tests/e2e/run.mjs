@@ -216,6 +216,12 @@ async function checks(mode, ctx, origin) {
     assert(mode === 'webgpu' ? backend.startsWith('WebGPU') : backend.startsWith('CPU'), `computed on ${backend}`);
     // Chromium has relaxed SIMD: the CPU path's matrix tile runs with fused multiply-adds (gemm_fma.rs).
     if (mode === 'cpu') assert(await page.evaluate(() => self.__medsegFma === true), 'the fused multiply-add tile is not in use');
+    // The decode runs on the page's own thread, whose products share their rows with a helper
+    // thread too (it spins while it waits: a page may not Atomics.wait).
+    if (mode === 'cpu' && await page.evaluate(() => navigator.hardwareConcurrency) >= 2) {
+      const status = await page.textContent('#status');
+      assert(/^Mask in \d+ ms on [2-9] CPU threads/.test(status), `the decode used one thread: ${status}`);
+    }
     await page.screenshot({ path: path.join(ART, `segment-${mode}.png`) });
     const got = await exportMask(page, `mask-${mode}.png`);
     assert(got.width === 512 && got.height === 512, `mask is ${got.width}×${got.height}`);
