@@ -9,8 +9,8 @@
 //! (wasm simd128 in the browser; natively compiled again for AVX2 + FMA and AVX-512, chosen at run
 //! time) and, natively, split over every core. Other backends (GPU, autodiff) keep burn's own ops.
 
-use super::gemm::{self, Bias, Heads, Im2col, Rhs, matmul, matmul_into};
-pub use super::gemm_core::exp_f32;
+use super::gemm::{self, Bias, Heads, Im2col, Rhs, Then, matmul_into};
+pub use super::gemm_core::{erf_f32, exp_f32};
 use burn::tensor::{DType, Tensor};
 use burn_flex::{Flex, FlexTensor};
 
@@ -118,12 +118,14 @@ pub fn scaled_softmax(
 /// tests (its portable build); natively burn-flex's gemm, which has AVX kernels, stays.
 const OWN_PRODUCTS: bool = cfg!(any(target_arch = "wasm32", test));
 
-/// `x` (rows, k) · `w` (k, n) + `bias` with our own wasm SIMD tile (`models::gemm`) in the
-/// browser; natively, and off the CPU backend, `x` back (burn-flex's gemm has AVX kernels there).
+/// `x` (rows, k) · `w` (k, n) + `bias`, then `then`, with our own wasm SIMD tile
+/// (`models::gemm`) in the browser; natively, and off the CPU backend, `x` back (burn-flex's gemm
+/// has AVX kernels there).
 pub fn linear(
     x: Tensor<2>,
     w: &Tensor<2>,
     bias: Option<&Tensor<1>>,
+    then: Then,
 ) -> Result<Tensor<2>, Tensor<2>> {
     if !OWN_PRODUCTS {
         return Err(x);
@@ -134,7 +136,15 @@ pub fn linear(
     };
     let xt = flex_f32(x)?;
     let b = bt.as_ref().map_or(Bias::None, |t| Bias::Cols(values(t)));
-    let y = matmul(values(&xt), Rhs::Rows(values(&wt)), b, m, k, n);
+    let mut y = vec![0.0; m * n];
+    matmul_into(
+        values(&xt),
+        Rhs::Rows(values(&wt)),
+        b,
+        (m, k, n),
+        then,
+        &mut y,
+    );
     Ok(from_vec(y, [m, n]))
 }
 
@@ -160,13 +170,13 @@ pub fn matmul2(
         Rhs::Rows(values(&bt))
     };
     Ok(from_vec(
-        matmul(values(&at), rhs, Bias::None, m, k, n),
+        gemm::matmul(values(&at), rhs, Bias::None, m, k, n),
         [m, n],
     ))
 }
 
 /// A 1×1 (stride 1, no padding) or 3×3 convolution, one group, no dilation, of `x` (B, C, H, W)
-/// by `w` (O, C, k, k): per image `w` (O, C·k²) · `x` as a matrix + `bias` per row, as [`linear`]:
+/// by `w` (O, C, k, k), then `then`: per image `w` (O, C·k²) · `x` as a matrix + `bias` per row, as [`linear`]:
 /// in the browser only. For 1×1 that matrix is the image itself (C, H·W); for 3×3 its im2col
 /// matrix, packed straight from the image (`gemm::Im2col`). Other kernels: `x` back.
 pub fn conv(
@@ -175,6 +185,7 @@ pub fn conv(
     bias: Option<&Tensor<1>>,
     stride: usize,
     pad: usize,
+    then: Then,
 ) -> Result<Tensor<4>, Tensor<4>> {
     let ([b, c, h, wd], [o, _, k, _]) = (x.dims(), w.dims());
     if !OWN_PRODUCTS || !(k == 3 || (k == 1 && stride == 1 && pad == 0)) {
@@ -205,7 +216,7 @@ pub fn conv(
         } else {
             Rhs::Im2col(img(x))
         };
-        matmul_into(values(&wt), rhs, bias, (o, c * k * k, oh * ow), out);
+        matmul_into(values(&wt), rhs, bias, (o, c * k * k, oh * ow), then, out);
     }
     Ok(from_vec(out, [b, o, oh, ow]))
 }
@@ -400,7 +411,7 @@ fn product_rows(
 ) {
     if OWN_PRODUCTS {
         let bias = bias.map_or(Bias::None, Bias::Cols);
-        gemm::matmul_into(a, Rhs::Rows(w), bias, (m, k, n), c);
+        gemm::matmul_into(a, Rhs::Rows(w), bias, (m, k, n), Then::Nothing, c);
         return;
     }
     if let Some(b) = bias {
@@ -776,9 +787,7 @@ multiversion! {
 multiversion! {
     /// GELU, 0.5·x·(1 + erf(x/√2)), over a slice.
     fn gelu_slice(xs: &mut [f32]) {
-        for v in xs {
-            *v = 0.5 * *v * (1.0 + erf_f32(*v * std::f32::consts::FRAC_1_SQRT_2));
-        }
+        super::gemm_core::gelu_in_place(xs)
     }
 }
 
@@ -788,35 +797,6 @@ multiversion! {
     fn softmax_rows(block: &mut [f32], m: usize, scale: f32, bias: Option<&[f32]>) {
         super::gemm_core::softmax_rows(block, m, scale, bias)
     }
-}
-
-/// erf for f32 without branches or calls, so that loops over it vectorize: x·P(x²)/Q(x²) on
-/// |x| ≤ 4 (erf(4) rounds to 1 in f32), degrees 5/5, coefficients fitted here by reweighted least
-/// squares against the double-precision erf; max |error| 3.4e-7 over the f32 line (libm's erff:
-/// about 1e-7).
-#[inline(always)]
-pub fn erf_f32(x: f32) -> f32 {
-    const P: [f32; 6] = [
-        1.128_379,
-        0.196_389_9,
-        0.053_484_526,
-        0.004_009_112_3,
-        0.000_288_072_13,
-        1.972_671_5e-6,
-    ];
-    const Q: [f32; 6] = [
-        1.0,
-        0.507_377_15,
-        0.116_533_21,
-        0.015_455_619,
-        0.001_217_500_8,
-        3.745_976e-5,
-    ];
-    let x = x.clamp(-4.0, 4.0);
-    let t = x * x;
-    let p = ((((P[5] * t + P[4]) * t + P[3]) * t + P[2]) * t + P[1]) * t + P[0];
-    let q = ((((Q[5] * t + Q[4]) * t + Q[3]) * t + Q[2]) * t + Q[1]) * t + Q[0];
-    (x * p / q).clamp(-1.0, 1.0)
 }
 
 #[cfg(test)]
@@ -952,11 +932,14 @@ mod tests {
         let w = Tensor::<2>::from_data(TensorData::new(vals(k * n, 11), [n, k]), &dev).transpose();
         let b = Tensor::<1>::from_data(TensorData::new(vals(n, 3), [n]), &dev);
         let want = burns_linear(x.clone(), w.clone(), Some(b.clone()));
-        let ours = linear(x.clone(), &w, Some(&b)).ok().unwrap();
-        assert_close(&to_host(ours), &to_host(want), 1e-5);
+        let ours = linear(x.clone(), &w, Some(&b), Then::Nothing).ok().unwrap();
+        assert_close(&to_host(ours), &to_host(want.clone()), 1e-5);
+        let ours = linear(x.clone(), &w, Some(&b), Then::Gelu).ok().unwrap();
+        let gelu = burn::tensor::activation::gelu;
+        assert_close(&to_host(ours), &to_host(gelu(want)), 1e-5);
         let want = burns_linear(x.clone(), w.clone(), None);
         assert_close(
-            &to_host(linear(x, &w, None).ok().unwrap()),
+            &to_host(linear(x, &w, None, Then::Nothing).ok().unwrap()),
             &to_host(want),
             1e-5,
         );
@@ -970,7 +953,9 @@ mod tests {
         let b = Tensor::<1>::from_data(TensorData::new(vals(o, 17), [o]), &dev);
         let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         let want = conv2d(x.clone(), w.clone(), Some(b.clone()), opts);
-        let ours = conv(x.clone(), &w, Some(&b), 1, 0).ok().unwrap();
+        let ours = conv(x.clone(), &w, Some(&b), 1, 0, Then::Nothing)
+            .ok()
+            .unwrap();
         assert_close(&to_host(ours), &to_host(want), 1e-5);
 
         // 3×3 convolutions through the im2col tile, strides 1 and 2, a batch of two.
@@ -978,9 +963,16 @@ mod tests {
         for stride in [1, 2] {
             let opts = ConvOptions::new([stride; 2], [1, 1], [1, 1], 1);
             let want = conv2d(x.clone(), w.clone(), Some(b.clone()), opts);
-            let ours = conv(x.clone(), &w, Some(&b), stride, 1).ok().unwrap();
+            let ours = conv(x.clone(), &w, Some(&b), stride, 1, Then::Nothing)
+                .ok()
+                .unwrap();
             assert_eq!(ours.dims(), want.dims());
-            assert_close(&to_host(ours), &to_host(want), 1e-5);
+            assert_close(&to_host(ours), &to_host(want.clone()), 1e-5);
+            let ours = conv(x.clone(), &w, Some(&b), stride, 1, Then::Gelu)
+                .ok()
+                .unwrap();
+            let gelu = burn::tensor::activation::gelu;
+            assert_close(&to_host(ours), &to_host(gelu(want)), 1e-5);
         }
 
         // Plain products, the right-hand side as given and as the transpose of an (n, k) matrix.

@@ -9,23 +9,30 @@
 //! of large products ([`pool`]). Natively the gemm crate's AVX kernels are faster and stay; the
 //! portable build of this file exists for its unit tests.
 
-pub use super::gemm_core::{Bias, Heads, Im2col, Rhs};
+pub use super::gemm_core::{Bias, Heads, Im2col, Rhs, Then};
 use super::gemm_core::{MR, NR, attention_scratch, plain_tiles, product, scratch_len};
 
 /// `a` (m × k, row-major, contiguous) · `b` (k × n) + `bias`; the result is m × n, row-major.
 pub fn matmul(a: &[f32], b: Rhs, bias: Bias, m: usize, k: usize, n: usize) -> Vec<f32> {
     let mut c = vec![0.0; m * n];
-    matmul_into(a, b, bias, (m, k, n), &mut c);
+    matmul_into(a, b, bias, (m, k, n), Then::Nothing, &mut c);
     c
 }
 
-/// As [`matmul`], written over `c` (m × n).
-pub fn matmul_into(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c: &mut [f32]) {
+/// As [`matmul`], then `then`, written over `c` (m × n).
+pub fn matmul_into(
+    a: &[f32],
+    b: Rhs,
+    bias: Bias,
+    dims: (usize, usize, usize),
+    then: Then,
+    c: &mut [f32],
+) {
     #[cfg(target_arch = "wasm32")]
-    if pool::shared(a, b, bias, dims, c) {
+    if pool::shared(a, b, bias, dims, then, c) {
         return;
     }
-    on_this_thread(a, b, bias, dims, c);
+    on_this_thread(a, b, bias, dims, then, c);
 }
 
 /// A run of full tiles, as `gemm_core::plain_tiles` computes it.
@@ -42,10 +49,17 @@ fn full_tiles() -> TileRun {
 }
 
 /// [`matmul_into`] on this thread alone.
-fn on_this_thread(a: &[f32], b: Rhs, bias: Bias, dims: (usize, usize, usize), c: &mut [f32]) {
+fn on_this_thread(
+    a: &[f32],
+    b: Rhs,
+    bias: Bias,
+    dims: (usize, usize, usize),
+    then: Then,
+    c: &mut [f32],
+) {
     let (m, k, n) = dims;
     let mut scratch = vec![0.0; scratch_len(m, k, n)];
-    product(a, b, bias, dims, c, &mut scratch, &mut full_tiles());
+    product(a, b, bias, dims, then, c, &mut scratch, &mut full_tiles());
 }
 
 /// softmax(q·kᵀ·scale + bias)·v for each group (`gemm_core::attention`): q (groups, n, d),
@@ -150,7 +164,7 @@ fn rows<'a>(
 #[cfg(target_arch = "wasm32")]
 mod pool {
     use super::MR;
-    use super::{Bias, Heads, Rhs, attention_here, on_this_thread, rows};
+    use super::{Bias, Heads, Rhs, Then, attention_here, on_this_thread, rows};
     use crate::models::gemm_core::SCORES_MAX;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use wasm_bindgen::prelude::*;
@@ -201,6 +215,7 @@ mod pool {
         b: Rhs,
         bias: Bias,
         (m, k, n): (usize, usize, usize),
+        then: Then,
         c: &mut [f32],
     ) -> bool {
         if m * k * n < MIN_MADDS || m < 8 * MR {
@@ -224,14 +239,15 @@ mod pool {
         };
         let mut desc = vec![rhs, bias_kind, (m - m0) as u32, k as u32, n as u32];
         desc.extend(image);
+        desc.push((then == Then::Gelu) as u32);
         if !medseg_pool_start(&desc, a1, b_vals, bias_vals) {
             return false;
         }
         let (a0, bias0) = rows(a, bias, (0, m0), k);
         let (c0, c1) = c.split_at_mut(m0 * n);
-        on_this_thread(a0, b, bias0, (m0, k, n), c0);
+        on_this_thread(a0, b, bias0, (m0, k, n), then, c0);
         take_theirs(helpers, c1, |c1| {
-            on_this_thread(a1, b, bias1, (m - m0, k, n), c1)
+            on_this_thread(a1, b, bias1, (m - m0, k, n), then, c1)
         });
         true
     }
@@ -322,7 +338,7 @@ pub fn take_helpers_used() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::gemm_core::{KC, MC};
+    use crate::models::gemm_core::{KC, MC, NC};
 
     /// Reproducible values in [−0.5, 0.5).
     fn lcg(mut seed: u32) -> impl FnMut() -> f32 {
@@ -479,8 +495,8 @@ mod tests {
                 let (c0, c1) = c.split_at_mut(m0 * n);
                 let (a0, bias0) = rows(a, bias, (0, m0), k);
                 let (a1, bias1) = rows(a, bias, (m0, m), k);
-                on_this_thread(a0, rhs, bias0, (m0, k, n), c0);
-                on_this_thread(a1, rhs, bias1, (m - m0, k, n), c1);
+                on_this_thread(a0, rhs, bias0, (m0, k, n), Then::Nothing, c0);
+                on_this_thread(a1, rhs, bias1, (m - m0, k, n), Then::Nothing, c1);
                 assert!(
                     c.iter()
                         .zip(&whole)
@@ -489,6 +505,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// GELU applied by the product, block by block as each completes (several blocks of rows,
+    /// columns and depth here, in two shares of rows as with a helper), equals GELU after it.
+    #[test]
+    fn gelu_by_blocks_is_gelu_after_the_product() {
+        let mut rnd = lcg(17);
+        let (m, k, n) = (2 * MC + 7, KC + 30, NC + 40);
+        let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
+        let bias: Vec<f32> = (0..n).map(|_| rnd()).collect();
+        let mut want = matmul(&a, Rhs::Rows(&b), Bias::Cols(&bias), m, k, n);
+        crate::models::gemm_core::gelu_in_place(&mut want);
+        let mut got = vec![f32::NAN; m * n];
+        let m0 = MC + MR;
+        let (c0, c1) = got.split_at_mut(m0 * n);
+        let (rhs, cols) = (Rhs::Rows(&b), Bias::Cols(&bias));
+        on_this_thread(&a[..m0 * k], rhs, cols, (m0, k, n), Then::Gelu, c0);
+        on_this_thread(&a[m0 * k..], rhs, cols, (m - m0, k, n), Then::Gelu, c1);
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+        );
+        // Not the identity: most values changed.
+        let plain = matmul(&a, Rhs::Rows(&b), Bias::Cols(&bias), m, k, n);
+        assert!(plain.iter().zip(&got).filter(|(x, y)| x != y).count() > m * n / 2);
     }
 
     /// An attention computed in two shares of groups (as with a helper thread) is the same, bit

@@ -81,10 +81,11 @@ pub extern "C" fn scratch_floats() -> usize {
     gemm_core::scratch_len(MC, KC, NC) + SCORES_MAX
 }
 
-/// One helper's job, described by the words at `h` (gemm_pool.js writes them). A product (15
+/// One helper's job, described by the words at `h` (gemm_pool.js writes them). A product (16
 /// words): the right operand's kind (0 rows, 1 transposed, 2 im2col), the bias's (0 none, 1 per
 /// row, 2 per column), m, k, n, the addresses of A, B (or the im2col image), the bias, C and the
-/// scratch, then the image's channels, height, width, stride and padding. An attention's groups
+/// scratch, the image's channels, height, width, stride and padding, then what follows the
+/// product (0 nothing, 1 GELU). An attention's groups
 /// (16 words): 3, whether there is a bias, then as below.
 ///
 /// # Safety
@@ -92,7 +93,7 @@ pub extern "C" fn scratch_floats() -> usize {
 #[cfg(medseg_pool)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn job(h: *const u32) {
-    use gemm_core::{Bias, Heads, Im2col, NR, Rhs, attention, attention_scratch, product, scratch_len};
+    use gemm_core::{Bias, Heads, Im2col, NR, Rhs, Then, attention, attention_scratch, product, scratch_len};
     let w = |i: usize| unsafe { *h.add(i) as usize };
     let mut fma = |a: &[f32], b: &[f32], start: Option<&[f32; 32]>, c: &mut [f32], ldc, count| unsafe {
         let start = start.map_or(core::ptr::null(), |s| s.as_ptr());
@@ -126,5 +127,6 @@ pub unsafe extern "C" fn job(h: *const u32) {
         _ => Bias::Cols(vals(w(7), n)),
     };
     let (c, scratch) = (vals_mut(w(8), m * n), vals_mut(w(9), scratch_len(m, k, n)));
-    product(vals(w(5), m * k), b, bias, (m, k, n), c, scratch, &mut fma);
+    let then = if w(15) == 1 { Then::Gelu } else { Then::Nothing };
+    product(vals(w(5), m * k), b, bias, (m, k, n), then, c, scratch, &mut fma);
 }

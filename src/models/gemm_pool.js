@@ -181,15 +181,16 @@ function start(arrays, outFloats, header) {
 }
 
 // A product's `desc[2]` rows for the helpers, in even shares (pairs of rows: the tile's height).
-// desc: rhs kind, bias kind, m, k, n, then the im2col image's c, h, w, stride, pad.
+// desc: rhs kind, bias kind, m, k, n, the im2col image's c, h, w, stride, pad, then what follows
+// the product (0 nothing, 1 GELU).
 export function medseg_pool_start(desc, a, b, bias) {
-    const [rhs, biasKind, m, k, n, ...image] = desc;
+    const [rhs, biasKind, m, k, n, c, h, w, stride, pad, then = 0] = desc;
     const pairs = Math.ceil(m / 2);
     return start([a, b, bias], m * n, ([aAt, bAt, biasAt], cAt, scratch, i, count) => {
         const r0 = 2 * Math.floor((pairs * i) / count);
         const r1 = Math.min(m, 2 * Math.floor((pairs * (i + 1)) / count));
         return [rhs, biasKind, r1 - r0, k, n, aAt + r0 * k * 4, bAt,
-            biasAt + (biasKind === 1 ? r0 * 4 : 0), cAt + r0 * n * 4, scratch, ...image];
+            biasAt + (biasKind === 1 ? r0 * 4 : 0), cAt + r0 * n * 4, scratch, c, h, w, stride, pad, then];
     });
 }
 

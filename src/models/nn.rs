@@ -3,6 +3,7 @@
 //! Weights keep PyTorch's layouts and names; each block knows how to read itself through a
 //! [`Loader`] under a key prefix, so loading is a walk over the checkpoint's own tree.
 
+use super::gemm::Then;
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use burn::tensor::module::{conv2d, layer_norm, linear};
@@ -40,11 +41,24 @@ impl Linear {
     /// run (and pack the weight for) one small matrix product per leading index, e.g. one per
     /// attention window (361 × 49 tokens in LiteMedSAM's first stage).
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.forward_then(x, Then::Nothing)
+    }
+    /// gelu(`forward`): in the browser's CPU path the product applies it as it completes each
+    /// block of the output (helper threads on their rows), not as one more pass on this thread.
+    pub fn forward_gelu<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.forward_then(x, Then::Gelu)
+    }
+    fn forward_then<const D: usize>(&self, x: Tensor<D>, then: Then) -> Tensor<D> {
         let dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
         let x = x.reshape([rows, dims[D - 1]]);
-        let y = super::cpu::linear(x, &self.w, self.b.as_ref())
-            .unwrap_or_else(|x| linear(x, self.w.clone(), self.b.clone()));
+        let y = super::cpu::linear(x, &self.w, self.b.as_ref(), then).unwrap_or_else(|x| {
+            let y = linear(x, self.w.clone(), self.b.clone());
+            match then {
+                Then::Gelu => gelu(y),
+                Then::Nothing => y,
+            }
+        });
         let mut out = dims;
         out[D - 1] = y.dims()[1];
         y.reshape(out)
@@ -145,6 +159,10 @@ impl Conv2d {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         conv(x, &self.w, self.b.as_ref(), &self.opts)
     }
+    /// gelu(`forward`), as [`Linear::forward_gelu`].
+    pub fn forward_gelu(&self, x: Tensor<4>) -> Tensor<4> {
+        conv_then(x, &self.w, self.b.as_ref(), &self.opts, Then::Gelu)
+    }
 
     /// This convolution (a depthwise 3×3, stride 1, padding 1) over channels-last tokens (B, H·W, C)
     /// of an H×W map. On the CPU backend without leaving that layout (`cpu::depthwise3x3_tokens`).
@@ -175,16 +193,32 @@ pub fn conv(
     b: Option<&Tensor<1>>,
     opts: &ConvOptions<2>,
 ) -> Tensor<4> {
+    conv_then(x, w, b, opts, Then::Nothing)
+}
+
+fn conv_then(
+    x: Tensor<4>,
+    w: &Tensor<4>,
+    b: Option<&Tensor<1>>,
+    opts: &ConvOptions<2>,
+    then: Then,
+) -> Tensor<4> {
     let [_, c, kh, kw] = w.dims();
     let [stride, sw] = opts.stride;
     let [(pad, pb), (pl, pr)] = opts.padding;
     let square = stride == sw && pad == pb && pad == pl && pad == pr;
     let plain = square && opts.groups == 1 && opts.dilation == [1, 1] && x.dims()[1] == c;
     let fast = match plain && kh == kw {
-        true => super::cpu::conv(x, w, b, stride, pad),
+        true => super::cpu::conv(x, w, b, stride, pad, then),
         false => Err(x),
     };
-    fast.unwrap_or_else(|x| conv2d(x, w.clone(), b.cloned(), opts.clone()))
+    fast.unwrap_or_else(|x| {
+        let y = conv2d(x, w.clone(), b.cloned(), opts.clone());
+        match then {
+            Then::Gelu => gelu(y),
+            Then::Nothing => y,
+        }
+    })
 }
 
 /// `nn.ConvTranspose2d` with kernel = stride (SAM's 2× upscaling). Each input pixel becomes its
@@ -210,14 +244,20 @@ impl ConvTranspose2d {
             c_out,
         }
     }
-    /// Pixels (n, c_in) → (n·k·k, c_out), rows in (pixel, ky, kx) order: the caller places the
-    /// blocks (SAM's decoder does it once, after both upscalings and the mask product).
     /// The pixel-wise product: (c_in) → (ky, kx, c_out) per pixel.
     pub fn linear(&self) -> &Linear {
         &self.lin
     }
+    /// Pixels (n, c_in) → (n·k·k, c_out), rows in (pixel, ky, kx) order: the caller places the
+    /// blocks (SAM's decoder does it once, after both upscalings and the mask product).
     pub fn forward_pixels(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = self.lin.forward(x);
+        self.pixels(self.lin.forward(x))
+    }
+    /// gelu(`forward_pixels`), as [`Linear::forward_gelu`].
+    pub fn forward_pixels_gelu(&self, x: Tensor<2>) -> Tensor<2> {
+        self.pixels(self.lin.forward_gelu(x))
+    }
+    fn pixels(&self, y: Tensor<2>) -> Tensor<2> {
         let [n, m] = y.dims();
         y.reshape([n * m / self.c_out, self.c_out])
     }

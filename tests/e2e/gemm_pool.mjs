@@ -84,6 +84,24 @@ for (let i = 0; i < m; i++) {
 }
 check(worst < 1e-4, `every row of C right, shared over three helpers (max error ${worst.toExponential(2)})`);
 
+// The same product with GELU after it (the last word), which each helper applies to its rows.
+{
+  const erf = (x) => { // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7
+    const t = 1 / (1 + 0.3275911 * Math.abs(x));
+    const y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+    return Math.sign(x) * y;
+  };
+  check(pool.medseg_pool_start([0, 1, m, k, n, 0, 0, 0, 0, 0, 1], a, b, bias), 'a product with GELU handed over');
+  const g = new Float32Array(m * n).fill(NaN);
+  check(pool.medseg_pool_finish(g), 'the helpers finished it');
+  let worstG = 0;
+  for (let i = 0; i < m * n; i++) {
+    const x = c[i];
+    worstG = Math.max(worstG, Math.abs(0.5 * x * (1 + erf(x / Math.SQRT2)) - g[i]));
+  }
+  check(worstG < 1e-5, `every row of C is GELU of the product (max error ${worstG.toExponential(2)})`);
+}
+
 // An attention's groups over three helpers: 7 groups of 5 queries, 6 keys, depth 4, bias per head
 // (2 heads; the groups handed over start at index 1, so helper i's heads follow from its first).
 {

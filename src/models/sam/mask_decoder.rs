@@ -150,7 +150,7 @@ impl MaskDecoder {
         let rows = cpu::upscaled_masks(pixels, up1, self.up_norm.parts(), up2, hyper)
             .unwrap_or_else(|(pixels, hyper)| {
                 let up = gelu(self.up_norm.forward(self.up1.forward_pixels(pixels)));
-                let up = gelu(self.up2.forward_pixels(up));
+                let up = self.up2.forward_pixels_gelu(up);
                 let [_, cu] = up.dims();
                 up.reshape([b, h * w * 16, cu]).matmul(hyper)
             });

@@ -69,7 +69,7 @@ impl MbConv {
             [layer(&self.conv1), layer(&self.conv2), layer(&self.conv3)],
         );
         fused.unwrap_or_else(|x| {
-            let y = gelu(self.conv1.forward(x.clone()));
+            let y = self.conv1.forward_gelu(x.clone());
             let y = gelu(self.conv2.forward(y));
             gelu(self.conv3.forward(y) + x)
         })
@@ -97,7 +97,7 @@ impl PatchMerging {
         }
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = gelu(self.conv1.forward(x));
+        let y = self.conv1.forward_gelu(x);
         let y = gelu(self.conv2.forward(y));
         self.conv3.forward(y)
     }
@@ -184,7 +184,7 @@ impl Mlp {
         };
         let ((w1, b1), (w2, b2)) = (layer(fc1), layer(fc2));
         cpu::mlp_residual(x, normed, (&w1, &b1), (&w2, &b2))
-            .unwrap_or_else(|(x, normed)| x + fc2.forward(gelu(fc1.forward(normed))))
+            .unwrap_or_else(|(x, normed)| x + fc2.forward(fc1.forward_gelu(normed)))
     }
 }
 
@@ -343,7 +343,7 @@ impl TinyVit {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.embed2.forward(gelu(self.embed1.forward(x)));
+        let mut x = self.embed2.forward(self.embed1.forward_gelu(x));
         for blk in &self.conv_blocks {
             x = blk.forward(x);
         }
