@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device};
 use common::*;
 use medseg::genseg::nets::NetConfig;
 use medseg::genseg::{Pair, TrainConfig, Trainer};
@@ -17,12 +17,11 @@ use medseg::metrics::dice;
 use medseg::models::compute_in_f16;
 use medseg::models::sam::SamArch;
 use medseg::models::sam::tiny_vit::TinyVitConfig;
-use medseg::models::sam::vit::Vit;
 use medseg::pipeline::medsam::{MedSam, UserPrompt};
 use medseg::pipeline::universeg::{SupportItem, UniverSeg};
 use medseg::weights::convert::{convert_sam, convert_universeg};
 use medseg::weights::model_file::Precision;
-use medseg::weights::{self, Loader, torch};
+use medseg::weights::torch;
 
 fn f16_device() -> Device {
     static DEVICE: OnceLock<Device> = OnceLock::new();
@@ -165,17 +164,8 @@ fn genseg_segmenter_in_f16_agrees_with_f32() {
 
 #[test]
 fn sam_vit_in_f16_stays_close_to_official() {
-    let (f, cfg, sd) = sam_vit_small();
-    let dev = f16_device();
-    let mut l = Loader::new(&sd, &dev);
-    let vit = Vit::load(&mut l, "image_encoder", &cfg);
-    l.finish("SAM ViT").unwrap();
-    let x: Tensor<4> = Tensor::from_data(
-        TensorData::new(f.get("input").to_vec(), [1, 3, 256, 256]),
-        &dev,
-    );
-    let out = weights::to_host(vit.forward(x)).unwrap();
-    let r = rel_max_diff(&out, f.get("image_embedding"));
+    let (out, official) = sam_vit_small_embedding(&f16_device());
+    let r = rel_max_diff(&out, &official);
     eprintln!("SAM ViT small in f16: rel. max diff {r:.2e}");
     assert!(r <= 0.05, "SAM ViT f16 rel. max diff {r}");
 }

@@ -3,17 +3,16 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use common::*;
 use medseg::imaging::GrayImage;
 use medseg::imaging::decode::Planes;
 use medseg::metrics::dice;
 use medseg::models::sam::SamArch;
 use medseg::models::sam::tiny_vit::TinyVitConfig;
-use medseg::models::sam::vit::Vit;
 use medseg::pipeline::medsam::{MedSam, UserPrompt};
 use medseg::weights::model_file::{self, Precision};
-use medseg::weights::{self, Loader, convert::convert_sam, torch};
+use medseg::weights::{self, convert::convert_sam, torch};
 
 const SLICES: [&str; 3] = [
     "litemedsam_lung2_z22",
@@ -186,17 +185,9 @@ fn fp32_model_file_round_trips_exactly() {
 
 #[test]
 fn sam_vit_small_matches_official() {
-    let (f, cfg, sd) = sam_vit_small();
     for (label, device) in [("cpu", cpu()), ("wgpu", wgpu())] {
-        let mut l = Loader::new(&sd, &device);
-        let vit = Vit::load(&mut l, "image_encoder", &cfg);
-        l.finish("SAM ViT").unwrap();
-        let x: Tensor<4> = Tensor::from_data(
-            TensorData::new(f.get("input").to_vec(), [1, 3, 256, 256]),
-            &device,
-        );
-        let out = weights::to_host(vit.forward(x)).unwrap();
-        let r = rel_max_diff(&out, f.get("image_embedding"));
+        let (out, official) = sam_vit_small_embedding(&device);
+        let r = rel_max_diff(&out, &official);
         eprintln!("SAM ViT small on {label}: rel. max diff {r:.2e}");
         assert!(r <= 1e-3, "{label}: rel. max diff {r}");
     }

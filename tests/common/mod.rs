@@ -1,9 +1,9 @@
 //! Shared helpers for the integration tests: fixtures from ../shared, weights from models/.
 #![allow(dead_code)]
 
-use burn::tensor::{Device, DeviceKind};
-use medseg::models::sam::vit::VitConfig;
-use medseg::weights::{StateDict, torch};
+use burn::tensor::{Device, DeviceKind, Tensor, TensorData};
+use medseg::models::sam::vit::{Vit, VitConfig};
+use medseg::weights::{self, Loader, StateDict, torch};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -151,4 +151,18 @@ pub fn sam_vit_small() -> (Fixture, VitConfig, StateDict) {
     )
     .unwrap();
     (f, cfg, sd)
+}
+
+/// The small SAM ViT's embedding of the fixture's input computed on `device`, and the official.
+pub fn sam_vit_small_embedding(device: &Device) -> (Vec<f32>, Vec<f32>) {
+    let (f, cfg, sd) = sam_vit_small();
+    let mut l = Loader::new(&sd, device);
+    let vit = Vit::load(&mut l, "image_encoder", &cfg);
+    l.finish("SAM ViT").unwrap();
+    let x: Tensor<4> = Tensor::from_data(
+        TensorData::new(f.get("input").to_vec(), [1, 3, 256, 256]),
+        device,
+    );
+    let out = weights::to_host(vit.forward(x)).unwrap();
+    (out, f.get("image_embedding").to_vec())
 }
