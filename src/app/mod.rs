@@ -417,16 +417,16 @@ async fn segment_box(ui: Ui, bbox: [f32; 4]) {
     crate::models::gemm::take_helpers_used();
     match model.predict(&emb, &UserPrompt::from_box(bbox)).await {
         Ok(p) => {
-            let ms = js_sys::Date::now() - t0;
-            let threads = match crate::models::gemm::take_helpers_used() {
-                0 => String::new(),
-                h => format!(" on {} CPU threads", 1 + h),
-            };
             with(|s| {
                 s.checkpoint();
                 let i = s.new_object(Some(bbox), p.mask);
                 s.selected = Some(i);
             });
+            let ms = js_sys::Date::now() - t0;
+            let threads = match crate::models::gemm::take_helpers_used() {
+                0 => String::new(),
+                h => format!(" on {} CPU threads", 1 + h),
+            };
             ui.status.set(format!(
                 "Mask in {ms:.0} ms{threads} (box {}, predicted IoU {:.2}).",
                 bbox.map(|v| v.to_string()).join(","),
