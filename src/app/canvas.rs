@@ -38,9 +38,10 @@ pub fn redraw(s: &State) {
     let (w, h) = (img.width, img.height);
     let mut rgba = grey_rgba(s, &img.data);
     for (k, o) in s.objects.iter().enumerate() {
-        for (i, &m) in o.mask.iter().enumerate() {
-            if m > 0 {
-                blend(&mut rgba, i, o.color, alpha(s, k));
+        let table = blend_table(o.color, alpha(s, k));
+        for (px, _) in rgba.chunks_exact_mut(4).zip(&o.mask).filter(|(_, m)| **m > 0) {
+            for c in 0..3 {
+                px[c] = table[c][px[c] as usize];
             }
         }
     }
@@ -93,11 +94,10 @@ fn alpha(s: &State, k: usize) -> f32 {
     if Some(k) == s.selected { a } else { a * 0.7 }
 }
 
-fn blend(rgba: &mut [u8], i: usize, color: [u8; 3], alpha: f32) {
-    for c in 0..3 {
-        let p = &mut rgba[i * 4 + c];
-        *p = (*p as f32 * (1.0 - alpha) + color[c] as f32 * alpha) as u8;
-    }
+/// Per channel, each value blended with `color` at `alpha`: a lookup per masked pixel instead of
+/// float arithmetic (a redraw blends every object's mask over the whole image).
+fn blend_table(color: [u8; 3], alpha: f32) -> [[u8; 256]; 3] {
+    color.map(|c| std::array::from_fn(|v| (v as f32 * (1.0 - alpha) + c as f32 * alpha) as u8))
 }
 
 /// Sizes the canvas to w×h and puts the pixels; returns its 2D context.
@@ -135,13 +135,17 @@ pub fn draw_ortho(s: &State) {
         Ortho::Sagittal => col * w + at,
     };
     for (k, o) in s.objects.iter().enumerate() {
+        let table = blend_table(o.color, alpha(s, k));
         for row in 0..d {
             let Some(mask) = o.slice_mask(v.row_to_z(row), v.z) else {
                 continue;
             };
             for col in 0..cols {
                 if mask.get(in_slice(col)).is_some_and(|&m| m > 0) {
-                    blend(&mut rgba, row * cols + col, o.color, alpha(s, k));
+                    let px = &mut rgba[(row * cols + col) * 4..][..3];
+                    for c in 0..3 {
+                        px[c] = table[c][px[c] as usize];
+                    }
                 }
             }
         }
