@@ -39,7 +39,11 @@ pub fn redraw(s: &State) {
     let mut rgba = grey_rgba(s, &img.data);
     for (k, o) in s.objects.iter().enumerate() {
         let table = blend_table(o.color, alpha(s, k));
-        for (px, _) in rgba.chunks_exact_mut(4).zip(&o.mask).filter(|(_, m)| **m > 0) {
+        for (px, _) in rgba
+            .chunks_exact_mut(4)
+            .zip(&o.mask)
+            .filter(|(_, m)| **m > 0)
+        {
             for c in 0..3 {
                 px[c] = table[c][px[c] as usize];
             }
