@@ -154,6 +154,14 @@ async fn init_backend(ui: Ui) -> Device {
     Device::flex()
 }
 
+/// " on N CPU threads" for a status line, where more than one computed; nothing otherwise.
+fn on_threads(threads: usize) -> String {
+    match threads {
+        0 | 1 => String::new(),
+        t => format!(" on {t} CPU threads"),
+    }
+}
+
 /// Loads LiteMedSAM on `device` (the one chosen at start, or the CPU after a GPU loss).
 async fn load_model(ui: Ui, device: Device) {
     with(|s| s.device = Some(device.clone()));
@@ -279,10 +287,7 @@ async fn embed_current(ui: Ui) {
     with(|s| s.embedding = Some(emb));
     ui.progress.set(None);
     settle(ui, "ready");
-    let threads = match encoder::last_threads() {
-        Some(t) if t > 1 => format!(" on {t} CPU threads"),
-        _ => String::new(),
-    };
+    let threads = on_threads(encoder::last_threads().unwrap_or(1));
     ui.status.set(format!(
         "Image encoded in {:.0} ms{threads}. Draw a box around a structure.",
         js_sys::Date::now() - t0
@@ -423,10 +428,7 @@ async fn segment_box(ui: Ui, bbox: [f32; 4]) {
                 s.selected = Some(i);
             });
             let ms = js_sys::Date::now() - t0;
-            let threads = match crate::models::gemm::take_helpers_used() {
-                0 => String::new(),
-                h => format!(" on {} CPU threads", 1 + h),
-            };
+            let threads = on_threads(1 + crate::models::gemm::take_helpers_used());
             ui.status.set(format!(
                 "Mask in {ms:.0} ms{threads} (box {}, predicted IoU {:.2}).",
                 bbox.map(|v| v.to_string()).join(","),

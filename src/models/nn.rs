@@ -52,13 +52,8 @@ impl Linear {
         let dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
         let x = x.reshape([rows, dims[D - 1]]);
-        let y = super::cpu::linear(x, &self.w, self.b.as_ref(), then).unwrap_or_else(|x| {
-            let y = linear(x, self.w.clone(), self.b.clone());
-            match then {
-                Then::Gelu => gelu(y),
-                Then::Nothing => y,
-            }
-        });
+        let y = super::cpu::linear(x, &self.w, self.b.as_ref(), then)
+            .unwrap_or_else(|x| after(linear(x, self.w.clone(), self.b.clone()), then));
         let mut out = dims;
         out[D - 1] = y.dims()[1];
         y.reshape(out)
@@ -212,13 +207,16 @@ fn conv_then(
         true => super::cpu::conv(x, w, b, stride, pad, then),
         false => Err(x),
     };
-    fast.unwrap_or_else(|x| {
-        let y = conv2d(x, w.clone(), b.cloned(), opts.clone());
-        match then {
-            Then::Gelu => gelu(y),
-            Then::Nothing => y,
-        }
-    })
+    fast.unwrap_or_else(|x| after(conv2d(x, w.clone(), b.cloned(), opts.clone()), then))
+}
+
+/// `then` on the output of one of burn's products (where our tile, which applies it itself,
+/// did not run).
+fn after<const D: usize>(y: Tensor<D>, then: Then) -> Tensor<D> {
+    match then {
+        Then::Gelu => gelu(y),
+        Then::Nothing => y,
+    }
 }
 
 /// `nn.ConvTranspose2d` with kernel = stride (SAM's 2× upscaling). Each input pixel becomes its
