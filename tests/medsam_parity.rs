@@ -44,7 +44,7 @@ fn official_box(f: &Fixture) -> [f32; 4] {
 /// Full parity check of one model on one device, returning (Dice vs official, Dice vs truth) per slice.
 fn check_fp32(m: &MedSam, label: &str) -> Vec<(f64, f64)> {
     let mut out = vec![];
-    for name in SLICES {
+    for (i, name) in SLICES.iter().enumerate() {
         let f = Fixture::load(&format!("{name}.safetensors"));
         let img = image_of(&f);
 
@@ -76,7 +76,11 @@ fn check_fp32(m: &MedSam, label: &str) -> Vec<(f64, f64)> {
         );
 
         // The first prompt on an embedding runs the whole decoder; the second and later reuse
-        // its image-only part (computed at the second): all three must match the official.
+        // its image-only part (computed at the second): all three must match the official. On
+        // the first slice that part is prepared ahead of the first prompt, as the app does.
+        if i == 0 {
+            m.prepare_prompts(&emb);
+        }
         let predict = || {
             pollster::block_on(m.predict(&emb, &UserPrompt::from_box(official_box(&f)))).unwrap()
         };

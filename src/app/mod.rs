@@ -251,7 +251,17 @@ async fn fall_back_to_cpu(ui: Ui, t: task::TaskUi, g: generate::GenUi, why: Stri
 /// in that moment was refused as "still being encoded").
 fn spawn_embed(ui: Ui) {
     ui.phase.set("embedding");
-    spawn_local(embed_current(ui));
+    spawn_local(async move {
+        embed_current(ui).await;
+        // While the user reaches for a box: the decoder's image-only work (≈ 12 ms on the CPU
+        // path), which would otherwise be part of the first box's wait. Not for a volume's
+        // slices: their cached embeddings would each keep 6 MB more.
+        web::yield_now().await;
+        let ready = with(|s| Some((s.model.clone()?, s.embedding.clone()?)));
+        if let (Some((model, emb)), false) = (ready, volume::is_open()) {
+            model.prepare_prompts(&emb);
+        }
+    });
 }
 
 async fn embed_current(ui: Ui) {

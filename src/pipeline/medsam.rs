@@ -40,8 +40,9 @@ pub struct ImageEmbedding {
 }
 
 /// The mask decoder's image-only work ([`ImageKeys`]), computed at an embedding's second prompt
-/// and kept for the rest: the first prompt pays nothing extra, so uses with one prompt per image
-/// (3D propagation) never compute it, and every prompt after the second is faster.
+/// (or ahead of its first, [`MedSam::prepare_prompts`]) and kept for the rest: the first prompt
+/// pays nothing extra, so uses with one prompt per image (3D propagation) never compute it, and
+/// every prompt after the second is faster.
 #[derive(Debug, Default)]
 struct DecoderSide {
     prompts: AtomicUsize,
@@ -259,6 +260,15 @@ impl MedSam {
         Ok(Prompt { points, bbox })
     }
 
+    /// Computes the decoder's image-only work for `emb` now, so that its first prompt decodes as
+    /// fast as its later ones: for an app with idle time between an image's encode and its first
+    /// box. The masks are the same either way.
+    pub fn prepare_prompts(&self, emb: &ImageEmbedding) {
+        emb.decoder
+            .keys
+            .get_or_init(|| self.model.image_keys(&emb.tensor));
+    }
+
     /// Decodes one prompt and returns the mask at the image's size.
     pub async fn predict(&self, emb: &ImageEmbedding, prompt: &UserPrompt) -> Result<Prediction> {
         let mp = self.model_prompt(emb, prompt)?;
@@ -272,8 +282,11 @@ impl MedSam {
         mp: &Prompt,
     ) -> Result<Prediction> {
         let side = &emb.decoder;
-        let keys = (side.prompts.fetch_add(1, Ordering::Relaxed) > 0)
-            .then(|| side.keys.get_or_init(|| self.model.image_keys(&emb.tensor)));
+        let later = side.prompts.fetch_add(1, Ordering::Relaxed) > 0;
+        let keys = match side.keys.get() {
+            Some(k) => Some(k),
+            None => later.then(|| side.keys.get_or_init(|| self.model.image_keys(&emb.tensor))),
+        };
         let out = self.model.decode(&emb.tensor, mp, false, keys)?;
         let [_, _, lh, lw] = out.logits.dims();
         let logits = weights::to_host_async(out.logits).await?;
