@@ -625,6 +625,64 @@ fn from_vec<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
     Tensor::from_primitive::<Flex>(t)
 }
 
+/// Tokens `x` (B, H·W, C) of an H×W map → windows (B·nh·nw, ws², C) of ws × ws tokens, row by
+/// row, the map zero-padded at the bottom and right to whole windows: one pass (burn-flex: two
+/// concatenations and a transposing copy). `x` back when not on the CPU backend.
+pub fn windows(x: Tensor<3>, (h, w): (usize, usize), ws: usize) -> Result<Tensor<3>, Tensor<3>> {
+    let [b, l, c] = x.dims();
+    assert_eq!(l, h * w, "tokens of a {h}×{w} map");
+    let xt = flex_f32(x)?;
+    let (nh, nw) = (h.div_ceil(ws), w.div_ceil(ws));
+    let src = values(&xt);
+    let mut out = vec![0f32; b * nh * nw * ws * ws * c];
+    for_each_chunk(&mut out, ws * ws * c, &|win, o| {
+        let (img, wy, wx) = (win / (nh * nw), win / nw % nh, win % nw);
+        let (x0, y0) = (wx * ws, wy * ws);
+        let n = ws.min(w - x0) * c;
+        for dy in 0..ws.min(h - y0) {
+            let from = &src[((img * h + y0 + dy) * w + x0) * c..][..n];
+            o[dy * ws * c..][..n].copy_from_slice(from);
+        }
+    });
+    Ok(from_vec(out, [b * nh * nw, ws * ws, c]))
+}
+
+/// `x` (B, H·W, C) + `win` (B·nh·nw, ws², C), windows of the padded map as [`windows`] makes
+/// them, put back in place and the padding dropped: window attention's residual in one pass
+/// (burn-flex: a transposing copy, a slice and an add). The inputs back when not on the CPU
+/// backend.
+pub fn add_windows(
+    x: Tensor<3>,
+    win: Tensor<3>,
+    (h, w): (usize, usize),
+    ws: usize,
+) -> Result<Tensor<3>, (Tensor<3>, Tensor<3>)> {
+    let [_, l, c] = x.dims();
+    assert_eq!(l, h * w, "tokens of a {h}×{w} map");
+    let (nh, nw) = (h.div_ceil(ws), w.div_ceil(ws));
+    let win = match flex_f32(win) {
+        Ok(t) => t,
+        Err(win) => return Err((x, win)),
+    };
+    let Ok(mut xt) = flex_f32(x) else {
+        unreachable!("x lives where its windows do")
+    };
+    let from = values(&win);
+    // One chunk per row of the map.
+    for_each_chunk(values_mut(&mut xt), w * c, &|row, o| {
+        let (img, y) = (row / h, row % h);
+        for wx in 0..nw {
+            let x0 = wx * ws;
+            let n = ws.min(w - x0) * c;
+            let at = (((img * nh + y / ws) * nw + wx) * ws * ws + y % ws * ws) * c;
+            for (v, a) in o[x0 * c..][..n].iter_mut().zip(&from[at..][..n]) {
+                *v += a;
+            }
+        }
+    });
+    Ok(Tensor::from_primitive::<Flex>(xt))
+}
+
 /// A depthwise 3×3 convolution (stride 1, zero padding 1) on channels-last tokens: `x` (B, H·W, C)
 /// of an H×W map, `w` (C, 1, 3, 3), `bias` (C) → (B, H·W, C), without turning the tokens into
 /// (B, C, H, W) and back (two transposing copies around burn's convolution). The inputs back
@@ -885,6 +943,40 @@ mod tests {
         let want = burn::tensor::activation::softmax(s.clone() * 0.5, 3);
         let ours = scaled_softmax(s, 0.5, None).ok().unwrap();
         assert_close(&to_host(ours), &to_host(want), 1e-6);
+    }
+
+    #[test]
+    fn windows_pad_and_add_windows_puts_them_back() {
+        let dev = Device::flex();
+        // A map whose sides are not whole windows (padded), one that is, a batch of two.
+        for (b, h, w, ws) in [(2, 5, 8, 3), (1, 6, 6, 3), (1, 2, 7, 7)] {
+            let c = 3;
+            let v = |k: usize| -> Vec<f32> {
+                (0..b * h * w * c).map(|i| (i * k % 101) as f32).collect()
+            };
+            let x = Tensor::<3>::from_data(TensorData::new(v(7), [b, h * w, c]), &dev);
+            let win = windows(x.clone(), (h, w), ws).ok().unwrap();
+            let (nh, nw) = (h.div_ceil(ws), w.div_ceil(ws));
+            assert_eq!(win.dims(), [b * nh * nw, ws * ws, c]);
+            let got = to_host(win.clone());
+            let xs = v(7);
+            for (i, g) in got.iter().enumerate() {
+                let (ch, t, win) = (i % c, i / c % (ws * ws), i / c / (ws * ws));
+                let (img, wy, wx) = (win / (nh * nw), win / nw % nh, win % nw);
+                let (y, x) = (wy * ws + t / ws, wx * ws + t % ws);
+                let want = if y < h && x < w {
+                    xs[((img * h + y) * w + x) * c + ch]
+                } else {
+                    0.0
+                };
+                assert_eq!(*g, want, "{b}x{h}x{w} ws {ws}: window value {i}");
+            }
+            // Windows of another map, added back: x + that map.
+            let y = Tensor::<3>::from_data(TensorData::new(v(13), [b, h * w, c]), &dev);
+            let wy = windows(y.clone(), (h, w), ws).ok().unwrap();
+            let sum = add_windows(x.clone(), wy, (h, w), ws).ok().unwrap();
+            assert_eq!(to_host(sum), to_host(x + y));
+        }
     }
 
     #[test]

@@ -210,6 +210,43 @@ fn conv_then(
     fast.unwrap_or_else(|x| after(conv2d(x, w.clone(), b.cloned(), opts.clone()), then))
 }
 
+/// Tokens `x` (B, H·W, C) of an H×W map → windows (B·nh·nw, ws², C) of ws × ws tokens, the map
+/// zero-padded at the bottom and right to whole windows (TinyViT pads before its attention).
+pub fn windows(x: Tensor<3>, (h, w): (usize, usize), ws: usize) -> Tensor<3> {
+    super::cpu::windows(x, (h, w), ws).unwrap_or_else(|x| {
+        let [b, _, c] = x.dims();
+        let (nh, nw) = (h.div_ceil(ws), w.div_ceil(ws));
+        let (pb, pr) = (nh * ws - h, nw * ws - w);
+        let mut m = x.reshape([b, h, w, c]);
+        if pb > 0 {
+            let z = Tensor::zeros([b, pb, w, c], &m.device());
+            m = Tensor::cat(vec![m, z], 1);
+        }
+        if pr > 0 {
+            let z = Tensor::zeros([b, nh * ws, pr, c], &m.device());
+            m = Tensor::cat(vec![m, z], 2);
+        }
+        m.reshape([b, nh, ws, nw, ws, c])
+            .swap_dims(2, 3)
+            .reshape([b * nh * nw, ws * ws, c])
+    })
+}
+
+/// `x` (B, H·W, C) + `win`, windows as [`windows`] makes them, put back in place with the padding
+/// dropped.
+pub fn add_windows(x: Tensor<3>, win: Tensor<3>, (h, w): (usize, usize), ws: usize) -> Tensor<3> {
+    super::cpu::add_windows(x, win, (h, w), ws).unwrap_or_else(|(x, win)| {
+        let [b, l, c] = x.dims();
+        let (nh, nw) = (h.div_ceil(ws), w.div_ceil(ws));
+        let m = win
+            .reshape([b, nh, nw, ws, ws, c])
+            .swap_dims(2, 3)
+            .reshape([b, nh * ws, nw * ws, c])
+            .slice([0..b, 0..h, 0..w, 0..c]);
+        x + m.reshape([b, l, c])
+    })
+}
+
 /// `then` on the output of one of burn's products (where our tile, which applies it itself,
 /// did not run).
 fn after<const D: usize>(y: Tensor<D>, then: Then) -> Tensor<D> {

@@ -7,7 +7,9 @@
 
 use super::neck::Neck;
 use crate::models::cpu;
-use crate::models::nn::{Conv2d, ConvSpec, LayerNorm, Linear, attention, gelu};
+use crate::models::nn::{
+    Conv2d, ConvSpec, LayerNorm, Linear, add_windows, attention, gelu, windows,
+};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -219,43 +221,16 @@ impl Block {
 
     /// x: (B, H·W, C) tokens of an H×W map.
     fn forward(&self, x: Tensor<3>, hw: (usize, usize)) -> Tensor<3> {
-        let [b, l, c] = x.dims();
         let (h, w, ws) = (hw.0, hw.1, self.ws);
-        let attn = if h == ws && w == ws {
-            self.attn.forward(x.clone())
+        let x = if h == ws && w == ws {
+            x.clone() + self.attn.forward(x)
         } else {
-            // Zero-pad bottom/right to whole windows. The padded tokens take part in attention
-            // (after the attention's own LayerNorm), exactly as in the official code.
-            let (pb, pr) = ((ws - h % ws) % ws, (ws - w % ws) % ws);
-            let (ph, pw) = (h + pb, w + pr);
-            let mut m = x.clone().reshape([b, h, w, c]);
-            if pb > 0 {
-                let z = Tensor::zeros([b, pb, w, c], &m.device());
-                m = Tensor::cat(vec![m, z], 1);
-            }
-            if pr > 0 {
-                let z = Tensor::zeros([b, ph, pr, c], &m.device());
-                m = Tensor::cat(vec![m, z], 2);
-            }
-            let (nh, nw) = (ph / ws, pw / ws);
-            let win = m.reshape([b, nh, ws, nw, ws, c]).swap_dims(2, 3).reshape([
-                b * nh * nw,
-                ws * ws,
-                c,
-            ]);
-            let out = self.attn.forward(win);
-            let m = out
-                .reshape([b, nh, nw, ws, ws, c])
-                .swap_dims(2, 3)
-                .reshape([b, ph, pw, c]);
-            let m = if pb > 0 || pr > 0 {
-                m.slice([0..b, 0..h, 0..w, 0..c])
-            } else {
-                m
-            };
-            m.reshape([b, l, c])
+            // The padded tokens take part in attention (after the attention's own LayerNorm),
+            // exactly as in the official code.
+            let out = self.attn.forward(windows(x.clone(), hw, ws));
+            add_windows(x, out, hw, ws)
         };
-        let x = self.local_conv.forward_tokens(x + attn, (h, w));
+        let x = self.local_conv.forward_tokens(x, (h, w));
         self.mlp.residual(x)
     }
 }
