@@ -2,7 +2,10 @@
 // WebGPU, and onnxruntime-web running the official LiteMedSAM ONNX graphs (../shared/peers) in the
 // same browser, same run. Prints model load, encode and decode times as median (min–max), then
 // the ratios medseg / onnxruntime-web per backend. medseg's decode: the first box on each image
-// (the ratio's); also the third box, where the decoder reuses its image-only part.
+// (the ratio's); also the third box. On a 2D image the app prepares the decoder's image-only part
+// right after the encode, so both reuse it (native: `medseg bench`'s "third and later boxes"),
+// which onnxruntime-web's decoder graph computes every time. To compare two builds of the app,
+// tests/e2e/compare.mjs (paired, alternated encodes) resolves what separate runs cannot.
 //   node tests/e2e/bench.mjs [MODES] [RUNS]      (or scripts/bench-web.sh, which builds and installs)
 // MODES: comma-separated from cpu, cpu-1 (the CPU path's worker without helper threads for its
 // matrix products), cpu-page (the CPU path encoding on the page's thread instead of its worker), webgpu, ort-wasm, ort-wasm2, ort-webgpu, propagate, propagate1
@@ -76,8 +79,8 @@ async function benchApp(mode, origin) {
       // A box in the middle of the 512×512 image; the status reports the decode's own time.
       const r = await page.locator('#view').boundingBox();
       const at = (x, y) => [r.x + x * r.width / 512, r.y + y * r.height / 512];
-      // Three boxes on each image: the first prompt runs the whole decoder, the second also
-      // keeps the decoder's image-only part, the third reuses it (the time reported separately).
+      // Three boxes on each image (the decoder's image-only part prepared after the encode;
+      // volume slices would compute it at their second box): the first and the third timed.
       const boxes = [[200, 200, 260, 260], [180, 190, 280, 270], [210, 200, 270, 250]];
       for (const [k, [x0, y0, x1, y1]] of boxes.entries()) {
         const before = await page.textContent('#status');
