@@ -1,8 +1,9 @@
 // Paired comparison (not a test): two builds of the app (or one build with two sets of URL
 // parameters) open side by side in headless Chromium, CPU path, their encodes alternated so that
-// this machine's drift (±10–25 % within minutes) hits both alike. Prints each side's encode times
-// and the median of the paired ratios B/A; a change of a few percent shows where separate
-// bench.mjs runs cannot tell it from drift.
+// this machine's drift (±10–25 % within minutes) hits both alike; after each encode, three boxes
+// (the status line's "Mask in" times). Prints each side's encode and decode times and the medians
+// of the paired ratios B/A; a change of a few percent shows where separate bench.mjs runs cannot
+// tell it from drift.
 //   node tests/e2e/compare.mjs DIST_A[?PARAMS] DIST_B[?PARAMS] [PAIRS]
 // e.g. compare.mjs dist-old dist               (default params: backend=cpu)
 //      compare.mjs 'dist?backend=cpu' 'dist?backend=cpu&encoders=0'
@@ -33,7 +34,7 @@ for (const side of sides) {
   const page = ctx.pages()[0] || await ctx.newPage();
   await page.goto(`http://127.0.0.1:${server.address().port}/?${params}`);
   await page.waitForFunction(() => document.querySelector('.app')?.dataset.phase === 'idle', null, { timeout: 120_000 });
-  open.push({ side, page, ctx, server, userDir, ms: [] });
+  open.push({ side, page, ctx, server, userDir, ms: [], boxes: [] });
 }
 // The time the app reports for an encode of `image` (a new image each time, so never cached).
 const encode = async (page, image) => {
@@ -45,15 +46,44 @@ const encode = async (page, image) => {
   }, before, { timeout: 900_000 });
   return Number((await page.textContent('#status')).match(/encoded in (\d+) ms/)[1]);
 };
+// The decode times of three boxes drawn on the image just encoded.
+const boxes = async (page) => {
+  const r = await page.locator('#view').boundingBox();
+  const at = (x, y) => [r.x + x * r.width / 512, r.y + y * r.height / 512];
+  const ms = [];
+  for (const [x0, y0, x1, y1] of [[200, 200, 260, 260], [180, 190, 280, 270], [210, 200, 270, 250]]) {
+    const before = await page.textContent('#status');
+    await page.mouse.move(...at(x0, y0));
+    await page.mouse.down();
+    await page.mouse.move(...at(x1, y1), { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction((b) => {
+      const t = document.querySelector('#status')?.textContent ?? '';
+      return t !== b && /Mask in \d+ ms/.test(t);
+    }, before, { timeout: 120_000 });
+    ms.push(Number((await page.textContent('#status')).match(/Mask in (\d+) ms/)[1]));
+  }
+  return ms;
+};
 try {
   for (const o of open) await encode(o.page, IMAGES[0]); // warm-up
   for (let i = 0; i < PAIRS; i++) {
     // A then B, then B then A: neither side always runs right after the other's encode.
-    for (const o of (i % 2 ? [...open].reverse() : open)) o.ms.push(await encode(o.page, IMAGES[(i + 1) % 3]));
+    for (const o of (i % 2 ? [...open].reverse() : open)) {
+      o.ms.push(await encode(o.page, IMAGES[(i + 1) % 3]));
+      o.boxes.push(...await boxes(o.page));
+    }
   }
-  for (const o of open) console.log(`${o.side}: encode median ${median(o.ms)} ms (min ${Math.min(...o.ms)}): ${o.ms.join(' ')}`);
-  const ratios = open[1].ms.map((b, i) => b / open[0].ms[i]);
-  console.log(`paired ratio B/A: median ${median(ratios).toFixed(3)} (min ${Math.min(...ratios).toFixed(3)}, max ${Math.max(...ratios).toFixed(3)})`);
+  const paired = (what, a, b) => {
+    const r = b.map((x, i) => x / a[i]);
+    console.log(`paired ratio B/A, ${what}: median ${median(r).toFixed(3)} (min ${Math.min(...r).toFixed(3)}, max ${Math.max(...r).toFixed(3)})`);
+  };
+  for (const o of open) {
+    console.log(`${o.side}: encode median ${median(o.ms)} ms (min ${Math.min(...o.ms)}): ${o.ms.join(' ')}`);
+    console.log(`${o.side}: decode median ${median(o.boxes)} ms (min ${Math.min(...o.boxes)}): ${o.boxes.join(' ')}`);
+  }
+  paired('encode', open[0].ms, open[1].ms);
+  paired('decode', open[0].boxes, open[1].boxes);
 } finally {
   for (const o of open) {
     await o.ctx.close();
