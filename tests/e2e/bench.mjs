@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { serve } from './serve.mjs';
+import { decodeTimes } from './boxes.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const FIX = path.resolve(ROOT, '../shared/fixtures');
@@ -76,26 +77,10 @@ async function benchApp(mode, origin) {
         break;
       }
       encodes.push(Date.now() - t1);
-      // A box in the middle of the 512×512 image; the status reports the decode's own time.
-      const r = await page.locator('#view').boundingBox();
-      const at = (x, y) => [r.x + x * r.width / 512, r.y + y * r.height / 512];
-      // Three boxes on each image (the decoder's image-only part prepared after the encode;
-      // volume slices would compute it at their second box): the first and the third timed.
-      const boxes = [[200, 200, 260, 260], [180, 190, 280, 270], [210, 200, 270, 250]];
-      for (const [k, [x0, y0, x1, y1]] of boxes.entries()) {
-        const before = await page.textContent('#status');
-        await page.mouse.move(...at(x0, y0));
-        await page.mouse.down();
-        await page.mouse.move(...at(x1, y1), { steps: 4 });
-        await page.mouse.up();
-        await page.waitForFunction((b) => {
-          const t = document.querySelector('#status')?.textContent ?? '';
-          return t.startsWith('Mask in') && t !== b;
-        }, before, { timeout: TIMEOUT });
-        const ms = Number((await page.textContent('#status')).match(/Mask in (\d+) ms/)[1]);
-        if (k === 0) decodes.push(ms);
-        if (k === 2) later.push(ms);
-      }
+      // Three boxes (tests/e2e/boxes.mjs): the first and the third timed.
+      const [first, , third] = await decodeTimes(page, TIMEOUT);
+      decodes.push(first);
+      later.push(third);
     }
     return { mode, label: backend, load, first: encodes[0], encode: encodes.slice(1), decode: decodes, later, note };
   } finally {

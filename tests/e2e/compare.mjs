@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { serve } from './serve.mjs';
+import { decodeTimes } from './boxes.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const FIX = path.resolve(ROOT, '../shared/fixtures');
@@ -46,32 +47,13 @@ const encode = async (page, image) => {
   }, before, { timeout: 900_000 });
   return Number((await page.textContent('#status')).match(/encoded in (\d+) ms/)[1]);
 };
-// The decode times of three boxes drawn on the image just encoded.
-const boxes = async (page) => {
-  const r = await page.locator('#view').boundingBox();
-  const at = (x, y) => [r.x + x * r.width / 512, r.y + y * r.height / 512];
-  const ms = [];
-  for (const [x0, y0, x1, y1] of [[200, 200, 260, 260], [180, 190, 280, 270], [210, 200, 270, 250]]) {
-    const before = await page.textContent('#status');
-    await page.mouse.move(...at(x0, y0));
-    await page.mouse.down();
-    await page.mouse.move(...at(x1, y1), { steps: 4 });
-    await page.mouse.up();
-    await page.waitForFunction((b) => {
-      const t = document.querySelector('#status')?.textContent ?? '';
-      return t !== b && /Mask in \d+ ms/.test(t);
-    }, before, { timeout: 120_000 });
-    ms.push(Number((await page.textContent('#status')).match(/Mask in (\d+) ms/)[1]));
-  }
-  return ms;
-};
 try {
   for (const o of open) await encode(o.page, IMAGES[0]); // warm-up
   for (let i = 0; i < PAIRS; i++) {
     // A then B, then B then A: neither side always runs right after the other's encode.
     for (const o of (i % 2 ? [...open].reverse() : open)) {
       o.ms.push(await encode(o.page, IMAGES[(i + 1) % 3]));
-      o.boxes.push(...await boxes(o.page));
+      o.boxes.push(...await decodeTimes(o.page, 120_000));
     }
   }
   const paired = (what, a, b) => {
