@@ -44,9 +44,7 @@ pub fn redraw(s: &State) {
             .zip(&o.mask)
             .filter(|(_, m)| **m > 0)
         {
-            for c in 0..3 {
-                px[c] = table[c][px[c] as usize];
-            }
+            tint(px, &table);
         }
     }
     let ctx = put(&c, &rgba, w, h);
@@ -104,6 +102,13 @@ fn blend_table(color: [u8; 3], alpha: f32) -> [[u8; 256]; 3] {
     color.map(|c| std::array::from_fn(|v| (v as f32 * (1.0 - alpha) + c as f32 * alpha) as u8))
 }
 
+/// One RGBA pixel's colour through a [`blend_table`].
+fn tint(px: &mut [u8], table: &[[u8; 256]; 3]) {
+    for c in 0..3 {
+        px[c] = table[c][px[c] as usize];
+    }
+}
+
 /// Sizes the canvas to w×h and puts the pixels; returns its 2D context.
 fn put(c: &HtmlCanvasElement, rgba: &[u8], w: usize, h: usize) -> CanvasRenderingContext2d {
     if c.width() as usize != w || c.height() as usize != h {
@@ -146,10 +151,7 @@ pub fn draw_ortho(s: &State) {
             };
             for col in 0..cols {
                 if mask.get(in_slice(col)).is_some_and(|&m| m > 0) {
-                    let px = &mut rgba[(row * cols + col) * 4..][..3];
-                    for c in 0..3 {
-                        px[c] = table[c][px[c] as usize];
-                    }
+                    tint(&mut rgba[(row * cols + col) * 4..][..4], &table);
                 }
             }
         }

@@ -282,10 +282,10 @@ impl MedSam {
         mp: &Prompt,
     ) -> Result<Prediction> {
         let side = &emb.decoder;
-        let later = side.prompts.fetch_add(1, Ordering::Relaxed) > 0;
-        let keys = match side.keys.get() {
-            Some(k) => Some(k),
-            None => later.then(|| side.keys.get_or_init(|| self.model.image_keys(&emb.tensor))),
+        // From the second prompt on, computed if not prepared; before it, used if prepared.
+        let keys = match side.prompts.fetch_add(1, Ordering::Relaxed) {
+            0 => side.keys.get(),
+            _ => Some(side.keys.get_or_init(|| self.model.image_keys(&emb.tensor))),
         };
         let out = self.model.decode(&emb.tensor, mp, false, keys)?;
         let [_, _, lh, lw] = out.logits.dims();
