@@ -260,8 +260,23 @@ fn spawn_embed(ui: Ui) {
         let ready = with(|s| Some((s.model.clone()?, s.embedding.clone()?)));
         if let (Some((model, emb)), false) = (ready, volume::is_open()) {
             model.prepare_prompts(&emb);
+            warm_decoder(&model, &emb).await;
         }
     });
+}
+
+/// The page's first decode runs 30–70 ms slower than the later ones (its code not yet optimised
+/// by the engine, its buffers fresh memory); one box decoded and thrown away after the first
+/// encode, while the user reaches for theirs, takes that off the user's first box.
+async fn warm_decoder(model: &MedSam, emb: &crate::pipeline::medsam::ImageEmbedding) {
+    thread_local!(static WARM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if WARM.with(|w| w.replace(true)) {
+        return;
+    }
+    web::yield_now().await;
+    let (w, h) = (emb.width as f32, emb.height as f32);
+    let middle = [w * 0.25, h * 0.25, w * 0.75, h * 0.75];
+    let _ = model.predict(emb, &UserPrompt::from_box(middle)).await;
 }
 
 async fn embed_current(ui: Ui) {
