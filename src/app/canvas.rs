@@ -48,6 +48,7 @@ pub fn redraw(s: &State) {
         }
     }
     let ctx = put(&c, &rgba, w, h);
+    fit(&c, w, h, s.zoom);
     // A box being dragged changes nothing the plane shows; skip its work on every mouse move.
     if s.drag_box.is_none() {
         draw_ortho(s);
@@ -122,6 +123,22 @@ fn put(c: &HtmlCanvasElement, rgba: &[u8], w: usize, h: usize) -> CanvasRenderin
         let _ = ctx.put_image_data(&data, 0.0, 0.0);
     }
     ctx
+}
+
+/// Shows the image as large as the viewer allows (enlarged or reduced) times the user's zoom:
+/// a 256² MR slice and a 3000² radiograph both fill the screen at zoom 1.
+fn fit(c: &HtmlCanvasElement, w: usize, h: usize, zoom: f64) {
+    let Some(viewer) = c.parent_element() else {
+        return;
+    };
+    // Inside the viewer's padding (12 px a side, style.css); whole pixels, so that an exact fit
+    // never overflows into scroll bars.
+    let room = |v: i32| (v - 24).max(16) as f64;
+    let scale = (room(viewer.client_width()) / w as f64).min(room(viewer.client_height()) / h as f64);
+    let style = c.style();
+    for (prop, px) in [("width", w), ("height", h)] {
+        let _ = style.set_property(prop, &format!("{}px", (px as f64 * scale * zoom).floor()));
+    }
 }
 
 /// The Volume panel's coronal/sagittal plane through the selected object's centre (or the

@@ -129,6 +129,8 @@ impl State {
     /// Forgets the annotations and view settings of the previous image or volume.
     pub fn clear_work(&mut self) {
         self.objects.clear();
+        // A new scan's objects are numbered (and coloured) from the first again.
+        self.next_id = 0;
         self.undo.clear();
         self.redo.clear();
         self.selected = None;

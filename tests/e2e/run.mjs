@@ -230,6 +230,21 @@ async function checks(mode, ctx, origin) {
     assert(d >= 0.98, `Dice ${d}`);
   });
 
+  await check(`${prefix} the image fills the viewer; + and − zoom, 0 fits again`, async () => {
+    const size = async () => {
+      const [v, c] = await Promise.all(['.viewer', '#view'].map((s) => page.locator(s).evaluate((e) => [e.clientWidth, e.clientHeight])));
+      return { room: Math.min(v[0], v[1]) - 24, w: c[0], h: c[1] };
+    };
+    const fit = await size();
+    // The 512² slice, shown as large as the viewer allows (its smaller side, inside the padding).
+    assert(fit.w === fit.h && Math.abs(fit.w - fit.room) <= 1 && fit.w > 512, `fitted: ${JSON.stringify(fit)}`);
+    await page.keyboard.press('+');
+    const zoomed = await size();
+    assert(Math.abs(zoomed.w - fit.w * 1.25) <= 2, `zoomed: ${zoomed.w} px from ${fit.w}`);
+    await page.keyboard.press('0');
+    assert((await size()).w === fit.w, 'not fitted again after 0');
+  });
+
   // After the WebGPU segmentation: from here on the page computes on the CPU.
   if (mode === 'webgpu') await check(`${prefix} a lost GPU: the page says so, goes on on the CPU (segments like the official model), trained weights kept`, async () => {
     const n = await page.evaluate(() => (self.__medsegGpuDevices || []).length);
@@ -356,6 +371,9 @@ async function checks(mode, ctx, origin) {
     const d = lung2Dice(await exportMask(page, 'mask-after-worker-failure.png'));
     console.log(`  ${prefix} after a worker failure (${workers.length} worker(s)): ${await page.textContent('#status')} Dice ${d.toFixed(4)}`);
     assert(d >= 0.98, `Dice ${d}`);
+    // A newly opened scan numbers its objects from 1 again.
+    const names = await page.locator('.objects li').evaluateAll((ls) => ls.map((l) => l.textContent.replace(l.querySelector('small')?.textContent ?? '', '').trim()));
+    assert(names.join() === 'Object 1', `objects after opening a new scan: ${names.join(' | ')}`);
   });
 
   if (mode === 'cpu') await check(`${prefix} an engine without relaxed SIMD: the plain matrix tile segments the same`, async () => {
