@@ -583,15 +583,18 @@ pub fn App() -> impl IntoView {
     spawn_local(generate::restore(g));
     spawn_local(autosave::restore(ui, v, t));
 
-    // Mouse state for the current drag: (button, start x, start y, start level, start width).
-    let drag = StoredValue::new(None::<(i16, f32, f32, f64, f64)>);
+    // Mouse state for the current drag: (button, start x, start y (image pixels), start level,
+    // start width, start position on the screen).
+    let drag = StoredValue::new(None::<(i16, f32, f32, f64, f64, (i32, i32))>);
+    // Where the brush or eraser last painted in this drag (a stroke joins its mouse positions).
+    let last_paint = StoredValue::new((0f32, 0f32));
 
     let on_down = move |ev: MouseEvent| {
         let Some(c) = canvas::canvas() else { return };
         ev.prevent_default();
         let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
         let (lv, wd) = with(|s| (s.level, s.width));
-        drag.set_value(Some((ev.button(), x, y, lv, wd)));
+        drag.set_value(Some((ev.button(), x, y, lv, wd, (ev.client_x(), ev.client_y()))));
         if ev.button() == 0 {
             match ui.tool.get_untracked() {
                 Tool::Box => with(|s| s.drag_box = Some([x, y, x, y])),
@@ -601,21 +604,24 @@ pub fn App() -> impl IntoView {
                     }
                     with(|s| s.checkpoint());
                     paint(x, y, ui.brush.get_untracked(), (t == Tool::Brush) as u8);
+                    last_paint.set_value((x, y));
                     ui.sync();
                 }
             }
         }
     };
     let on_move = move |ev: MouseEvent| {
-        let (Some(c), Some((button, x0, y0, lv, wd))) = (canvas::canvas(), drag.get_value()) else {
+        let (Some(c), Some((button, x0, y0, lv, wd, (sx, sy)))) = (canvas::canvas(), drag.get_value())
+        else {
             return;
         };
         let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
         match (button, ui.tool.get_untracked()) {
             (2, _) => with(|s| {
-                // Right-drag: horizontal = width, vertical = level.
-                s.width = (wd + (x - x0) as f64).clamp(1.0, 512.0);
-                s.level = (lv + (y - y0) as f64).clamp(-128.0, 384.0);
+                // Right-drag: horizontal = width, vertical = level, a grey value per screen pixel
+                // (not per image pixel: a large radiograph shown small would jump).
+                s.width = (wd + (ev.client_x() - sx) as f64).clamp(1.0, 512.0);
+                s.level = (lv + (ev.client_y() - sy) as f64).clamp(-128.0, 384.0);
                 canvas::redraw(s);
             }),
             (0, Tool::Box) => with(|s| {
@@ -623,7 +629,15 @@ pub fn App() -> impl IntoView {
                 canvas::redraw(s);
             }),
             (0, t) => {
-                paint(x, y, ui.brush.get_untracked(), (t == Tool::Brush) as u8);
+                let (radius, value) = (ui.brush.get_untracked(), (t == Tool::Brush) as u8);
+                // Mouse moves arrive tens of pixels apart in a quick stroke: paint the way between.
+                let (px, py) = last_paint.get_value();
+                let steps = ((x - px).hypot(y - py) / (radius as f32 / 2.0).max(0.5)).ceil().max(1.0);
+                for k in 1..=steps as usize {
+                    let f = k as f32 / steps;
+                    paint(px + (x - px) * f, py + (y - py) * f, radius, value);
+                }
+                last_paint.set_value((x, y));
                 with(|s| canvas::redraw(s));
             }
             _ => {}

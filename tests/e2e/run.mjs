@@ -245,6 +245,46 @@ async function checks(mode, ctx, origin) {
     assert((await size()).w === fit.w, 'not fitted again after 0');
   });
 
+  await check(`${prefix} brush and eraser paint whole strokes, however fast; undo takes them back`, async () => {
+    const px = async () => Number((await page.textContent('.objects li.selected small')).match(/(\d+) px/)[1]);
+    const r = await page.locator('#view').boundingBox();
+    const at = (x, y) => [r.x + (x + 0.5) * r.width / 512, r.y + (y + 0.5) * r.height / 512];
+    // One quick move: the page sees only the stroke's two ends (far from the lung2 mask).
+    const stroke = async (key) => {
+      await page.keyboard.press(key);
+      await page.mouse.move(...at(40, 470));
+      await page.mouse.down();
+      await page.mouse.move(...at(240, 470), { steps: 1 });
+      await page.mouse.up();
+    };
+    const n0 = await px();
+    await stroke('r');
+    const n1 = await px();
+    // Radius 6 (the default): 200 px long, 13 wide, round ends.
+    assert(n1 - n0 >= 200 * 12, `the brush stroke added ${n1 - n0} px`);
+    await stroke('e');
+    assert(await px() === n0, `the eraser along the same stroke left ${await px()} px of ${n0}`);
+    await page.keyboard.press('Control+z');
+    assert(await px() === n1, 'undo did not bring the stroke back');
+    await page.keyboard.press('Control+z');
+    assert(await px() === n0, 'undo did not take the stroke away');
+    await page.keyboard.press('b');
+    // Right-drag: window/level by screen pixels; dragging back restores the display exactly.
+    const grey = () => page.evaluate(() => [...document.querySelector('#view').getContext('2d').getImageData(256, 420, 1, 1).data].slice(0, 3).join());
+    const g0 = await grey();
+    const wl = async (dx, dy) => {
+      await page.mouse.move(r.x + r.width / 2, r.y + r.height / 2);
+      await page.mouse.down({ button: 'right' });
+      await page.mouse.move(r.x + r.width / 2 + dx, r.y + r.height / 2 + dy, { steps: 3 });
+      await page.mouse.up({ button: 'right' });
+    };
+    await wl(-120, 60);
+    const g1 = await grey();
+    assert(g1 !== g0, `right-drag left the display as it was (${g0})`);
+    await wl(120, -60);
+    assert(await grey() === g0, `dragging back gave ${await grey()}, was ${g0}`);
+  });
+
   // After the WebGPU segmentation: from here on the page computes on the CPU.
   if (mode === 'webgpu') await check(`${prefix} a lost GPU: the page says so, goes on on the CPU (segments like the official model), trained weights kept`, async () => {
     const n = await page.evaluate(() => (self.__medsegGpuDevices || []).length);
