@@ -626,7 +626,7 @@ pub fn App() -> impl IntoView {
             }),
             (0, Tool::Box) => with(|s| {
                 s.drag_box = Some([x0.min(x), y0.min(y), x0.max(x), y0.max(y)]);
-                canvas::redraw(s);
+                canvas::redraw_boxes(s);
             }),
             (0, t) => {
                 let (radius, value) = (ui.brush.get_untracked(), (t == Tool::Brush) as u8);
