@@ -57,7 +57,7 @@ pub fn redraw(s: &State) {
     }
     let (ctx, frame) = put(&c, &rgba, w, h);
     FRAME.set(frame);
-    fit(&c, w, h, s.zoom);
+    fit(&c, w, h, s.zoom, s.pan);
     // A box being dragged changes nothing the plane shows; skip its work on every mouse move.
     if s.drag_box.is_none() {
         draw_ortho(s);
@@ -165,20 +165,41 @@ fn put(
     (ctx, data)
 }
 
-/// Shows the image as large as the viewer allows (enlarged or reduced) times the user's zoom:
-/// a 256² MR slice and a 3000² radiograph both fill the screen at zoom 1.
-fn fit(c: &HtmlCanvasElement, w: usize, h: usize, zoom: f64) {
+/// Sizes and places the viewer's image for the zoom and pan (no pixels redrawn).
+pub fn place(s: &State) {
+    if let (Some(c), Some(img)) = (canvas(), s.display.as_ref()) {
+        fit(&c, img.width, img.height, s.zoom, s.pan);
+    }
+}
+
+/// Shows the image as large as the viewer allows (enlarged or reduced) times the user's zoom,
+/// moved from the viewer's middle by the user's pan: a 256² MR slice and a 3000² radiograph
+/// both fill the screen at zoom 1.
+fn fit(c: &HtmlCanvasElement, w: usize, h: usize, zoom: f64, (px, py): (f64, f64)) {
     let Some(viewer) = c.parent_element() else {
         return;
     };
-    // Inside the viewer's padding (12 px a side, style.css); whole pixels, so that an exact fit
-    // never overflows into scroll bars.
+    // Inside the viewer's padding (12 px a side); whole pixels.
     let room = |v: i32| (v - 24).max(16) as f64;
-    let scale = (room(viewer.client_width()) / w as f64).min(room(viewer.client_height()) / h as f64);
+    let (vw, vh) = (viewer.client_width(), viewer.client_height());
+    let scale = (room(vw) / w as f64).min(room(vh) / h as f64) * zoom;
+    let (cw, ch) = ((w as f64 * scale).floor(), (h as f64 * scale).floor());
+    // Never panned out of sight: at least 32 px of the image stay in the viewer.
+    let keep = |p: f64, size: f64, view: i32| {
+        let max = ((size + view as f64) / 2.0 - 32.0).max(0.0);
+        p.clamp(-max, max).round()
+    };
     let style = c.style();
-    for (prop, px) in [("width", w), ("height", h)] {
-        let _ = style.set_property(prop, &format!("{}px", (px as f64 * scale * zoom).floor()));
-    }
+    let _ = style.set_property("width", &format!("{cw}px"));
+    let _ = style.set_property("height", &format!("{ch}px"));
+    let _ = style.set_property(
+        "transform",
+        &format!(
+            "translate(calc(-50% + {}px), calc(-50% + {}px))",
+            keep(px, cw, vw),
+            keep(py, ch, vh)
+        ),
+    );
 }
 
 /// The Volume panel's coronal/sagittal plane through the selected object's centre (or the

@@ -537,10 +537,35 @@ fn export_all(ui: Ui) {
     }
 }
 
-fn zoom(f: impl Fn(f64) -> f64) {
+/// Zooms the viewer, keeping the image point under `at` (a screen position; the viewer's
+/// middle when None) where it was.
+fn zoom(f: impl Fn(f64) -> f64, at: Option<(f64, f64)>) {
+    let Some((c, viewer)) = canvas::canvas().and_then(|c| Some((c.clone(), c.parent_element()?)))
+    else {
+        return;
+    };
+    let v = viewer.get_bounding_client_rect();
+    let (mx, my) = (v.left() + v.width() / 2.0, v.top() + v.height() / 2.0);
+    let (x, y) = at.unwrap_or((mx, my));
+    let r = c.get_bounding_client_rect();
+    // The point's place on the image, as fractions of its shown size.
+    let fx = (x - r.left()) / r.width().max(1.0);
+    let fy = (y - r.top()) / r.height().max(1.0);
     with(|s| {
-        s.zoom = f(s.zoom).clamp(0.25, 8.0);
-        canvas::redraw(s);
+        let z = f(s.zoom).clamp(0.25, 8.0);
+        // The image's shown size scales with the zoom; its middle sits at the viewer's plus pan.
+        let (w, h) = (r.width() * z / s.zoom, r.height() * z / s.zoom);
+        s.pan = (x - mx + w * (0.5 - fx), y - my + h * (0.5 - fy));
+        s.zoom = z;
+        canvas::place(s);
+    });
+}
+
+/// Back to the whole image filling the viewer.
+fn fit_view() {
+    with(|s| {
+        (s.zoom, s.pan) = (1.0, (0.0, 0.0));
+        canvas::place(s);
     });
 }
 
@@ -565,6 +590,20 @@ fn delete_selected(ui: Ui) {
     ui.sync();
 }
 
+/// The mouse drag under way on the viewer.
+#[derive(Clone, Copy)]
+struct Drag {
+    button: i16,
+    /// Where it started, in image pixels.
+    at: (f32, f32),
+    /// The window/level when it started.
+    level: f64,
+    width: f64,
+    /// Where it started on the screen, and the image's pan then.
+    screen: (i32, i32),
+    pan: (f64, f64),
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     let ui = Ui::new();
@@ -583,9 +622,7 @@ pub fn App() -> impl IntoView {
     spawn_local(generate::restore(g));
     spawn_local(autosave::restore(ui, v, t));
 
-    // Mouse state for the current drag: (button, start x, start y (image pixels), start level,
-    // start width, start position on the screen).
-    let drag = StoredValue::new(None::<(i16, f32, f32, f64, f64, (i32, i32))>);
+    let drag = StoredValue::new(None::<Drag>);
     // Where the brush or eraser last painted in this drag (a stroke joins its mouse positions).
     let last_paint = StoredValue::new((0f32, 0f32));
 
@@ -594,7 +631,14 @@ pub fn App() -> impl IntoView {
         ev.prevent_default();
         let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
         let (lv, wd) = with(|s| (s.level, s.width));
-        drag.set_value(Some((ev.button(), x, y, lv, wd, (ev.client_x(), ev.client_y()))));
+        drag.set_value(Some(Drag {
+            button: ev.button(),
+            at: (x, y),
+            level: lv,
+            width: wd,
+            screen: (ev.client_x(), ev.client_y()),
+            pan: with(|s| s.pan),
+        }));
         if ev.button() == 0 {
             match ui.tool.get_untracked() {
                 Tool::Box => with(|s| s.drag_box = Some([x, y, x, y])),
@@ -611,17 +655,23 @@ pub fn App() -> impl IntoView {
         }
     };
     let on_move = move |ev: MouseEvent| {
-        let (Some(c), Some((button, x0, y0, lv, wd, (sx, sy)))) = (canvas::canvas(), drag.get_value())
-        else {
+        let (Some(c), Some(d)) = (canvas::canvas(), drag.get_value()) else {
             return;
         };
+        let ((x0, y0), (sx, sy)) = (d.at, d.screen);
         let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
-        match (button, ui.tool.get_untracked()) {
+        match (d.button, ui.tool.get_untracked()) {
+            // Middle-drag pans.
+            (1, _) => with(|s| {
+                let (dx, dy) = ((ev.client_x() - sx) as f64, (ev.client_y() - sy) as f64);
+                s.pan = (d.pan.0 + dx, d.pan.1 + dy);
+                canvas::place(s);
+            }),
             (2, _) => with(|s| {
                 // Right-drag: horizontal = width, vertical = level, a grey value per screen pixel
                 // (not per image pixel: a large radiograph shown small would jump).
-                s.width = (wd + (ev.client_x() - sx) as f64).clamp(1.0, 512.0);
-                s.level = (lv + (ev.client_y() - sy) as f64).clamp(-128.0, 384.0);
+                s.width = (d.width + (ev.client_x() - sx) as f64).clamp(1.0, 512.0);
+                s.level = (d.level + (ev.client_y() - sy) as f64).clamp(-128.0, 384.0);
                 canvas::redraw(s);
             }),
             (0, Tool::Box) => with(|s| {
@@ -644,7 +694,7 @@ pub fn App() -> impl IntoView {
         }
     };
     let on_up = move |_ev: MouseEvent| {
-        let Some((button, ..)) = drag.get_value() else {
+        let Some(Drag { button, .. }) = drag.get_value() else {
             return;
         };
         drag.set_value(None);
@@ -704,9 +754,9 @@ pub fn App() -> impl IntoView {
             ("r", false) => ui.tool.set(Tool::Brush),
             ("e", false) => ui.tool.set(Tool::Eraser),
             ("Delete" | "Backspace", false) => delete_selected(ui),
-            ("+" | "=", false) => zoom(|z| z * 1.25),
-            ("-", false) => zoom(|z| z / 1.25),
-            ("0", false) => zoom(|_| 1.0),
+            ("+" | "=", false) => zoom(|z| z * 1.25, None),
+            ("-", false) => zoom(|z| z / 1.25, None),
+            ("0", false) => fit_view(),
             ("ArrowUp" | "PageUp", false) if volume::is_open() => {
                 volume::step(ui, v, if ev.key() == "PageUp" { 10 } else { 1 })
             }
@@ -744,7 +794,8 @@ pub fn App() -> impl IntoView {
                 <section class="viewer" on:dragover=|ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop
                     on:wheel=move |ev: web_sys::WheelEvent| if ev.ctrl_key() {
                         ev.prevent_default();
-                        zoom(|z| if ev.delta_y() < 0.0 { z * 1.1 } else { z / 1.1 });
+                        let at = Some((ev.client_x() as f64, ev.client_y() as f64));
+                        zoom(|z| if ev.delta_y() < 0.0 { z * 1.1 } else { z / 1.1 }, at);
                     } else if volume::is_open() {
                         ev.prevent_default();
                         volume::step(ui, v, if ev.delta_y() < 0.0 { 1 } else { -1 });
@@ -785,7 +836,7 @@ pub fn App() -> impl IntoView {
                             <button title="Redo (Ctrl+Shift+Z)" on:click=move |_| undo(ui, true)>"Redo"</button>
                             <button title="Clear all objects" on:click=move |_| { with(|s| { s.checkpoint(); s.objects.clear(); s.selected = None; }); ui.sync(); }>"Clear"</button>
                         </div>
-                        <p class="hint">"Right-drag: window/level · Ctrl+wheel or +/−: zoom"</p>
+                        <p class="hint">"Right-drag: window/level · Ctrl+wheel or +/−: zoom · middle-drag: pan"</p>
                     </div>
                     <div class="panel">
                         <h3>"Objects"</h3>

@@ -84,6 +84,8 @@ pub struct State {
     pub opacity: f64,
     /// Display zoom relative to fitting the viewer.
     pub zoom: f64,
+    /// How far the image is moved from the viewer's middle, in CSS pixels.
+    pub pan: (f64, f64),
     /// Box being dragged, image pixels.
     pub drag_box: Option<[f32; 4]>,
     pub next_id: usize,
@@ -137,6 +139,8 @@ impl State {
         self.reference = None;
         self.level = 127.5;
         self.width = 255.0;
+        self.zoom = 1.0;
+        self.pan = (0.0, 0.0);
     }
 
     /// Records the current objects so the next change can be undone.

@@ -243,6 +243,30 @@ async function checks(mode, ctx, origin) {
     assert(Math.abs(zoomed.w - fit.w * 1.25) <= 2, `zoomed: ${zoomed.w} px from ${fit.w}`);
     await page.keyboard.press('0');
     assert((await size()).w === fit.w, 'not fitted again after 0');
+    // Ctrl+wheel zooms about the pointer: the image point under it stays under it.
+    const under = async (x, y) => {
+      const r = await page.locator('#view').boundingBox();
+      return [(x - r.x) / r.width * 512, (y - r.y) / r.height * 512];
+    };
+    const r0 = await page.locator('#view').boundingBox();
+    const [px, py] = [r0.x + r0.width * 0.7, r0.y + r0.height * 0.3];
+    const p0 = await under(px, py);
+    await page.mouse.move(px, py);
+    await page.keyboard.down('Control');
+    for (let k = 0; k < 6; k++) await page.mouse.wheel(0, -100);
+    await page.keyboard.up('Control');
+    const z = await size();
+    const p1 = await under(px, py);
+    assert(z.w > fit.w * 1.5, `Ctrl+wheel zoomed to ${z.w} px from ${fit.w}`);
+    assert(Math.hypot(p1[0] - p0[0], p1[1] - p0[1]) < 2, `the point under the pointer moved from ${p0} to ${p1}`);
+    // Middle-drag pans: the image moves with the pointer.
+    await page.mouse.down({ button: 'middle' });
+    await page.mouse.move(px - 80, py - 50, { steps: 4 });
+    await page.mouse.up({ button: 'middle' });
+    const p2 = await under(px - 80, py - 50);
+    assert(Math.hypot(p2[0] - p0[0], p2[1] - p0[1]) < 2, `after a middle-drag the image point under the pointer is ${p2}, was ${p0}`);
+    await page.keyboard.press('0');
+    assert((await size()).w === fit.w, 'not fitted again after 0');
   });
 
   await check(`${prefix} brush and eraser paint whole strokes, however fast; undo takes them back`, async () => {
