@@ -50,6 +50,8 @@ struct Ui {
     opacity: RwSignal<f64>,
     metrics: RwSignal<Option<(f64, f64)>>,
     image_name: RwSignal<String>,
+    /// The pixel under the pointer and its value.
+    readout: RwSignal<String>,
 }
 
 impl Ui {
@@ -67,6 +69,7 @@ impl Ui {
             opacity: RwSignal::new(0.45),
             metrics: RwSignal::new(None),
             image_name: RwSignal::new(String::new()),
+            readout: RwSignal::new(String::new()),
         }
     }
 
@@ -590,6 +593,24 @@ fn delete_selected(ui: Ui) {
     ui.sync();
 }
 
+/// The pixel at image position (x, y) and its value: on a volume the scan's own (HU on CT) on
+/// the slice in view, else the grey level; None outside the image.
+fn readout(s: &state::State, x: f32, y: f32) -> Option<String> {
+    let img = s.display.as_ref()?;
+    let (xi, yi) = (x.floor() as usize, y.floor() as usize);
+    if x < 0.0 || y < 0.0 || xi >= img.width || yi >= img.height {
+        return None;
+    }
+    Some(match &s.volume {
+        Some(v) => {
+            let [w, h, _] = v.volume.size;
+            let value = v.volume.data.get((v.z * h + yi) * w + xi)?;
+            format!("x {xi} · y {yi} — {value:.1}")
+        }
+        None => format!("x {xi} · y {yi} — {}", img.data[yi * img.width + xi]),
+    })
+}
+
 /// The mouse drag under way on the viewer.
 #[derive(Clone, Copy)]
 struct Drag {
@@ -655,7 +676,12 @@ pub fn App() -> impl IntoView {
         }
     };
     let on_move = move |ev: MouseEvent| {
-        let (Some(c), Some(d)) = (canvas::canvas(), drag.get_value()) else {
+        let Some(c) = canvas::canvas() else {
+            return;
+        };
+        let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
+        ui.readout.set(with(|s| readout(s, x, y)).unwrap_or_default());
+        let Some(d) = drag.get_value() else {
             return;
         };
         let ((x0, y0), (sx, sy)) = (d.at, d.screen);
@@ -807,7 +833,8 @@ pub fn App() -> impl IntoView {
                     </Show>
                     <canvas id="view"
                         class:hidden=move || ui.image_name.get().is_empty()
-                        on:mousedown=on_down on:mousemove=on_move on:mouseup=on_up on:mouseleave=on_up
+                        on:mousedown=on_down on:mousemove=on_move on:mouseup=on_up
+                        on:mouseleave=move |ev| { ui.readout.set(String::new()); on_up(ev) }
                         on:contextmenu=|ev: MouseEvent| ev.prevent_default()></canvas>
                 </section>
                 <aside>
@@ -870,6 +897,7 @@ pub fn App() -> impl IntoView {
             </main>
             <footer>
                 <div class="status" id="status">{move || ui.status.get()}</div>
+                <div class="readout" id="readout">{move || ui.readout.get()}</div>
                 <Show when=move || ui.progress.get().is_some() fallback=|| ()>
                     <div class="progress" class:indeterminate=move || ui.progress.get().unwrap_or(0.0) < 0.0>
                         <div style:width=move || format!("{}%", (ui.progress.get().unwrap_or(0.0).max(0.0) * 100.0) as i32)></div>

@@ -307,6 +307,10 @@ async function checks(mode, ctx, origin) {
     assert(g1 !== g0, `right-drag left the display as it was (${g0})`);
     await wl(120, -60);
     assert(await grey() === g0, `dragging back gave ${await grey()}, was ${g0}`);
+    // The pixel under the pointer and its value (the fixture's grey there: 184).
+    await page.mouse.move(...at(256, 420));
+    const readout = await page.textContent('#readout');
+    assert(readout === 'x 256 · y 420 — 184', `readout "${readout}"`);
   });
 
   // After the WebGPU segmentation: from here on the page computes on the CPU.
