@@ -680,7 +680,8 @@ pub fn App() -> impl IntoView {
             return;
         };
         let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
-        ui.readout.set(with(|s| readout(s, x, y)).unwrap_or_default());
+        ui.readout
+            .set(with(|s| readout(s, x, y)).unwrap_or_default());
         let Some(d) = drag.get_value() else {
             return;
         };
@@ -708,7 +709,9 @@ pub fn App() -> impl IntoView {
                 let (radius, value) = (ui.brush.get_untracked(), (t == Tool::Brush) as u8);
                 // Mouse moves arrive tens of pixels apart in a quick stroke: paint the way between.
                 let (px, py) = last_paint.get_value();
-                let steps = ((x - px).hypot(y - py) / (radius as f32 / 2.0).max(0.5)).ceil().max(1.0);
+                let steps = ((x - px).hypot(y - py) / (radius as f32 / 2.0).max(0.5))
+                    .ceil()
+                    .max(1.0);
                 for k in 1..=steps as usize {
                     let f = k as f32 / steps;
                     paint(px + (x - px) * f, py + (y - py) * f, radius, value);
