@@ -24,7 +24,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use state::with;
 use wasm_bindgen::JsCast;
-use web_sys::{HtmlInputElement, MouseEvent};
+use web_sys::{HtmlCanvasElement, HtmlInputElement, MouseEvent};
 
 const MODEL_PATH: &str = "models/litemedsam.int8.medseg";
 
@@ -52,6 +52,8 @@ struct Ui {
     image_name: RwSignal<String>,
     /// The pixel under the pointer and its value.
     readout: RwSignal<String>,
+    /// The brush's outline under the pointer: its centre in the viewer and its diameter (CSS px).
+    brush_ring: RwSignal<Option<(f64, f64, f64)>>,
 }
 
 impl Ui {
@@ -70,6 +72,7 @@ impl Ui {
             metrics: RwSignal::new(None),
             image_name: RwSignal::new(String::new()),
             readout: RwSignal::new(String::new()),
+            brush_ring: RwSignal::new(None),
         }
     }
 
@@ -611,6 +614,22 @@ fn readout(s: &state::State, x: f32, y: f32) -> Option<String> {
     })
 }
 
+/// Where the brush or eraser would paint: a ring of its size at the pointer (None for boxes).
+fn brush_ring(c: &HtmlCanvasElement, ev: &MouseEvent, ui: Ui) -> Option<(f64, f64, f64)> {
+    if ui.tool.get_untracked() == Tool::Box {
+        return None;
+    }
+    let viewer = c.parent_element()?.get_bounding_client_rect();
+    // CSS pixels per image pixel; `paint` fills a disc 2·radius + 1 pixels across.
+    let scale = c.client_width() as f64 / c.width().max(1) as f64;
+    let across = (2.0 * ui.brush.get_untracked() + 1.0) * scale;
+    Some((
+        ev.client_x() as f64 - viewer.left(),
+        ev.client_y() as f64 - viewer.top(),
+        across,
+    ))
+}
+
 /// The mouse drag under way on the viewer.
 #[derive(Clone, Copy)]
 struct Drag {
@@ -682,6 +701,7 @@ pub fn App() -> impl IntoView {
         let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
         ui.readout
             .set(with(|s| readout(s, x, y)).unwrap_or_default());
+        ui.brush_ring.set(brush_ring(&c, &ev, ui));
         let Some(d) = drag.get_value() else {
             return;
         };
@@ -834,10 +854,14 @@ pub fn App() -> impl IntoView {
                             <small>"Images never leave this computer."</small></div> }>
                         {()}
                     </Show>
+                    {move || ui.brush_ring.get().map(|(x, y, d)| view! {
+                        <div class="brush-ring" style:left=format!("{x}px") style:top=format!("{y}px")
+                            style:width=format!("{d}px") style:height=format!("{d}px")></div>
+                    })}
                     <canvas id="view"
                         class:hidden=move || ui.image_name.get().is_empty()
                         on:mousedown=on_down on:mousemove=on_move on:mouseup=on_up
-                        on:mouseleave=move |ev| { ui.readout.set(String::new()); on_up(ev) }
+                        on:mouseleave=move |ev| { ui.readout.set(String::new()); ui.brush_ring.set(None); on_up(ev) }
                         on:contextmenu=|ev: MouseEvent| ev.prevent_default()></canvas>
                 </section>
                 <aside>

@@ -284,6 +284,11 @@ async function checks(mode, ctx, origin) {
     const n0 = await px();
     await stroke('r');
     const n1 = await px();
+    // The brush's outline at the pointer: 13 image pixels across (radius 6), centred on it.
+    const ring = await page.locator('.brush-ring').boundingBox();
+    const [ex, ey] = at(240, 470);
+    assert(Math.abs(ring.width - 13 * r.width / 512) < 1.5 && Math.hypot(ring.x + ring.width / 2 - ex, ring.y + ring.height / 2 - ey) < 1.5,
+      `brush outline ${JSON.stringify(ring)} at the pointer ${ex},${ey}`);
     // Radius 6 (the default): 200 px long, 13 wide, round ends.
     assert(n1 - n0 >= 200 * 12, `the brush stroke added ${n1 - n0} px`);
     await stroke('e');
@@ -293,6 +298,8 @@ async function checks(mode, ctx, origin) {
     await page.keyboard.press('Control+z');
     assert(await px() === n0, 'undo did not take the stroke away');
     await page.keyboard.press('b');
+    await page.mouse.move(...at(250, 470));
+    assert(await page.locator('.brush-ring').count() === 0, 'a brush outline with the box tool');
     // Right-drag: window/level by screen pixels; dragging back restores the display exactly.
     const grey = () => page.evaluate(() => [...document.querySelector('#view').getContext('2d').getImageData(256, 420, 1, 1).data].slice(0, 3).join());
     const g0 = await grey();
