@@ -24,7 +24,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use state::with;
 use wasm_bindgen::JsCast;
-use web_sys::{HtmlCanvasElement, HtmlInputElement, MouseEvent};
+use web_sys::{HtmlCanvasElement, HtmlInputElement, MouseEvent, PointerEvent};
 
 const MODEL_PATH: &str = "models/litemedsam.int8.medseg";
 
@@ -666,9 +666,12 @@ pub fn App() -> impl IntoView {
     // Where the brush or eraser last painted in this drag (a stroke joins its mouse positions).
     let last_paint = StoredValue::new((0f32, 0f32));
 
-    let on_down = move |ev: MouseEvent| {
+    // Pointer events: mouse, pen and touch alike. The canvas captures the pointer for the
+    // drag, so a box may be finished outside it (clamped to the image) instead of ending there.
+    let on_down = move |ev: PointerEvent| {
         let Some(c) = canvas::canvas() else { return };
         ev.prevent_default();
+        let _ = c.set_pointer_capture(ev.pointer_id());
         let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
         let (lv, wd) = with(|s| (s.level, s.width));
         drag.set_value(Some(Drag {
@@ -694,7 +697,7 @@ pub fn App() -> impl IntoView {
             }
         }
     };
-    let on_move = move |ev: MouseEvent| {
+    let on_move = move |ev: PointerEvent| {
         let Some(c) = canvas::canvas() else {
             return;
         };
@@ -722,6 +725,11 @@ pub fn App() -> impl IntoView {
                 canvas::redraw(s);
             }),
             (0, Tool::Box) => with(|s| {
+                let (w, h) = s
+                    .display
+                    .as_ref()
+                    .map_or((0.0, 0.0), |d| (d.width as f32, d.height as f32));
+                let (x, y) = (x.clamp(0.0, w), y.clamp(0.0, h));
                 s.drag_box = Some([x0.min(x), y0.min(y), x0.max(x), y0.max(y)]);
                 canvas::redraw_boxes(s);
             }),
@@ -742,7 +750,7 @@ pub fn App() -> impl IntoView {
             _ => {}
         }
     };
-    let on_up = move |_ev: MouseEvent| {
+    let on_up = move |_ev: PointerEvent| {
         let Some(Drag { button, .. }) = drag.get_value() else {
             return;
         };
@@ -860,8 +868,9 @@ pub fn App() -> impl IntoView {
                     })}
                     <canvas id="view"
                         class:hidden=move || ui.image_name.get().is_empty()
-                        on:mousedown=on_down on:mousemove=on_move on:mouseup=on_up
-                        on:mouseleave=move |ev| { ui.readout.set(String::new()); ui.brush_ring.set(None); on_up(ev) }
+                        on:pointerdown=on_down on:pointermove=on_move on:pointerup=on_up on:pointercancel=on_up
+                        on:pointerleave=move |_| { ui.readout.set(String::new()); ui.brush_ring.set(None); }
+                        on:mousedown=|ev: MouseEvent| ev.prevent_default()
                         on:contextmenu=|ev: MouseEvent| ev.prevent_default()></canvas>
                 </section>
                 <aside>

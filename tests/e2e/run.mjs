@@ -318,6 +318,17 @@ async function checks(mode, ctx, origin) {
     await page.mouse.move(...at(256, 420));
     const readout = await page.textContent('#readout');
     assert(readout === 'x 256 · y 420 — 184', `readout "${readout}"`);
+    // A box released outside the image still segments, clamped to it (the canvas holds the
+    // pointer for the drag).
+    const before = await page.locator('.objects li').count();
+    await page.mouse.move(...at(400, 300));
+    await page.mouse.down();
+    await page.mouse.move(...at(600, 380), { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => /^Mask in .*box 400,300,512,380/.test(document.querySelector('#status')?.textContent), null, { timeout: 120_000 })
+      .catch(async (e) => { throw new Error(`${e.message}: ${await page.textContent('#status')}`); });
+    assert(await page.locator('.objects li').count() === before + 1, 'no object from the box released outside');
+    await page.keyboard.press('Control+z');
   });
 
   // After the WebGPU segmentation: from here on the page computes on the CPU.
