@@ -630,6 +630,13 @@ fn brush_ring(c: &HtmlCanvasElement, ev: &MouseEvent, ui: Ui) -> Option<(f64, f6
     ))
 }
 
+/// One of the brush outline's numbers as a CSS length (one element, restyled as it moves).
+fn ring_px(ui: Ui, part: impl Fn((f64, f64, f64)) -> f64) -> String {
+    ui.brush_ring
+        .get()
+        .map_or_else(String::new, |r| format!("{}px", part(r)))
+}
+
 /// The mouse drag under way on the viewer.
 #[derive(Clone, Copy)]
 struct Drag {
@@ -709,7 +716,6 @@ pub fn App() -> impl IntoView {
             return;
         };
         let ((x0, y0), (sx, sy)) = (d.at, d.screen);
-        let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
         match (d.button, ui.tool.get_untracked()) {
             // Middle-drag pans.
             (1, _) => with(|s| {
@@ -862,10 +868,9 @@ pub fn App() -> impl IntoView {
                             <small>"Images never leave this computer."</small></div> }>
                         {()}
                     </Show>
-                    {move || ui.brush_ring.get().map(|(x, y, d)| view! {
-                        <div class="brush-ring" style:left=format!("{x}px") style:top=format!("{y}px")
-                            style:width=format!("{d}px") style:height=format!("{d}px")></div>
-                    })}
+                    <div class="brush-ring" class:hidden=move || ui.brush_ring.get().is_none()
+                        style:left=move || ring_px(ui, |(x, _, _)| x) style:top=move || ring_px(ui, |(_, y, _)| y)
+                        style:width=move || ring_px(ui, |(_, _, d)| d) style:height=move || ring_px(ui, |(_, _, d)| d)></div>
                     <canvas id="view"
                         class:hidden=move || ui.image_name.get().is_empty()
                         on:pointerdown=on_down on:pointermove=on_move on:pointerup=on_up on:pointercancel=on_up

@@ -299,7 +299,7 @@ async function checks(mode, ctx, origin) {
     assert(await px() === n0, 'undo did not take the stroke away');
     await page.keyboard.press('b');
     await page.mouse.move(...at(250, 470));
-    assert(await page.locator('.brush-ring').count() === 0, 'a brush outline with the box tool');
+    assert(!(await page.locator('.brush-ring').isVisible()), 'a brush outline with the box tool');
     // Right-drag: window/level by screen pixels; dragging back restores the display exactly.
     const grey = () => page.evaluate(() => [...document.querySelector('#view').getContext('2d').getImageData(256, 420, 1, 1).data].slice(0, 3).join());
     const g0 = await grey();
