@@ -166,18 +166,19 @@ fn put(
 }
 
 /// Sizes and places the viewer's image for the zoom and pan (no pixels redrawn).
-pub fn place(s: &State) {
+/// The pan kept is the one shown (held back at the edge), so dragging back answers at once.
+pub fn place(s: &mut State) {
     if let (Some(c), Some(img)) = (canvas(), s.display.as_ref()) {
-        fit(&c, img.width, img.height, s.zoom, s.pan);
+        s.pan = fit(&c, img.width, img.height, s.zoom, s.pan);
     }
 }
 
 /// Shows the image as large as the viewer allows (enlarged or reduced) times the user's zoom,
 /// moved from the viewer's middle by the user's pan: a 256² MR slice and a 3000² radiograph
-/// both fill the screen at zoom 1.
-fn fit(c: &HtmlCanvasElement, w: usize, h: usize, zoom: f64, (px, py): (f64, f64)) {
+/// both fill the screen at zoom 1. Returns the pan shown.
+fn fit(c: &HtmlCanvasElement, w: usize, h: usize, zoom: f64, (px, py): (f64, f64)) -> (f64, f64) {
     let Some(viewer) = c.parent_element() else {
-        return;
+        return (px, py);
     };
     // Inside the viewer's padding (12 px a side); whole pixels.
     let room = |v: i32| (v - 24).max(16) as f64;
@@ -189,6 +190,7 @@ fn fit(c: &HtmlCanvasElement, w: usize, h: usize, zoom: f64, (px, py): (f64, f64
         let max = ((size + view as f64) / 2.0 - 32.0).max(0.0);
         p.clamp(-max, max).round()
     };
+    let pan = (keep(px, cw, vw), keep(py, ch, vh));
     let style = c.style();
     let _ = style.set_property("width", &format!("{cw}px"));
     let _ = style.set_property("height", &format!("{ch}px"));
@@ -196,10 +198,10 @@ fn fit(c: &HtmlCanvasElement, w: usize, h: usize, zoom: f64, (px, py): (f64, f64
         "transform",
         &format!(
             "translate(calc(-50% + {}px), calc(-50% + {}px))",
-            keep(px, cw, vw),
-            keep(py, ch, vh)
+            pan.0, pan.1
         ),
     );
+    pan
 }
 
 /// The Volume panel's coronal/sagittal plane through the selected object's centre (or the
