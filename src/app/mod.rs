@@ -54,6 +54,8 @@ struct Ui {
     readout: RwSignal<String>,
     /// The brush's outline under the pointer: its centre in the viewer and its diameter (CSS px).
     brush_ring: RwSignal<Option<(f64, f64, f64)>>,
+    /// The keyboard and mouse list is open.
+    help: RwSignal<bool>,
 }
 
 impl Ui {
@@ -73,6 +75,7 @@ impl Ui {
             image_name: RwSignal::new(String::new()),
             readout: RwSignal::new(String::new()),
             brush_ring: RwSignal::new(None),
+            help: RwSignal::new(false),
         }
     }
 
@@ -637,6 +640,29 @@ fn ring_px(ui: Ui, part: impl Fn((f64, f64, f64)) -> f64) -> String {
         .map_or_else(String::new, |r| format!("{}px", part(r)))
 }
 
+/// What the keys and mouse do, for the list `?` opens (the handlers are in `App`).
+const SHORTCUTS: &[(&str, &str)] = &[
+    ("Drag", "box around a structure: its mask (Box tool)"),
+    ("B · R · E", "box, brush, eraser"),
+    ("Ctrl+Z · Ctrl+Shift+Z or Ctrl+Y", "undo · redo"),
+    ("Del", "delete the selected object"),
+    ("Right-drag", "window (across) and level (up and down)"),
+    (
+        "Ctrl+wheel · + −",
+        "zoom about the pointer · about the middle",
+    ),
+    ("0", "fit the image to the viewer"),
+    ("Middle-drag", "pan"),
+    ("Wheel · ↑ ↓ · PgUp PgDn", "volume: next slice · 10 slices"),
+    ("[ · ]", "volume: mark the first · last slice"),
+    ("P", "volume: propagate the selected object's box"),
+    (
+        "A · U",
+        "task: add this image and mask · segment it with UniverSeg",
+    ),
+    ("?", "this list"),
+];
+
 /// The mouse drag under way on the viewer.
 #[derive(Clone, Copy)]
 struct Drag {
@@ -831,6 +857,8 @@ pub fn App() -> impl IntoView {
             ("p", false) if volume::is_open() => spawn_local(volume::run(ui, v, false)),
             ("a", false) => task::add_current(ui, t),
             ("u", false) => spawn_local(task::run_current(ui, t)),
+            ("?", _) => ui.help.update(|h| *h = !*h),
+            ("Escape", false) if ui.help.get_untracked() => ui.help.set(false),
             _ => return,
         }
         ev.prevent_default();
@@ -849,6 +877,8 @@ pub fn App() -> impl IntoView {
                 <div class="brand">"medseg"<span>"private segmentation in your browser"</span></div>
                 <div class="header-tools">
                     <div class="backend" id="backend">{move || ui.backend.get()}</div>
+                    <button id="help-button" class="quiet" title="Keyboard and mouse (?)"
+                        on:click=move |_| ui.help.update(|h| *h = !*h)>"?"</button>
                     <button id="clear-data" class="quiet" title="Delete everything this app keeps in this browser (work is saved here as you go)"
                         on:click=move |_| spawn_local(autosave::clear_all(ui))>"Clear data"</button>
                 </div>
@@ -936,6 +966,13 @@ pub fn App() -> impl IntoView {
                     </div>
                 </aside>
             </main>
+            <Show when=move || ui.help.get() fallback=|| ()>
+                <div class="help" id="help" role="dialog" aria-label="Keyboard and mouse">
+                    <h3>"Keyboard and mouse"</h3>
+                    <dl>{SHORTCUTS.iter().map(|(k, what)| view! { <dt>{*k}</dt><dd>{*what}</dd> }).collect_view()}</dl>
+                    <button on:click=move |_| ui.help.set(false)>"Close (Esc)"</button>
+                </div>
+            </Show>
             <footer>
                 <div class="status" id="status">{move || ui.status.get()}</div>
                 <div class="readout" id="readout">{move || ui.readout.get()}</div>

@@ -267,6 +267,12 @@ async function checks(mode, ctx, origin) {
     assert(Math.hypot(p2[0] - p0[0], p2[1] - p0[1]) < 2, `after a middle-drag the image point under the pointer is ${p2}, was ${p0}`);
     await page.keyboard.press('0');
     assert((await size()).w === fit.w, 'not fitted again after 0');
+    // ? lists the keys and mouse actions; Esc closes the list.
+    await page.keyboard.press('?');
+    const help = await page.textContent('#help');
+    assert(/Middle-drag\s*pan/.test(help) && /Right-drag/.test(help), `the list: ${help}`);
+    await page.keyboard.press('Escape');
+    assert(await page.locator('#help').count() === 0, 'the list stayed open after Esc');
   });
 
   await check(`${prefix} brush and eraser paint whole strokes, however fast; undo takes them back`, async () => {
