@@ -644,7 +644,7 @@ fn ring_px(ui: Ui, part: impl Fn((f64, f64, f64)) -> f64) -> String {
 const SHORTCUTS: &[(&str, &str)] = &[
     ("Drag", "box around a structure: its mask (Box tool)"),
     ("B · R · E", "box, brush, eraser"),
-    ("Ctrl+Z · Ctrl+Shift+Z or Ctrl+Y", "undo · redo"),
+    ("Ctrl+Z · Ctrl+Y", "undo · redo (also Ctrl+Shift+Z)"),
     ("Del", "delete the selected object"),
     ("Right-drag", "window (across) and level (up and down)"),
     (
