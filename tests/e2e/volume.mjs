@@ -50,6 +50,14 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     // The official 3D box's rectangle (from the fixture), drawn on the middle slice.
     const box = [162, 84, 208, 153];
     const at = (x, y) => [r.x + (x + 0.5) * r.width / 256, r.y + (y + 0.5) * r.height / 256];
+    // The status bar reads the voxel under the pointer from the scan itself: the NRRD's own
+    // int16 value there (its header, then gzip'd data, x fastest), on slice 15 (z = 14).
+    const nrrd = fs.readFileSync(scan);
+    const body = zlib.gunzipSync(nrrd.subarray(nrrd.indexOf('\n\n') + 2));
+    const raw = body.readInt16LE(2 * (170 + 256 * (100 + 256 * 14)));
+    await page.mouse.move(...at(170, 100));
+    const readout = await page.textContent('#readout');
+    assert(readout === `x 170 · y 100 — ${raw.toFixed(1)}`, `readout "${readout}", the scan has ${raw} there`);
     await page.mouse.move(...at(box[0], box[1]));
     await page.mouse.down();
     await page.mouse.move(...at(box[2], box[3]), { steps: 6 });
