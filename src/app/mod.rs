@@ -549,8 +549,10 @@ fn export_all(ui: Ui) {
 /// Zooms the viewer, keeping the image point under `at` (a screen position; the viewer's
 /// middle when None) where it was.
 fn zoom(f: impl Fn(f64) -> f64, at: Option<(f64, f64)>) {
-    let Some((c, viewer)) = canvas::canvas().and_then(|c| Some((c.clone(), c.parent_element()?)))
-    else {
+    let Some(c) = canvas::canvas() else {
+        return;
+    };
+    let Some(viewer) = c.parent_element() else {
         return;
     };
     let v = viewer.get_bounding_client_rect();
@@ -967,7 +969,7 @@ pub fn App() -> impl IntoView {
                 </aside>
             </main>
             <Show when=move || ui.help.get() fallback=|| ()>
-                <div class="help" id="help" role="dialog" aria-label="Keyboard and mouse">
+                <div class="panel help" id="help" role="dialog" aria-label="Keyboard and mouse">
                     <h3>"Keyboard and mouse"</h3>
                     <dl>{SHORTCUTS.iter().map(|(k, what)| view! { <dt>{*k}</dt><dd>{*what}</dd> }).collect_view()}</dl>
                     <button on:click=move |_| ui.help.set(false)>"Close (Esc)"</button>

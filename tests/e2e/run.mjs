@@ -42,10 +42,13 @@ function giantPng() {
 
 const LUNG2_BOX = [321, 334, 392, 398]; // the lung2 fixture's ground-truth box
 
+/// The screen point over the centre of pixel (x, y) of the 512×512 image in view, whose box
+/// on the page is `r`.
+const pixelAt = (r) => (x, y) => [r.x + (x + 0.5) * r.width / 512, r.y + (y + 0.5) * r.height / 512];
+
 /// Draws a box on the 512×512 image in view with the mouse and waits for its mask.
 async function drawBox(page, box) {
-  const r = await page.locator('#view').boundingBox();
-  const at = (x, y) => [r.x + (x + 0.5) * r.width / 512, r.y + (y + 0.5) * r.height / 512];
+  const at = pixelAt(await page.locator('#view').boundingBox());
   await page.mouse.move(...at(box[0], box[1]));
   await page.mouse.down();
   await page.mouse.move(...at((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), { steps: 4 });
@@ -278,7 +281,7 @@ async function checks(mode, ctx, origin) {
   await check(`${prefix} brush and eraser paint whole strokes, however fast; undo takes them back`, async () => {
     const px = async () => Number((await page.textContent('.objects li.selected small')).match(/(\d+) px/)[1]);
     const r = await page.locator('#view').boundingBox();
-    const at = (x, y) => [r.x + (x + 0.5) * r.width / 512, r.y + (y + 0.5) * r.height / 512];
+    const at = pixelAt(r);
     // One quick move: the page sees only the stroke's two ends (far from the lung2 mask).
     const stroke = async (key) => {
       await page.keyboard.press(key);
