@@ -49,6 +49,11 @@ struct ObjMeta {
     bbox: Option<[f32; 4]>,
     /// A volume object's 3D box: [x0, y0, x1, y1] and z0, z1.
     box3d: Option<([f32; 4], usize, usize)>,
+    /// The slice its box was drawn on (absent in records from before it was kept).
+    #[serde(default)]
+    box_slice: Option<usize>,
+    #[serde(default)]
+    hidden: bool,
 }
 
 #[derive(Default)]
@@ -161,6 +166,8 @@ fn encode_work() -> Option<Result<Vec<u8>, String>> {
                     color: o.color,
                     bbox: o.bbox,
                     box3d: o.box3d.map(|b| (b.rect, b.z0, b.z1)),
+                    box_slice: o.box_slice,
+                    hidden: o.hidden,
                 })
                 .collect(),
             selected: s.selected,
@@ -337,6 +344,8 @@ async fn restore_scan(ui: Ui, v: VolUi, bytes: &[u8]) -> Result<(), String> {
             mask,
             slices,
             box3d: o.box3d.map(|(rect, z0, z1)| Box3d { rect, z0, z1 }),
+            box_slice: o.box_slice,
+            hidden: o.hidden,
         });
     }
     with(|s| {

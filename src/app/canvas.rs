@@ -45,7 +45,7 @@ pub fn redraw(s: &State) {
     };
     let (w, h) = (img.width, img.height);
     let mut rgba = grey_rgba(s, &img.data);
-    for (k, o) in s.objects.iter().enumerate() {
+    for (k, o) in s.shown() {
         let table = blend_table(o.color, alpha(s, k));
         for (px, _) in rgba
             .chunks_exact_mut(4)
@@ -86,7 +86,8 @@ pub fn redraw_boxes(s: &State) {
 fn boxes(ctx: &CanvasRenderingContext2d, s: &State, side: usize) {
     let line = (side as f64 / 400.0).max(1.0);
     ctx.set_line_width(line);
-    for (k, o) in s.objects.iter().enumerate() {
+    let z = s.volume.as_ref().map(|v| v.z);
+    for (k, o) in s.shown().filter(|(_, o)| o.box_on(z)) {
         if let Some([x0, y0, x1, y1]) = o.bbox {
             let [r, g, b] = o.color;
             ctx.set_stroke_style_str(&format!(
@@ -223,7 +224,7 @@ pub fn draw_ortho(s: &State) {
         Ortho::Coronal => at * w + col,
         Ortho::Sagittal => col * w + at,
     };
-    for (k, o) in s.objects.iter().enumerate() {
+    for (k, o) in s.shown() {
         let table = blend_table(o.color, alpha(s, k));
         for row in 0..d {
             let Some(mask) = o.slice_mask(v.row_to_z(row), v.z) else {

@@ -43,8 +43,11 @@ struct Ui {
     error: RwSignal<Option<String>>,
     progress: RwSignal<Option<f64>>,
     backend: RwSignal<String>,
-    objects: RwSignal<Vec<(String, String, usize)>>,
+    /// Each object's name, CSS colour, pixels on the image (or slice) in view, hidden.
+    objects: RwSignal<Vec<(String, String, usize, bool)>>,
     selected: RwSignal<Option<usize>>,
+    /// The object whose name is being edited in the list.
+    renaming: RwSignal<Option<usize>>,
     tool: RwSignal<Tool>,
     brush: RwSignal<f64>,
     opacity: RwSignal<f64>,
@@ -68,6 +71,7 @@ impl Ui {
             backend: RwSignal::new("…".into()),
             objects: RwSignal::new(vec![]),
             selected: RwSignal::new(None),
+            renaming: RwSignal::new(None),
             tool: RwSignal::new(Tool::Box),
             brush: RwSignal::new(6.0),
             opacity: RwSignal::new(0.45),
@@ -102,6 +106,7 @@ impl Ui {
                         o.name.clone(),
                         format!("rgb({r},{g},{b})"),
                         o.mask.iter().filter(|&&v| v > 0).count(),
+                        o.hidden,
                     )
                 })
                 .collect::<Vec<_>>();
@@ -505,7 +510,15 @@ fn export_selected(ui: Ui) {
     });
     match out {
         Some((name, Ok(png))) => {
-            let file = format!("{}.png", name.replace(' ', "_").to_lowercase());
+            // The user's name for it, kept to characters every file system takes.
+            let stem: String = name
+                .chars()
+                .map(|c| match c {
+                    c if c.is_alphanumeric() || c == '-' => c.to_ascii_lowercase(),
+                    _ => '_',
+                })
+                .collect();
+            let file = format!("{stem}.png");
             if let Err(e) = web::download(&file, "image/png", &png) {
                 ui.fail(e);
             }
@@ -586,6 +599,48 @@ fn undo(ui: Ui, redo: bool) {
     }
 }
 
+/// Shows or hides object `i` (its mask and box on the viewer and the planes).
+fn toggle_hidden(ui: Ui, i: usize) {
+    with(|s| {
+        if let Some(o) = s.objects.get_mut(i) {
+            o.hidden = !o.hidden;
+        }
+    });
+    ui.sync();
+}
+
+/// Opens the name of object `i` for editing in the list (its text selected).
+fn start_rename(ui: Ui, i: usize) {
+    ui.renaming.set(Some(i));
+    request_animation_frame(|| {
+        if let Some(input) = document()
+            .get_element_by_id("rename")
+            .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+        {
+            let _ = input.focus();
+            input.select();
+        }
+    });
+}
+
+/// Ends the name editing; `name` (trimmed, if not empty) becomes object `i`'s name, undoably.
+fn finish_rename(ui: Ui, i: usize, name: Option<String>) {
+    if ui.renaming.get_untracked() != Some(i) {
+        return; // already ended (Enter, then the input's blur)
+    }
+    ui.renaming.set(None);
+    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if let Some(name) = name {
+        with(|s| {
+            if s.objects.get(i).is_some_and(|o| o.name != name) {
+                s.checkpoint();
+                s.objects[i].name = name;
+            }
+        });
+    }
+    ui.sync();
+}
+
 fn delete_selected(ui: Ui) {
     with(|s| {
         if let Some(i) = s.selected {
@@ -648,6 +703,10 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("B · R · E", "box, brush, eraser"),
     ("Ctrl+Z · Ctrl+Y", "undo · redo (also Ctrl+Shift+Z)"),
     ("Del", "delete the selected object"),
+    (
+        "H · F2",
+        "hide or show · rename the selected object (or double-click its name)",
+    ),
     ("Right-drag", "window (across) and level (up and down)"),
     (
         "Ctrl+wheel · + −",
@@ -724,7 +783,13 @@ pub fn App() -> impl IntoView {
                     if with(|s| s.selected.is_none()) {
                         return ui.fail("Select an object to paint on (or draw a box first).");
                     }
-                    with(|s| s.checkpoint());
+                    with(|s| {
+                        s.checkpoint();
+                        // Painting on a hidden object shows it: no stroke goes unseen.
+                        if let Some(i) = s.selected {
+                            s.objects[i].hidden = false;
+                        }
+                    });
                     paint(x, y, ui.brush.get_untracked(), (t == Tool::Brush) as u8);
                     last_paint.set_value((x, y));
                     ui.sync();
@@ -830,11 +895,20 @@ pub fn App() -> impl IntoView {
 
     let _resize = window_event_listener(leptos::ev::resize, move |_| with(|s| canvas::redraw(s)));
     let _keys = window_event_listener(leptos::ev::keydown, move |ev| {
-        if ev
+        // Keys typed into a field (or moving a slider or a list) are its own; after a click on a
+        // checkbox or button the shortcuts still work.
+        let in_field = ev
             .target()
-            .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
-            .is_some()
-        {
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|e| match e.tag_name().as_str() {
+                "TEXTAREA" | "SELECT" => true,
+                "INPUT" => !matches!(
+                    e.get_attribute("type").as_deref(),
+                    Some("checkbox" | "radio" | "button" | "file")
+                ),
+                _ => false,
+            });
+        if in_field {
             return;
         }
         let ctrl = ev.ctrl_key() || ev.meta_key();
@@ -845,6 +919,16 @@ pub fn App() -> impl IntoView {
             ("r", false) => ui.tool.set(Tool::Brush),
             ("e", false) => ui.tool.set(Tool::Eraser),
             ("Delete" | "Backspace", false) => delete_selected(ui),
+            ("h", false) => {
+                if let Some(i) = ui.selected.get_untracked() {
+                    toggle_hidden(ui, i)
+                }
+            }
+            ("F2", false) => {
+                if let Some(i) = ui.selected.get_untracked() {
+                    start_rename(ui, i)
+                }
+            }
             ("+" | "=", false) => zoom(|z| z * 1.25, None),
             ("-", false) => zoom(|z| z / 1.25, None),
             ("0", false) => fit_view(),
@@ -941,12 +1025,40 @@ pub fn App() -> impl IntoView {
                     <div class="panel">
                         <h3>"Objects"</h3>
                         <ul class="objects">
-                            <For each=move || ui.objects.get().into_iter().enumerate() key=|(i, o)| (*i, o.0.clone(), o.2) let:item>
-                                <li class:selected=move || ui.selected.get() == Some(item.0)
-                                    on:click=move |_| { with(|s| s.selected = Some(item.0)); ui.sync(); }>
-                                    <span class="swatch" style:background=item.1.1.clone()></span>
-                                    {item.1.0.clone()}<small>{format!("{} px", item.1.2)}</small>
-                                </li>
+                            <For each=move || ui.objects.get().into_iter().enumerate() key=|(i, o)| (*i, o.clone()) let:item>
+                                {
+                                    let (i, (name, color, px, hidden)) = item;
+                                    let shown_name = name.clone();
+                                    view! {
+                                        <li class:selected=move || ui.selected.get() == Some(i) class:hidden-object=hidden
+                                            on:click=move |_| { with(|s| s.selected = Some(i)); ui.sync(); }>
+                                            <span class="swatch" style:background=color></span>
+                                            {move || if ui.renaming.get() == Some(i) {
+                                                view! {
+                                                    <input id="rename" class="rename" value=name.clone() aria-label="Object name"
+                                                        on:click=|ev| ev.stop_propagation()
+                                                        on:keydown=move |ev| match ev.key().as_str() {
+                                                            "Enter" => finish_rename(ui, i, Some(event_target_value(&ev))),
+                                                            "Escape" => finish_rename(ui, i, None),
+                                                            _ => {}
+                                                        }
+                                                        on:blur=move |ev| finish_rename(ui, i, Some(event_target_value(&ev)))/>
+                                                }.into_any()
+                                            } else {
+                                                let name = shown_name.clone();
+                                                view! {
+                                                    <span class="object-name" title="Double-click to rename (F2)"
+                                                        on:dblclick=move |_| start_rename(ui, i)>{name}</span>
+                                                }.into_any()
+                                            }}
+                                            <small>{format!("{px} px")}</small>
+                                            <button class="eye" title=if hidden { "Show (H)" } else { "Hide (H)" }
+                                                aria-pressed=if hidden { "true" } else { "false" }
+                                                on:click=move |ev| { ev.stop_propagation(); toggle_hidden(ui, i); }>
+                                                {if hidden { "Show" } else { "Hide" }}</button>
+                                        </li>
+                                    }
+                                }
                             </For>
                         </ul>
                         <div class="row">

@@ -35,9 +35,24 @@ pub struct Obj {
     pub slices: Vec<Option<Rc<Vec<u8>>>>,
     /// On a volume: the 3D box it was propagated from.
     pub box3d: Option<Box3d>,
+    /// On a volume: the slice its box was drawn on (a propagation's range unless marks say).
+    pub box_slice: Option<usize>,
+    /// Not drawn (its mask and box); still exported and measured.
+    pub hidden: bool,
 }
 
 impl Obj {
+    /// Whether its box applies to slice `z` (always on a 2D image): the slices of its 3D box,
+    /// or the slice it was drawn on.
+    pub fn box_on(&self, z: Option<usize>) -> bool {
+        match (z, self.box3d, self.box_slice) {
+            (None, ..) => true,
+            (Some(z), Some(b), _) => (b.z0..=b.z1).contains(&z),
+            (Some(z), None, Some(at)) => z == at,
+            (Some(_), None, None) => true,
+        }
+    }
+
     /// On a volume: this object's mask on slice `z`, where `in_view` is the slice whose mask is
     /// `mask` (the others live in `slices`); `None` where it has none.
     pub fn slice_mask(&self, z: usize, in_view: usize) -> Option<&[u8]> {
@@ -178,6 +193,11 @@ impl State {
             None => false,
         }
     }
+    /// The objects drawn on the viewer, with their indices.
+    pub fn shown(&self) -> impl Iterator<Item = (usize, &Obj)> {
+        self.objects.iter().enumerate().filter(|(_, o)| !o.hidden)
+    }
+
     pub fn new_object(&mut self, bbox: Option<[f32; 4]>, mask: Vec<u8>) -> usize {
         self.next_id += 1;
         let color = PALETTE[(self.next_id - 1) % PALETTE.len()];
@@ -188,6 +208,8 @@ impl State {
             mask,
             slices: vec![None; self.volume.as_ref().map_or(0, |v| v.volume.size[2])],
             box3d: None,
+            box_slice: self.volume.as_ref().map(|v| v.z),
+            hidden: false,
         });
         self.objects.len() - 1
     }

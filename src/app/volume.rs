@@ -362,6 +362,8 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
             (true, Some(b)) => b,
             _ => {
                 let rect = o.bbox?;
+                // Without marks the range is the slice the box was drawn on, wherever the view is.
+                let z = o.box_slice.unwrap_or(z);
                 let [first, last] = vol.marks;
                 let (z0, z1) = (
                     first.unwrap_or(z).min(last.unwrap_or(z)),
@@ -408,10 +410,12 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
     }) else {
         return;
     };
+    // Past the range the total is an upper bound (the volume's ends), lowered as the mask vanishes.
+    let most = if opts.beyond { " at most" } else { "" };
     let mut progress = async |done: usize, planned: usize| {
         ui.progress.set(Some(done as f64 / planned.max(1) as f64));
         ui.status
-            .set(format!("Propagating: slice {done} of {planned}…"));
+            .set(format!("Propagating: slice {done} of{most} {planned}…"));
         web::yield_now().await;
         !with(|s| s.volume.as_ref().is_some_and(|v| v.cancel))
     };
@@ -487,12 +491,13 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
         })
     });
     ui.status.set(format!(
-        "{} {segmented} slices in {:.1} s.",
+        "{} {segmented} slice{} in {:.1} s.",
         if outcome == Outcome::Cancelled {
             "Cancelled after"
         } else {
             "Propagated:"
         },
+        if segmented == 1 { "" } else { "s" },
         (js_sys::Date::now() - t0) / 1000.0
     ));
 }

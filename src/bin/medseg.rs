@@ -667,7 +667,9 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                     &mut EmbeddingCache::new(1),
                     &mut masks,
                     &mut async |done, planned| {
-                        eprint!("\rslice {done}/{planned}");
+                        // With --beyond the total is an upper bound that shrinks.
+                        let most = if beyond { " at most" } else { "" };
+                        eprint!("\rslice {done} of{most} {planned}    ");
                         true
                     },
                 ))?;

@@ -286,19 +286,27 @@ async fn sweep(
     let depth = depth as isize;
     let (z0, z1) = (box3d.z0 as isize, box3d.z1 as isize);
     let mid = box3d.middle();
-    // Planned = the slices inside the range; slices beyond it grow the total as they come.
-    let in_range = |s: &Sweep| {
+    // Planned = the most slices the run can still segment: inside the range, or with `beyond`
+    // up to the volume's ends; a sweep that stops early gives back what it left. So the
+    // progress only moves forward and ends at 1.
+    let reach = |s: &Sweep| {
         let from = s.from as isize;
-        if s.step > 0 {
-            (z1 - from + 1).max(0) as usize
+        let (lo, hi) = if opts.beyond {
+            (0, depth - 1)
         } else {
-            (from - z0 + 1).max(0) as usize
+            (z0, z1)
+        };
+        if s.step > 0 {
+            (hi - from + 1).max(0) as usize
+        } else {
+            (from - lo + 1).max(0) as usize
         }
     };
-    let mut planned: usize = sweeps.iter().map(in_range).sum();
+    let mut planned: usize = sweeps.iter().map(reach).sum();
     let mut done = 0;
     for sweep in sweeps {
         let mut z = sweep.from as isize;
+        let mut left = reach(sweep);
         // Slices of this sweep left unvisited (after a stop) must not keep stale masks.
         let mut stopped_at = None;
         while (0..depth).contains(&z) {
@@ -326,10 +334,11 @@ async fn sweep(
             let empty = !mask.contains(&1);
             masks[zu] = Some(mask);
             done += 1;
-            if !inside {
-                planned += 1;
+            left = left.saturating_sub(1);
+            if !inside && empty {
+                planned -= std::mem::take(&mut left);
             }
-            if !progress(done, planned.max(done)).await {
+            if !progress(done, planned).await {
                 return Ok(Outcome::Cancelled);
             }
             if !inside && empty {
@@ -338,6 +347,7 @@ async fn sweep(
             }
             z += sweep.step;
         }
+        planned -= left;
         if let Some(mut z) = stopped_at {
             while (0..depth).contains(&z) && !(z0..=z1).contains(&z) {
                 masks[z as usize] = None;
@@ -420,8 +430,10 @@ mod tests {
         masks: &mut SliceMasks,
         r: impl Fn(usize) -> i32,
         stop_after: usize,
-    ) -> (Outcome, Vec<(usize, [f32; 4])>) {
+    ) -> (Outcome, Vec<(usize, [f32; 4])>, Vec<(usize, usize)>) {
         let mut calls = vec![];
+        // What the progress said after each slice: (done, planned), also returned.
+        let mut said: Vec<(usize, usize)> = vec![];
         let mut segment = async |z: usize, b: [f32; 4]| -> Result<Vec<u8>> {
             calls.push((z, b));
             let r = r(z);
@@ -441,10 +453,20 @@ mod tests {
             masks,
             &sweeps,
             &mut segment,
-            &mut async |done, _| done < stop_after,
+            &mut async |done, planned| {
+                said.push((done, planned));
+                done < stop_after
+            },
         ))
         .unwrap();
-        (out, calls)
+        // The progress only moves forward, never past the end, and ends there.
+        for (i, &(done, planned)) in said.iter().enumerate() {
+            assert!(done == i + 1 && done <= planned, "progress {said:?}");
+            if i > 0 {
+                assert!(planned <= said[i - 1].1, "the total grew: {said:?}");
+            }
+        }
+        (out, calls, said)
     }
 
     #[test]
@@ -457,8 +479,9 @@ mod tests {
         let cone = |z: usize| 40 - 8 * (z as i32 - 10).abs();
         let mut masks = vec![None; 20];
         masks[18] = Some(vec![1; 256 * 256]);
-        let (out, calls) = fake_run(b, Propagation::default(), &mut masks, cone, usize::MAX);
+        let (out, calls, said) = fake_run(b, Propagation::default(), &mut masks, cone, usize::MAX);
         assert_eq!(out, Outcome::Done);
+        assert_eq!(said.last(), Some(&(5, 5)));
         let order: Vec<usize> = calls.iter().map(|c| c.0).collect();
         assert_eq!(order, [10, 11, 12, 9, 8]);
         assert_eq!(
@@ -483,7 +506,7 @@ mod tests {
 
         // Past the range it goes on until a mask is empty, and no further.
         let mut masks = vec![None; 20];
-        let (_, calls) = fake_run(
+        let (_, calls, said) = fake_run(
             b,
             Propagation {
                 beyond: true,
@@ -495,6 +518,11 @@ mod tests {
         );
         let order: Vec<usize> = calls.iter().map(|c| c.0).collect();
         assert_eq!(order, [10, 11, 12, 13, 14, 15, 9, 8, 7, 6, 5]);
+        // At most the whole volume (10 slices up, 10 down); each sweep gives back what it left
+        // when its mask vanishes (up: 4 after slice 15), so the run ends at 11 of 11.
+        assert_eq!(said[0], (1, 20));
+        assert_eq!(said[5], (6, 16));
+        assert_eq!(said.last(), Some(&(11, 11)));
         assert_eq!(segmented_range(&masks), Some((6, 14)));
         assert!(masks[15].as_ref().is_some_and(|m| !m.contains(&1)));
         assert!(masks[16..].iter().all(Option::is_none));
@@ -510,11 +538,11 @@ mod tests {
         // Nothing on slice 11: slice 12 is decoded with the middle box again.
         let hole = |z: usize| if z == 11 { 0 } else { 30 };
         let mut masks = vec![None; 20];
-        let (_, calls) = fake_run(b, Propagation::default(), &mut masks, hole, usize::MAX);
+        let (_, calls, _) = fake_run(b, Propagation::default(), &mut masks, hole, usize::MAX);
         assert_eq!(calls[2], (12, [0.0, 0.0, 256.0, 256.0]));
 
         let mut masks = vec![None; 20];
-        let (out, calls) = fake_run(b, Propagation::default(), &mut masks, hole, 2);
+        let (out, calls, _) = fake_run(b, Propagation::default(), &mut masks, hole, 2);
         assert_eq!(out, Outcome::Cancelled);
         assert_eq!(calls.len(), 2);
         assert_eq!(masks.iter().filter(|m| m.is_some()).count(), 2);

@@ -340,6 +340,51 @@ async function checks(mode, ctx, origin) {
     await page.keyboard.press('Control+z');
   });
 
+  await check(`${prefix} objects: hidden and shown again (eye button, H), renamed in the list (undoable), exported under their names`, async () => {
+    // Pixels of the viewer tinted by a mask or box (the scan itself is grey).
+    const tinted = () => page.evaluate(() => {
+      const c = document.querySelector('#view');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) n += d[i] !== d[i + 1] || d[i + 1] !== d[i + 2];
+      return n;
+    });
+    const all = await tinted();
+    assert(all > 0, 'no object on the viewer');
+    const eyes = page.locator('.objects li .eye');
+    for (let k = 0; k < await eyes.count(); k++) await eyes.nth(k).click();
+    assert(await tinted() === 0, `${await tinted()} tinted pixels with every object hidden`);
+    assert(await page.locator('.objects li.hidden-object').count() === await eyes.count(), 'the list does not mark them hidden');
+    for (let k = 0; k < await eyes.count(); k++) await eyes.nth(k).click();
+    assert(await tinted() === all, `shown again: ${await tinted()} tinted pixels, were ${all}`);
+    await page.keyboard.press('h');
+    const hid = await tinted();
+    assert(hid < all && await page.locator('.objects li.selected.hidden-object').count() === 1, `H: ${hid} of ${all} tinted`);
+    await page.keyboard.press('h');
+    assert(await tinted() === all, 'H again did not show it');
+
+    const selected = page.locator('.objects li.selected .object-name');
+    const old = await selected.textContent();
+    await selected.dblclick();
+    await page.waitForFunction(() => {
+      const e = document.activeElement;
+      return e?.id === 'rename' && e.value.length > 0 && e.selectionEnd - e.selectionStart === e.value.length;
+    }, null, { timeout: 5_000 }).catch(() => { throw new Error('the name is not open for typing, all of it selected'); });
+    await page.keyboard.type('Right lung / nodule');
+    await page.keyboard.press('h'); // typed into the name, not a shortcut
+    await page.keyboard.press('Enter');
+    assert(await selected.textContent() === 'Right lung / noduleh', `renamed to "${await selected.textContent()}"`);
+    assert(await tinted() === all, 'typing H into the name hid the object');
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
+    assert(dl.suggestedFilename() === 'right_lung___noduleh.png', `exported as ${dl.suggestedFilename()}`);
+    await page.keyboard.press('F2');
+    await page.keyboard.type('never mind');
+    await page.keyboard.press('Escape');
+    assert(await selected.textContent() === 'Right lung / noduleh', 'Esc did not keep the name');
+    await page.keyboard.press('Control+z');
+    assert(await selected.textContent() === old, `undo gave "${await selected.textContent()}", was "${old}"`);
+  });
+
   // After the WebGPU segmentation: from here on the page computes on the CPU.
   if (mode === 'webgpu') await check(`${prefix} a lost GPU: the page says so, goes on on the CPU (segments like the official model), trained weights kept`, async () => {
     const n = await page.evaluate(() => (self.__medsegGpuDevices || []).length);

@@ -210,6 +210,53 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.locator('#volume-panel').screenshot({ path: path.join(art, 'volume-sagittal.png') });
     console.log(`  ${prefix} coronal rows ${cor.coloured}, sagittal rows ${sag.coloured}, click → slice ${z + 1}, aspect ${sag.aspect}`);
   });
+
+  // The scan opened again (no marks): a box drawn on one slice is propagated from that slice,
+  // wherever the view has moved since, and is drawn on its own slice only.
+  await check(`${prefix} volume: a box propagates from the slice it was drawn on, and shows there only`, async () => {
+    await page.setInputFiles('#file', scan, { timeout: 120_000 });
+    await page.waitForFunction(() => document.querySelector('#slice-info')?.textContent.startsWith('Slice 13 / 25'), null, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector('.app')?.dataset.phase === 'ready', null, { timeout: 120_000 });
+    await page.uncheck('#beyond');
+    const r = await page.locator('#view').boundingBox();
+    const at = (x, y) => [r.x + (x + 0.5) * r.width / 256, r.y + (y + 0.5) * r.height / 256];
+    await page.mouse.move(...at(162, 84));
+    await page.mouse.down();
+    await page.mouse.move(...at(208, 153), { steps: 6 });
+    await page.mouse.up();
+    // (The status of an earlier image's box may still say "Mask in".)
+    await page.waitForFunction(() => /^Mask in .*box 16\d,8\d,20\d,15\d/.test(document.querySelector('#status')?.textContent), null, { timeout: 600_000 });
+    // Coloured pixels on the box's left edge (columns 161–162, clear of its corners), and in
+    // the whole canvas.
+    const coloured = () => page.evaluate(() => {
+      const c = document.querySelector('#view');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const col = (i) => d[i] !== d[i + 1] || d[i + 1] !== d[i + 2];
+      let edge = 0, all = 0;
+      for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+        const hit = col((y * c.width + x) * 4);
+        all += hit;
+        edge += hit && (x === 161 || x === 162) && y > 90 && y < 147;
+      }
+      return { edge, all };
+    });
+    const here = await coloured();
+    assert(here.edge > 20, `the box is not drawn on its slice: ${JSON.stringify(here)}`);
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowUp');
+    assert((await info()).startsWith('Slice 15 /'), `moved to ${await info()}`);
+    const away = await coloured();
+    assert(away.all === 0, `slice 15 shows a box or mask it does not have: ${JSON.stringify(away)}`);
+    await page.keyboard.press('p');
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Propagated'), null, { timeout: 600_000 });
+    const said = await page.textContent('#status');
+    assert(said.startsWith('Propagated: 1 slice in'), `propagated from the view's slice, not the box's: "${said}"`);
+    const [zdl] = await Promise.all([page.waitForEvent('download'), page.click('#export-slices')]);
+    const zipFile = path.join(art, 'slices-box-slice.zip');
+    await zdl.saveAs(zipFile);
+    const names = Object.keys(unzip(fs.readFileSync(zipFile)));
+    assert(names.join() === 'slice_012.png', `segmented slices ${names}, want the box's slice 12 (0-based)`);
+  });
 }
 
 // DICOM (CPU session): a 20-slice MR series dropped as files, a single CT file, a series with a
