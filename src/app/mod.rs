@@ -448,7 +448,9 @@ fn load_reference(ui: Ui, bytes: &[u8], name: &str) {
     }
 }
 
-async fn segment_box(ui: Ui, bbox: [f32; 4]) {
+/// Segments `bbox` into a new object, or into object `into` (its box moved), replacing its mask
+/// (on a volume: on the slice in view).
+async fn segment_box(ui: Ui, bbox: [f32; 4], into: Option<usize>) {
     // Volume slices are embedded when first needed.
     if volume::is_open() && with(|s| s.model.is_some() && s.embedding.is_none()) {
         embed_current(ui).await;
@@ -463,7 +465,22 @@ async fn segment_box(ui: Ui, bbox: [f32; 4]) {
         Ok(p) => {
             with(|s| {
                 s.checkpoint();
-                let i = s.new_object(Some(bbox), p.mask);
+                let z = s.volume.as_ref().map(|v| v.z);
+                let i = match into.filter(|&i| i < s.objects.len()) {
+                    Some(i) => {
+                        let o = &mut s.objects[i];
+                        o.mask = p.mask;
+                        o.bbox = Some(bbox);
+                        o.hidden = false;
+                        // A propagated object keeps its range; the moved box is its rectangle.
+                        match &mut o.box3d {
+                            Some(b) => b.rect = bbox,
+                            None => o.box_slice = z,
+                        }
+                        i
+                    }
+                    None => s.new_object(Some(bbox), p.mask),
+                };
                 s.selected = Some(i);
             });
             let ms = js_sys::Date::now() - t0;
@@ -700,6 +717,10 @@ fn ring_px(ui: Ui, part: impl Fn((f64, f64, f64)) -> f64) -> String {
 /// What the keys and mouse do, for the list `?` opens (the handlers are in `App`).
 const SHORTCUTS: &[(&str, &str)] = &[
     ("Drag", "box around a structure: its mask (Box tool)"),
+    (
+        "Drag a box's edge",
+        "the selected object segmented again from the new box",
+    ),
     ("B · R · E", "box, brush, eraser"),
     ("Ctrl+Z · Ctrl+Y", "undo · redo (also Ctrl+Shift+Z)"),
     ("Del", "delete the selected object"),
@@ -736,6 +757,50 @@ struct Drag {
     /// Where it started on the screen, and the image's pan then.
     screen: (i32, i32),
     pan: (f64, f64),
+    /// Box tool: the edges of the selected object's box being moved (left, top, right,
+    /// bottom); none for a new box.
+    edges: [bool; 4],
+}
+
+/// The edges of the selected object's box (where it is drawn) within `tol` image pixels of
+/// (x, y): a corner gives two.
+fn box_edges(s: &state::State, (x, y): (f32, f32), tol: f32) -> [bool; 4] {
+    let z = s.volume.as_ref().map(|v| v.z);
+    let Some([x0, y0, x1, y1]) = s
+        .selected
+        .and_then(|i| s.objects.get(i))
+        .filter(|o| !o.hidden && o.box_on(z))
+        .and_then(|o| o.bbox)
+    else {
+        return [false; 4];
+    };
+    let (along_x, along_y) = (
+        (x0 - tol..=x1 + tol).contains(&x),
+        (y0 - tol..=y1 + tol).contains(&y),
+    );
+    let near = |a: f32, b: f32| (a - b).abs() <= tol;
+    [
+        along_y && near(x, x0),
+        along_x && near(y, y0),
+        along_y && near(x, x1) && !near(x, x0),
+        along_x && near(y, y1) && !near(y, y0),
+    ]
+}
+
+/// The pointer's reach for grabbing a box edge: 6 screen pixels, in image pixels.
+fn grab_tolerance(c: &HtmlCanvasElement) -> f32 {
+    6.0 * c.width() as f32 / c.client_width().max(1) as f32
+}
+
+/// The resize cursor for grabbing `edges` ("" = the viewer's own).
+fn edge_cursor([l, t, r, b]: [bool; 4]) -> &'static str {
+    match (l || r, t || b) {
+        (true, true) if (l && t) || (r && b) => "nwse-resize",
+        (true, true) => "nesw-resize",
+        (true, false) => "ew-resize",
+        (false, true) => "ns-resize",
+        _ => "",
+    }
 }
 
 #[component]
@@ -775,10 +840,25 @@ pub fn App() -> impl IntoView {
             width: wd,
             screen: (ev.client_x(), ev.client_y()),
             pan: with(|s| s.pan),
+            edges: [false; 4],
         }));
         if ev.button() == 0 {
             match ui.tool.get_untracked() {
-                Tool::Box => with(|s| s.drag_box = Some([x, y, x, y])),
+                // On an edge of the selected object's box: that edge moves, and the object is
+                // segmented again from the new box. Elsewhere: a new box.
+                Tool::Box => with(|s| {
+                    let edges = box_edges(s, (x, y), grab_tolerance(&c));
+                    if edges.contains(&true) {
+                        s.drag_box = s.selected.and_then(|i| s.objects[i].bbox);
+                        drag.update_value(|d| {
+                            if let Some(d) = d {
+                                d.edges = edges;
+                            }
+                        });
+                    } else {
+                        s.drag_box = Some([x, y, x, y]);
+                    }
+                }),
                 t => {
                     if with(|s| s.selected.is_none()) {
                         return ui.fail("Select an object to paint on (or draw a box first).");
@@ -806,6 +886,13 @@ pub fn App() -> impl IntoView {
             .set(with(|s| readout(s, x, y)).unwrap_or_default());
         ui.brush_ring.set(brush_ring(&c, &ev, ui));
         let Some(d) = drag.get_value() else {
+            // The cursor says when a press would take the selected box's edge.
+            let edges = if ui.tool.get_untracked() == Tool::Box {
+                with(|s| box_edges(s, (x, y), grab_tolerance(&c)))
+            } else {
+                [false; 4]
+            };
+            let _ = web_sys::HtmlElement::style(&c).set_property("cursor", edge_cursor(edges));
             return;
         };
         let ((x0, y0), (sx, sy)) = (d.at, d.screen);
@@ -829,7 +916,26 @@ pub fn App() -> impl IntoView {
                     .as_ref()
                     .map_or((0.0, 0.0), |d| (d.width as f32, d.height as f32));
                 let (x, y) = (x.clamp(0.0, w), y.clamp(0.0, h));
-                s.drag_box = Some([x0.min(x), y0.min(y), x0.max(x), y0.max(y)]);
+                if d.edges.contains(&true) {
+                    // The grabbed edges follow the pointer; the box stays at least a pixel wide.
+                    let Some(mut b) = s.drag_box else { return };
+                    let [l, t, r, bo] = d.edges;
+                    if l {
+                        b[0] = x.min(b[2] - 1.0);
+                    }
+                    if t {
+                        b[1] = y.min(b[3] - 1.0);
+                    }
+                    if r {
+                        b[2] = x.max(b[0] + 1.0);
+                    }
+                    if bo {
+                        b[3] = y.max(b[1] + 1.0);
+                    }
+                    s.drag_box = Some(b);
+                } else {
+                    s.drag_box = Some([x0.min(x), y0.min(y), x0.max(x), y0.max(y)]);
+                }
                 canvas::redraw_boxes(s);
             }),
             (0, t) => {
@@ -850,15 +956,21 @@ pub fn App() -> impl IntoView {
         }
     };
     let on_up = move |_ev: PointerEvent| {
-        let Some(Drag { button, .. }) = drag.get_value() else {
+        let Some(Drag { button, edges, .. }) = drag.get_value() else {
             return;
         };
         drag.set_value(None);
         if button == 0 && ui.tool.get_untracked() == Tool::Box {
             let b = with(|s| s.drag_box.take());
+            // A moved edge segments the selected object again; a new box makes a new one.
+            let into = if edges.contains(&true) {
+                ui.selected.get_untracked()
+            } else {
+                None
+            };
             if let Some(b) = b.filter(|b| b[2] - b[0] >= 2.0 && b[3] - b[1] >= 2.0) {
                 // Corners snap to the pixel under the pointer: integer boxes, as the official scripts use.
-                spawn_local(segment_box(ui, b.map(f32::floor)));
+                spawn_local(segment_box(ui, b.map(f32::floor), into));
             } else {
                 with(|s| canvas::redraw(s));
             }

@@ -366,10 +366,11 @@ async function checks(mode, ctx, origin) {
     const selected = page.locator('.objects li.selected .object-name');
     const old = await selected.textContent();
     await selected.dblclick();
-    await page.waitForFunction(() => {
+    const editing = () => page.waitForFunction(() => {
       const e = document.activeElement;
       return e?.id === 'rename' && e.value.length > 0 && e.selectionEnd - e.selectionStart === e.value.length;
     }, null, { timeout: 5_000 }).catch(() => { throw new Error('the name is not open for typing, all of it selected'); });
+    await editing();
     await page.keyboard.type('Right lung / nodule');
     await page.keyboard.press('h'); // typed into the name, not a shortcut
     await page.keyboard.press('Enter');
@@ -378,11 +379,51 @@ async function checks(mode, ctx, origin) {
     const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-mask')]);
     assert(dl.suggestedFilename() === 'right_lung___noduleh.png', `exported as ${dl.suggestedFilename()}`);
     await page.keyboard.press('F2');
+    await editing();
     await page.keyboard.type('never mind');
     await page.keyboard.press('Escape');
     assert(await selected.textContent() === 'Right lung / noduleh', 'Esc did not keep the name');
     await page.keyboard.press('Control+z');
     assert(await selected.textContent() === old, `undo gave "${await selected.textContent()}", was "${old}"`);
+  });
+
+  await check(`${prefix} a box's edge or corner dragged segments its object again from the new box; undo restores it`, async () => {
+    const at = pixelAt(await page.locator('#view').boundingBox());
+    const count = () => page.locator('.objects li').count();
+    const px = async () => Number((await page.textContent('.objects li.selected small')).match(/(\d+) px/)[1]);
+    const status = (re) => page.waitForFunction((re) => new RegExp(re).test(document.querySelector('#status')?.textContent), re, { timeout: 60_000 })
+      .catch(async (e) => { throw new Error(`${e.message}: ${await pageState(page)}`); });
+    // A box as the status reports it, each side within a pixel (pointer positions are whole
+    // screen pixels).
+    await page.keyboard.press('b');
+    const boxIs = (...b) => `^Mask in .*box ${b.map((v) => `(${v - 1}|${v}|${v + 1})`).join(',')}`;
+    await drawBox(page, [300, 320, 400, 400]);
+    await status(boxIs(300, 320, 400, 400));
+    const n = await count(), before = await px();
+    // The cursor offers the edge, and the corner, where a press would take them.
+    const cursor = async (x, y) => { await page.mouse.move(...at(x, y)); return page.evaluate(() => document.querySelector('#view').style.cursor); };
+    assert(await cursor(400, 360) === 'ew-resize' && await cursor(400, 400) === 'nwse-resize' && await cursor(350, 360) === '',
+      'no resize cursor on the box edge and corner (or one inside the box)');
+    await page.mouse.move(...at(400, 360));
+    await page.mouse.down();
+    await page.mouse.move(...at(430, 360), { steps: 4 });
+    await page.mouse.up();
+    await status(boxIs(300, 320, 430, 400));
+    assert(await count() === n, `moving the edge made a new object (${await count()}, was ${n})`);
+    const wider = await px();
+    assert(wider !== before, `the mask did not change (${wider} px)`);
+    // The top-left corner moves both its edges.
+    await page.mouse.move(...at(300, 320));
+    await page.mouse.down();
+    await page.mouse.move(...at(310, 335), { steps: 4 });
+    await page.mouse.up();
+    await status(boxIs(310, 335, 430, 400));
+    assert(await count() === n, 'moving the corner made a new object');
+    await page.keyboard.press('Control+z');
+    await page.keyboard.press('Control+z');
+    assert(await px() === before && await count() === n, `undo gave ${await px()} px, was ${before}`);
+    await page.keyboard.press('Control+z');
+    assert(await count() === n - 1, 'the last undo did not take the box away');
   });
 
   // After the WebGPU segmentation: from here on the page computes on the CPU.
