@@ -391,7 +391,7 @@ async function checks(mode, ctx, origin) {
     const at = pixelAt(await page.locator('#view').boundingBox());
     const count = () => page.locator('.objects li').count();
     const px = async () => Number((await page.textContent('.objects li.selected small')).match(/(\d+) px/)[1]);
-    const status = (re) => page.waitForFunction((re) => new RegExp(re).test(document.querySelector('#status')?.textContent), re, { timeout: 60_000 })
+    const status = (re) => page.waitForFunction((re) => new RegExp(re).test(document.querySelector('#status')?.textContent), re, { timeout: 300_000 })
       .catch(async (e) => { throw new Error(`${e.message}: ${await pageState(page)}`); });
     // A box as the status reports it, each side within a pixel (pointer positions are whole
     // screen pixels).
@@ -553,7 +553,7 @@ async function checks(mode, ctx, origin) {
     console.log(`  ${prefix} after a worker failure (${workers.length} worker(s)): ${await page.textContent('#status')} Dice ${d.toFixed(4)}`);
     assert(d >= 0.98, `Dice ${d}`);
     // A newly opened scan numbers its objects from 1 again.
-    const names = await page.locator('.objects li').evaluateAll((ls) => ls.map((l) => l.textContent.replace(l.querySelector('small')?.textContent ?? '', '').trim()));
+    const names = await page.locator('.objects li .object-name').allTextContents();
     assert(names.join() === 'Object 1', `objects after opening a new scan: ${names.join(' | ')}`);
   });
 
