@@ -40,6 +40,8 @@ struct WorkMeta {
     level: f64,
     window: f64,
     opacity: f64,
+    #[serde(default)]
+    outline: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -175,6 +177,7 @@ fn encode_work() -> Option<Result<Vec<u8>, String>> {
             level: s.level,
             window: s.width,
             opacity: s.opacity,
+            outline: s.outline,
         };
         let mut masks: Vec<(String, Vec<u8>)> = vec![];
         for (k, o) in s.objects.iter().enumerate() {
@@ -357,11 +360,13 @@ async fn restore_scan(ui: Ui, v: VolUi, bytes: &[u8]) -> Result<(), String> {
         s.level = meta.level;
         s.width = meta.window;
         s.opacity = meta.opacity;
+        s.outline = meta.outline;
     });
     if meta.depth > 0 {
         volume::show(ui, v, meta.z);
     }
     ui.opacity.set(meta.opacity);
+    ui.outline.set(meta.outline);
     ui.sync();
     ui.status.set(format!(
         "Restored {name} with {} objects from this browser.",

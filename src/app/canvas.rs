@@ -46,6 +46,14 @@ pub fn redraw(s: &State) {
     let (w, h) = (img.width, img.height);
     let mut rgba = grey_rgba(s, &img.data);
     for (k, o) in s.shown() {
+        if s.outline {
+            // A thin line needs more colour than a fill to be seen.
+            let table = blend_table(o.color, if Some(k) == s.selected { 1.0 } else { 0.75 });
+            for i in edge_pixels(&o.mask, w, h) {
+                tint(&mut rgba[i * 4..i * 4 + 4], &table);
+            }
+            continue;
+        }
         let table = blend_table(o.color, alpha(s, k));
         for (px, _) in rgba
             .chunks_exact_mut(4)
@@ -137,6 +145,22 @@ fn blend_table(color: [u8; 3], alpha: f32) -> [[u8; 256]; 3] {
 }
 
 /// One RGBA pixel's colour through a [`blend_table`].
+/// The mask's pixels with a 4-neighbour outside it (or on the image's border): its outline.
+fn edge_pixels(mask: &[u8], w: usize, h: usize) -> impl Iterator<Item = usize> + '_ {
+    (0..mask.len()).filter(move |&i| {
+        let (x, y) = (i % w, i / w);
+        mask[i] > 0
+            && (x == 0
+                || y == 0
+                || x + 1 == w
+                || y + 1 == h
+                || mask[i - 1] == 0
+                || mask[i + 1] == 0
+                || mask[i - w] == 0
+                || mask[i + w] == 0)
+    })
+}
+
 fn tint(px: &mut [u8], table: &[[u8; 256]; 3]) {
     for c in 0..3 {
         px[c] = table[c][px[c] as usize];

@@ -51,6 +51,8 @@ struct Ui {
     tool: RwSignal<Tool>,
     brush: RwSignal<f64>,
     opacity: RwSignal<f64>,
+    /// Masks shown as outlines.
+    outline: RwSignal<bool>,
     metrics: RwSignal<Option<(f64, f64)>>,
     image_name: RwSignal<String>,
     /// The pixel under the pointer and its value.
@@ -75,6 +77,7 @@ impl Ui {
             tool: RwSignal::new(Tool::Box),
             brush: RwSignal::new(6.0),
             opacity: RwSignal::new(0.45),
+            outline: RwSignal::new(false),
             metrics: RwSignal::new(None),
             image_name: RwSignal::new(String::new()),
             readout: RwSignal::new(String::new()),
@@ -616,6 +619,16 @@ fn undo(ui: Ui, redo: bool) {
     }
 }
 
+/// Masks drawn as outlines, or filled.
+fn set_outline(ui: Ui, on: bool) {
+    ui.outline.set(on);
+    with(|s| {
+        s.outline = on;
+        canvas::redraw(s);
+    });
+    autosave::schedule();
+}
+
 /// Shows or hides object `i` (its mask and box on the viewer and the planes).
 fn toggle_hidden(ui: Ui, i: usize) {
     with(|s| {
@@ -728,6 +741,7 @@ const SHORTCUTS: &[(&str, &str)] = &[
         "H · F2",
         "hide or show · rename the selected object (or double-click its name)",
     ),
+    ("O", "masks as outlines, or filled"),
     ("Right-drag", "window (across) and level (up and down)"),
     (
         "Ctrl+wheel · + −",
@@ -1031,6 +1045,7 @@ pub fn App() -> impl IntoView {
             ("r", false) => ui.tool.set(Tool::Brush),
             ("e", false) => ui.tool.set(Tool::Eraser),
             ("Delete" | "Backspace", false) => delete_selected(ui),
+            ("o", false) => set_outline(ui, !ui.outline.get_untracked()),
             ("h", false) => {
                 if let Some(i) = ui.selected.get_untracked() {
                     toggle_hidden(ui, i)
@@ -1127,6 +1142,8 @@ pub fn App() -> impl IntoView {
                                     with(|s| { s.opacity = v; canvas::redraw(s); });
                                     autosave::schedule();
                                 }/></label>
+                        <label class="check"><input id="outline" type="checkbox" prop:checked=move || ui.outline.get()
+                            on:change=move |ev| set_outline(ui, event_target_checked(&ev))/>"Outlines only (O)"</label>
                         <div class="row">
                             <button title="Undo (Ctrl+Z)" on:click=move |_| undo(ui, false)>"Undo"</button>
                             <button title="Redo (Ctrl+Shift+Z)" on:click=move |_| undo(ui, true)>"Redo"</button>

@@ -97,6 +97,8 @@ pub struct State {
     pub level: f64,
     pub width: f64,
     pub opacity: f64,
+    /// Masks drawn as their outlines (the anatomy under them stays visible).
+    pub outline: bool,
     /// Display zoom relative to fitting the viewer.
     pub zoom: f64,
     /// How far the image is moved from the viewer's middle, in CSS pixels.

@@ -340,7 +340,7 @@ async function checks(mode, ctx, origin) {
     await page.keyboard.press('Control+z');
   });
 
-  await check(`${prefix} objects: hidden and shown again (eye button, H), renamed in the list (undoable), exported under their names`, async () => {
+  await check(`${prefix} objects: hidden and shown again (eye button, H), outlined (O), renamed in the list (undoable), exported under their names`, async () => {
     // Pixels of the viewer tinted by a mask or box (the scan itself is grey).
     const tinted = () => page.evaluate(() => {
       const c = document.querySelector('#view');
@@ -362,6 +362,12 @@ async function checks(mode, ctx, origin) {
     assert(hid < all && await page.locator('.objects li.selected.hidden-object').count() === 1, `H: ${hid} of ${all} tinted`);
     await page.keyboard.press('h');
     assert(await tinted() === all, 'H again did not show it');
+    // O: the masks as their outlines (fewer pixels, still some), and filled again.
+    await page.keyboard.press('o');
+    const outlined = await tinted();
+    assert(outlined > 0 && outlined < all / 2 && await page.isChecked('#outline'), `outlines: ${outlined} tinted pixels, filled ${all}`);
+    await page.keyboard.press('o');
+    assert(await tinted() === all && !(await page.isChecked('#outline')), 'O again did not fill the masks');
 
     const selected = page.locator('.objects li.selected .object-name');
     const old = await selected.textContent();
