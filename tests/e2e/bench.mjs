@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { serve } from './serve.mjs';
 import { decodeTimes } from './boxes.mjs';
+import { drawBrain1Box } from './volume.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const FIX = path.resolve(ROOT, '../shared/fixtures');
@@ -109,14 +110,8 @@ async function benchPropagate(mode, origin) {
       for (let k = 0; k < 6; k++) await page.keyboard.press('ArrowUp');
       await page.keyboard.press(']');
       for (let k = 0; k < 3; k++) await page.keyboard.press('ArrowDown');
-      // After the keys: with the checkbox focused the page would not see them.
       await page.uncheck('#beyond');
-      const r = await page.locator('#view').boundingBox();
-      const at = (x, y) => [r.x + (x + 0.5) * r.width / 256, r.y + (y + 0.5) * r.height / 256];
-      await page.mouse.move(...at(162, 84));
-      await page.mouse.down();
-      await page.mouse.move(...at(208, 153), { steps: 6 });
-      await page.mouse.up();
+      await drawBrain1Box(page);
       await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: TIMEOUT });
       await page.click('#propagate');
       await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Propagated'), null, { timeout: TIMEOUT });

@@ -22,6 +22,19 @@ export function readNifti(bytes) {
   return { dims, pixdim, geometry: Buffer.from(b.subarray(252, 328)), labels: b.subarray(offset, offset + n) };
 }
 
+/// The official 3D box's rectangle on brain1 (from the fixture), in pixels of its 256² slices.
+export const BRAIN1_BOX = [162, 84, 208, 153];
+
+/// Drags BRAIN1_BOX with the mouse on the slice in view.
+export async function drawBrain1Box(page) {
+  const r = await page.locator('#view').boundingBox();
+  const at = (x, y) => [r.x + (x + 0.5) * r.width / 256, r.y + (y + 0.5) * r.height / 256];
+  await page.mouse.move(...at(BRAIN1_BOX[0], BRAIN1_BOX[1]));
+  await page.mouse.down();
+  await page.mouse.move(...at(BRAIN1_BOX[2], BRAIN1_BOX[3]), { steps: 6 });
+  await page.mouse.up();
+}
+
 export async function volumeChecks(page, prefix, check, assert, root, art) {
   const scan = path.join(root, '.cache/data/pyradiomics/brain1_image.nrrd');
   const info = () => page.textContent('#slice-info');
@@ -47,8 +60,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     assert((await info()).startsWith('Slice 15 /'), `box slice: ${await info()}`);
     await page.uncheck('#beyond');
 
-    // The official 3D box's rectangle (from the fixture), drawn on the middle slice.
-    const box = [162, 84, 208, 153];
+    const box = BRAIN1_BOX; // drawn on the middle slice
     const at = (x, y) => [r.x + (x + 0.5) * r.width / 256, r.y + (y + 0.5) * r.height / 256];
     // The status bar reads the voxel under the pointer from the scan itself: the NRRD's own
     // int16 value there (its header, then gzip'd data, x fastest), on slice 15 (z = 14).
@@ -58,10 +70,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.mouse.move(...at(170, 100));
     const readout = await page.textContent('#readout');
     assert(readout === `x 170 · y 100 — ${raw.toFixed(1)}`, `readout "${readout}", the scan has ${raw} there`);
-    await page.mouse.move(...at(box[0], box[1]));
-    await page.mouse.down();
-    await page.mouse.move(...at(box[2], box[3]), { steps: 6 });
-    await page.mouse.up();
+    await drawBrain1Box(page);
     await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: 600_000 });
     // The native run uses the box the page took from the pointer (reported in the status).
     const used = (await page.textContent('#status')).match(/box ([\d.]+),([\d.]+),([\d.]+),([\d.]+)/).slice(1).map(Number);
@@ -218,12 +227,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.waitForFunction(() => document.querySelector('#slice-info')?.textContent.startsWith('Slice 13 / 25'), null, { timeout: 60_000 });
     await page.waitForFunction(() => document.querySelector('.app')?.dataset.phase === 'ready', null, { timeout: 120_000 });
     await page.uncheck('#beyond');
-    const r = await page.locator('#view').boundingBox();
-    const at = (x, y) => [r.x + (x + 0.5) * r.width / 256, r.y + (y + 0.5) * r.height / 256];
-    await page.mouse.move(...at(162, 84));
-    await page.mouse.down();
-    await page.mouse.move(...at(208, 153), { steps: 6 });
-    await page.mouse.up();
+    await drawBrain1Box(page);
     // (The status of an earlier image's box may still say "Mask in".)
     await page.waitForFunction(() => /^Mask in .*box 16\d,8\d,20\d,15\d/.test(document.querySelector('#status')?.textContent), null, { timeout: 600_000 });
     // Coloured pixels on the box's left edge (columns 161–162, clear of its corners), and in
