@@ -451,9 +451,10 @@ fn load_reference(ui: Ui, bytes: &[u8], name: &str) {
     }
 }
 
-/// Segments `bbox` into a new object, or into object `into` (its box moved), replacing its mask
-/// (on a volume: on the slice in view).
-async fn segment_box(ui: Ui, bbox: [f32; 4], into: Option<usize>) {
+/// Segments `bbox` into a new object, or into object `into` (its index and name: its box was
+/// moved), replacing its mask (on a volume: on the slice in view). Should that object have gone
+/// meanwhile (deleted, undone), the mask becomes a new object.
+async fn segment_box(ui: Ui, bbox: [f32; 4], into: Option<(usize, String)>) {
     // Volume slices are embedded when first needed.
     if volume::is_open() && with(|s| s.model.is_some() && s.embedding.is_none()) {
         embed_current(ui).await;
@@ -469,7 +470,9 @@ async fn segment_box(ui: Ui, bbox: [f32; 4], into: Option<usize>) {
             with(|s| {
                 s.checkpoint();
                 let z = s.volume.as_ref().map(|v| v.z);
-                let i = match into.filter(|&i| i < s.objects.len()) {
+                let into =
+                    into.filter(|(i, name)| s.objects.get(*i).is_some_and(|o| &o.name == name));
+                let i = match into.map(|(i, _)| i) {
                     Some(i) => {
                         let o = &mut s.objects[i];
                         o.mask = p.mask;
@@ -756,6 +759,7 @@ const SHORTCUTS: &[(&str, &str)] = &[
         "A · U",
         "task: add this image and mask · segment it with UniverSeg",
     ),
+    ("Esc", "drop the box being dragged · stop a propagation"),
     ("?", "this list"),
 ];
 
@@ -978,7 +982,9 @@ pub fn App() -> impl IntoView {
             let b = with(|s| s.drag_box.take());
             // A moved edge segments the selected object again; a new box makes a new one.
             let into = if edges.contains(&true) {
-                ui.selected.get_untracked()
+                ui.selected
+                    .get_untracked()
+                    .and_then(|i| with(|s| Some((i, s.objects.get(i)?.name.clone()))))
             } else {
                 None
             };
@@ -1072,6 +1078,15 @@ pub fn App() -> impl IntoView {
             ("u", false) => spawn_local(task::run_current(ui, t)),
             ("?", _) => ui.help.update(|h| *h = !*h),
             ("Escape", false) if ui.help.get_untracked() => ui.help.set(false),
+            // Esc drops a box (or an edge) being dragged, else stops a propagation.
+            ("Escape", false) if drag.get_value().is_some() => {
+                drag.set_value(None);
+                with(|s| {
+                    s.drag_box = None;
+                    canvas::redraw(s);
+                });
+            }
+            ("Escape", false) if v.running.get_untracked() => volume::cancel(),
             _ => return,
         }
         ev.prevent_default();

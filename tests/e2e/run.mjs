@@ -393,7 +393,7 @@ async function checks(mode, ctx, origin) {
     assert(await selected.textContent() === old, `undo gave "${await selected.textContent()}", was "${old}"`);
   });
 
-  await check(`${prefix} a box's edge or corner dragged segments its object again from the new box; undo restores it`, async () => {
+  await check(`${prefix} a box's edge or corner dragged segments its object again from the new box; undo restores it; Esc drops a box being dragged`, async () => {
     const at = pixelAt(await page.locator('#view').boundingBox());
     const count = () => page.locator('.objects li').count();
     const px = async () => Number((await page.textContent('.objects li.selected small')).match(/(\d+) px/)[1]);
@@ -430,6 +430,14 @@ async function checks(mode, ctx, origin) {
     assert(await px() === before && await count() === n, `undo gave ${await px()} px, was ${before}`);
     await page.keyboard.press('Control+z');
     assert(await count() === n - 1, 'the last undo did not take the box away');
+    // Esc while dragging drops the box: nothing is segmented on release.
+    await page.mouse.move(...at(100, 100));
+    await page.mouse.down();
+    await page.mouse.move(...at(200, 200), { steps: 3 });
+    await page.keyboard.press('Escape');
+    await page.mouse.up();
+    await page.waitForTimeout(500);
+    assert(await count() === n - 1 && await page.getAttribute('.app', 'data-phase') === 'ready', 'Esc did not drop the box being dragged');
   });
 
   // After the WebGPU segmentation: from here on the page computes on the CPU.
