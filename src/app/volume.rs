@@ -144,6 +144,8 @@ pub struct VolUi {
     /// (area on this slice mm², volume mL) of the selected object.
     pub measure: RwSignal<Option<(f64, f64)>>,
     pub ortho: RwSignal<Ortho>,
+    /// The slice the selected object's box was drawn on (the range where no mark is set).
+    pub box_slice: RwSignal<Option<usize>>,
 }
 
 impl VolUi {
@@ -156,6 +158,7 @@ impl VolUi {
             running: RwSignal::new(false),
             measure: RwSignal::new(None),
             ortho: RwSignal::new(Ortho::Coronal),
+            box_slice: RwSignal::new(None),
         }
     }
 
@@ -176,10 +179,15 @@ impl VolUi {
                     volume_ml(voxels, v.volume.spacing),
                 )
             });
-            Some(((v.z, v.depth(), pos), v.marks, measure, v.ortho))
+            let box_slice = s
+                .selected
+                .and_then(|i| s.objects.get(i))
+                .and_then(|o| o.box_slice);
+            Some(((v.z, v.depth(), pos), v.marks, measure, v.ortho, box_slice))
         });
         match info {
-            Some((slice, marks, measure, ortho)) => {
+            Some((slice, marks, measure, ortho, box_slice)) => {
+                self.box_slice.set(box_slice);
                 self.open.set(true);
                 self.slice.set(slice);
                 self.marks.set(marks);
@@ -673,9 +681,16 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                     <button id="mark-first" title="First slice of the range ([)" on:click=move |_| mark(v, 0)>"Mark first"</button>
                     <button id="mark-last" title="Last slice of the range (])" on:click=move |_| mark(v, 1)>"Mark last"</button>
                 </div>
-                <div class="hint">{move || match v.marks.get() {
-                    [None, None] => "Range: from the box's slice".to_string(),
-                    [a, b] => format!("Range: {} – {}", a.map_or("box".into(), |z| (z + 1).to_string()), b.map_or("box".into(), |z| (z + 1).to_string())),
+                <div class="hint" id="range">{move || {
+                    // Slices are numbered from 1 on the page; an unmarked end is the box's slice.
+                    let box_at = v.box_slice.get().map_or("the box's".to_string(), |z| (z + 1).to_string());
+                    match v.marks.get() {
+                        [None, None] => format!("Range: slice {box_at} (the box's)"),
+                        [a, b] => {
+                            let end = |m: Option<usize>| m.map_or(box_at.clone(), |z| (z + 1).to_string());
+                            format!("Range: slices {} – {}", end(a), end(b))
+                        }
+                    }
                 }}</div>
                 <label class="check"><input id="beyond" type="checkbox" prop:checked=move || v.beyond.get()
                     on:change=move |ev| v.beyond.set(event_target_checked(&ev))/>"Continue past the range until the mask vanishes"</label>

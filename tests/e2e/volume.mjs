@@ -249,6 +249,8 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.keyboard.press('ArrowUp');
     await page.keyboard.press('ArrowUp');
     assert((await info()).startsWith('Slice 15 /'), `moved to ${await info()}`);
+    const range = await page.textContent('#range');
+    assert(range === "Range: slice 13 (the box's)", `the panel says "${range}"`);
     const away = await coloured();
     assert(away.all === 0, `slice 15 shows a box or mask it does not have: ${JSON.stringify(away)}`);
     await page.keyboard.press('p');
