@@ -1179,7 +1179,7 @@ pub fn App() -> impl IntoView {
                                             <span class="swatch" style:background=color></span>
                                             {move || if ui.renaming.get() == Some(i) {
                                                 view! {
-                                                    <input id="rename" class="rename" value=name.clone() aria-label="Object name"
+                                                    <input id="rename" class="rename" value=name.clone() aria-label="Object name" maxlength="80"
                                                         on:click=|ev| ev.stop_propagation()
                                                         on:keydown=move |ev| match ev.key().as_str() {
                                                             "Enter" => finish_rename(ui, i, Some(event_target_value(&ev))),
@@ -1190,8 +1190,9 @@ pub fn App() -> impl IntoView {
                                                 }.into_any()
                                             } else {
                                                 let name = shown_name.clone();
+                                                let tip = format!("{name} · double-click to rename (F2)");
                                                 view! {
-                                                    <span class="object-name" title="Double-click to rename (F2)"
+                                                    <span class="object-name" title=tip
                                                         on:dblclick=move |_| start_rename(ui, i)>{name}</span>
                                                 }.into_any()
                                             }}

@@ -391,6 +391,17 @@ async function checks(mode, ctx, origin) {
     assert(await selected.textContent() === 'Right lung / noduleh', 'Esc did not keep the name');
     await page.keyboard.press('Control+z');
     assert(await selected.textContent() === old, `undo gave "${await selected.textContent()}", was "${old}"`);
+    // A long name: at most 80 characters, cut on the screen, the Hide button still in the row.
+    await page.keyboard.press('F2');
+    await editing();
+    await page.keyboard.type('x'.repeat(100));
+    await page.keyboard.press('Enter');
+    const row = await page.locator('.objects li.selected').boundingBox();
+    const eye = await page.locator('.objects li.selected .eye').boundingBox();
+    assert((await selected.textContent()).length === 80 && eye.x + eye.width <= row.x + row.width + 0.5,
+      `name of ${(await selected.textContent()).length} characters; Hide button ends at ${eye.x + eye.width}, the row at ${row.x + row.width}`);
+    await page.keyboard.press('Control+z');
+    assert(await selected.textContent() === old, 'undo did not restore the name');
   });
 
   await check(`${prefix} a box's edge or corner dragged segments its object again from the new box; undo restores it; Esc drops a box being dragged`, async () => {
