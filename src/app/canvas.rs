@@ -144,7 +144,6 @@ fn blend_table(color: [u8; 3], alpha: f32) -> [[u8; 256]; 3] {
     color.map(|c| std::array::from_fn(|v| (v as f32 * (1.0 - alpha) + c as f32 * alpha) as u8))
 }
 
-/// One RGBA pixel's colour through a [`blend_table`].
 /// The mask's pixels with a 4-neighbour outside it (or on the image's border): its outline.
 fn edge_pixels(mask: &[u8], w: usize, h: usize) -> impl Iterator<Item = usize> + '_ {
     (0..mask.len()).filter(move |&i| {
@@ -161,6 +160,7 @@ fn edge_pixels(mask: &[u8], w: usize, h: usize) -> impl Iterator<Item = usize> +
     })
 }
 
+/// One RGBA pixel's colour through a [`blend_table`].
 fn tint(px: &mut [u8], table: &[[u8; 256]; 3]) {
     for c in 0..3 {
         px[c] = table[c][px[c] as usize];

@@ -683,13 +683,16 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                 </div>
                 <div class="hint" id="range">{move || {
                     // Slices are numbered from 1 on the page; an unmarked end is the box's slice.
-                    let box_at = v.box_slice.get().map_or("the box's".to_string(), |z| (z + 1).to_string());
-                    match v.marks.get() {
-                        [None, None] => format!("Range: slice {box_at} (the box's)"),
-                        [a, b] => {
-                            let end = |m: Option<usize>| m.map_or(box_at.clone(), |z| (z + 1).to_string());
-                            format!("Range: slices {} – {}", end(a), end(b))
-                        }
+                    let box_at = v.box_slice.get().map(|z| z + 1);
+                    let end = |m: Option<usize>| match (m, box_at) {
+                        (Some(z), _) => (z + 1).to_string(),
+                        (None, Some(n)) => n.to_string(),
+                        (None, None) => "the box's slice".to_string(),
+                    };
+                    match (v.marks.get(), box_at) {
+                        ([None, None], Some(n)) => format!("Range: slice {n} (the box's)"),
+                        ([None, None], None) => "Range: the box's slice".to_string(),
+                        ([a, b], _) => format!("Range: slices {} – {}", end(a), end(b)),
                     }
                 }}</div>
                 <label class="check"><input id="beyond" type="checkbox" prop:checked=move || v.beyond.get()
