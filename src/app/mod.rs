@@ -805,9 +805,14 @@ fn box_edges(s: &state::State, (x, y): (f32, f32), tol: f32) -> [bool; 4] {
     ]
 }
 
-/// The pointer's reach for grabbing a box edge: 6 screen pixels, in image pixels.
-fn grab_tolerance(c: &HtmlCanvasElement) -> f32 {
-    6.0 * c.width() as f32 / c.client_width().max(1) as f32
+/// With the Box tool, the selected box's edges a press at image position (x, y) would take:
+/// those within 6 screen pixels.
+fn grabbed_edges(ui: Ui, c: &HtmlCanvasElement, at: (f32, f32)) -> [bool; 4] {
+    if ui.tool.get_untracked() != Tool::Box {
+        return [false; 4];
+    }
+    let tol = 6.0 * c.width() as f32 / c.client_width().max(1) as f32;
+    with(|s| box_edges(s, at, tol))
 }
 
 /// The resize cursor for grabbing `edges` ("" = the viewer's own).
@@ -850,32 +855,31 @@ pub fn App() -> impl IntoView {
         ev.prevent_default();
         let _ = c.set_pointer_capture(ev.pointer_id());
         let (x, y) = canvas::to_image(&c, ev.offset_x(), ev.offset_y());
-        let (lv, wd) = with(|s| (s.level, s.width));
+        let edges = if ev.button() == 0 {
+            grabbed_edges(ui, &c, (x, y))
+        } else {
+            [false; 4]
+        };
+        let (level, width, pan) = with(|s| (s.level, s.width, s.pan));
         drag.set_value(Some(Drag {
             button: ev.button(),
             at: (x, y),
-            level: lv,
-            width: wd,
+            level,
+            width,
             screen: (ev.client_x(), ev.client_y()),
-            pan: with(|s| s.pan),
-            edges: [false; 4],
+            pan,
+            edges,
         }));
         if ev.button() == 0 {
             match ui.tool.get_untracked() {
                 // On an edge of the selected object's box: that edge moves, and the object is
                 // segmented again from the new box. Elsewhere: a new box.
                 Tool::Box => with(|s| {
-                    let edges = box_edges(s, (x, y), grab_tolerance(&c));
-                    if edges.contains(&true) {
-                        s.drag_box = s.selected.and_then(|i| s.objects[i].bbox);
-                        drag.update_value(|d| {
-                            if let Some(d) = d {
-                                d.edges = edges;
-                            }
-                        });
+                    s.drag_box = if edges.contains(&true) {
+                        s.selected.and_then(|i| s.objects[i].bbox)
                     } else {
-                        s.drag_box = Some([x, y, x, y]);
-                    }
+                        Some([x, y, x, y])
+                    };
                 }),
                 t => {
                     if with(|s| s.selected.is_none()) {
@@ -905,11 +909,7 @@ pub fn App() -> impl IntoView {
         ui.brush_ring.set(brush_ring(&c, &ev, ui));
         let Some(d) = drag.get_value() else {
             // The cursor says when a press would take the selected box's edge.
-            let edges = if ui.tool.get_untracked() == Tool::Box {
-                with(|s| box_edges(s, (x, y), grab_tolerance(&c)))
-            } else {
-                [false; 4]
-            };
+            let edges = grabbed_edges(ui, &c, (x, y));
             let _ = web_sys::HtmlElement::style(&c).set_property("cursor", edge_cursor(edges));
             return;
         };

@@ -10,7 +10,7 @@ import os from 'node:os';
 import { serve } from './serve.mjs';
 import { writeSupport, nativeMask, convertNative, zipOf, unzip } from './universeg.mjs';
 import { execFileSync } from 'node:child_process';
-import { volumeChecks, dicomChecks } from './volume.mjs';
+import { volumeChecks, dicomChecks, tintedPixels } from './volume.mjs';
 import { gensegChecks, gensegWebgpuCheck } from './genseg.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -57,6 +57,9 @@ async function drawBox(page, box) {
   await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Mask in'), null, { timeout: 300_000 })
     .catch(async (e) => { throw new Error(`no mask: ${e.message} ${await pageState(page)}`); });
 }
+
+/// The selected object's pixel count, as its row in the object list shows it.
+const selectedPixels = async (page) => Number((await page.textContent('.objects li.selected small')).match(/(\d+) px/)[1]);
 
 /// Exports the selected object's mask (#export-mask) as ART/name and reads it back.
 async function exportMask(page, name) {
@@ -279,7 +282,7 @@ async function checks(mode, ctx, origin) {
   });
 
   await check(`${prefix} brush and eraser paint whole strokes, however fast; undo takes them back`, async () => {
-    const px = async () => Number((await page.textContent('.objects li.selected small')).match(/(\d+) px/)[1]);
+    const px = () => selectedPixels(page);
     const r = await page.locator('#view').boundingBox();
     const at = pixelAt(r);
     // One quick move: the page sees only the stroke's two ends (far from the lung2 mask).
@@ -341,14 +344,7 @@ async function checks(mode, ctx, origin) {
   });
 
   await check(`${prefix} objects: hidden and shown again (eye button, H), outlined (O), renamed in the list (undoable), exported under their names`, async () => {
-    // Pixels of the viewer tinted by a mask or box (the scan itself is grey).
-    const tinted = () => page.evaluate(() => {
-      const c = document.querySelector('#view');
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      let n = 0;
-      for (let i = 0; i < d.length; i += 4) n += d[i] !== d[i + 1] || d[i + 1] !== d[i + 2];
-      return n;
-    });
+    const tinted = () => tintedPixels(page);
     const all = await tinted();
     assert(all > 0, 'no object on the viewer');
     const eyes = page.locator('.objects li .eye');
@@ -407,7 +403,7 @@ async function checks(mode, ctx, origin) {
   await check(`${prefix} a box's edge or corner dragged segments its object again from the new box; undo restores it; Esc drops a box being dragged`, async () => {
     const at = pixelAt(await page.locator('#view').boundingBox());
     const count = () => page.locator('.objects li').count();
-    const px = async () => Number((await page.textContent('.objects li.selected small')).match(/(\d+) px/)[1]);
+    const px = () => selectedPixels(page);
     const status = (re) => page.waitForFunction((re) => new RegExp(re).test(document.querySelector('#status')?.textContent), re, { timeout: 300_000 })
       .catch(async (e) => { throw new Error(`${e.message}: ${await pageState(page)}`); });
     // A box as the status reports it, each side within a pixel (pointer positions are whole

@@ -35,6 +35,19 @@ export async function drawBrain1Box(page) {
   await page.mouse.up();
 }
 
+/// Pixels of the viewer tinted by a mask or box (the scan itself is grey), in columns x0..x1 and
+/// rows y0..y1 (end excluded) of the image; the whole image by default.
+export function tintedPixels(page, region) {
+  return page.evaluate((region) => {
+    const c = document.querySelector('#view');
+    const [x0, y0, x1, y1] = region ?? [0, 0, c.width, c.height];
+    const d = c.getContext('2d').getImageData(x0, y0, x1 - x0, y1 - y0).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) n += d[i] !== d[i + 1] || d[i + 1] !== d[i + 2];
+    return n;
+  }, region);
+}
+
 export async function volumeChecks(page, prefix, check, assert, root, art) {
   const scan = path.join(root, '.cache/data/pyradiomics/brain1_image.nrrd');
   const info = () => page.textContent('#slice-info');
@@ -230,20 +243,9 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await drawBrain1Box(page);
     // (The status of an earlier image's box may still say "Mask in".)
     await page.waitForFunction(() => /^Mask in .*box 16\d,8\d,20\d,15\d/.test(document.querySelector('#status')?.textContent), null, { timeout: 600_000 });
-    // Coloured pixels on the box's left edge (columns 161–162, clear of its corners), and in
+    // Tinted pixels on the box's left edge (columns 161–162, clear of its corners), and in
     // the whole canvas.
-    const coloured = () => page.evaluate(() => {
-      const c = document.querySelector('#view');
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      const col = (i) => d[i] !== d[i + 1] || d[i + 1] !== d[i + 2];
-      let edge = 0, all = 0;
-      for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
-        const hit = col((y * c.width + x) * 4);
-        all += hit;
-        edge += hit && (x === 161 || x === 162) && y > 90 && y < 147;
-      }
-      return { edge, all };
-    });
+    const coloured = async () => ({ edge: await tintedPixels(page, [161, 91, 163, 147]), all: await tintedPixels(page) });
     const here = await coloured();
     assert(here.edge > 20, `the box is not drawn on its slice: ${JSON.stringify(here)}`);
     await page.keyboard.press('ArrowUp');
