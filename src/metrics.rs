@@ -1,6 +1,6 @@
-//! Segmentation metrics used by MedSAM and the CVPR 2024 challenge: DSC and NSD.
+//! Segmentation metrics used by MedSAM and the CVPR 2024 challenge (DSC and NSD), and the
+//! measurements a user exports: sizes and the scan's values under each mask.
 
-/// Dice similarity coefficient 2|G∩S| / (|G|+|S|); 1 when both masks are empty.
 /// Area of the non-zero pixels of a mask in mm², given the pixel size (x, y) in mm.
 pub fn area_mm2(mask: &[u8], spacing: [f64; 2]) -> f64 {
     mask.iter().filter(|&&v| v > 0).count() as f64 * spacing[0] * spacing[1]
@@ -11,6 +11,7 @@ pub fn volume_ml(voxels: usize, spacing: [f64; 3]) -> f64 {
     voxels as f64 * spacing.iter().product::<f64>() / 1000.0
 }
 
+/// Dice similarity coefficient 2|G∩S| / (|G|+|S|); 1 when both masks are empty.
 pub fn dice(a: &[bool], b: &[bool]) -> f64 {
     assert_eq!(a.len(), b.len(), "masks must have the same size");
     let (mut inter, mut sa, mut sb) = (0usize, 0usize, 0usize);
@@ -140,9 +141,134 @@ pub fn nsd(a: &[bool], b: &[bool], w: usize, h: usize, spacing: (f64, f64), tau:
     (close_a + close_b) as f64 / (na + nb) as f64
 }
 
+/// The scan's values under a mask: mean, population standard deviation, range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Intensity {
+    pub mean: f64,
+    pub sd: f64,
+    pub min: f32,
+    pub max: f32,
+}
+
+/// Of `values` (Welford's running sums in f64, stable over millions of voxels); None for none.
+pub fn intensity(values: impl IntoIterator<Item = f32>) -> Option<Intensity> {
+    let (mut n, mut mean, mut m2) = (0usize, 0f64, 0f64);
+    let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
+    for v in values {
+        n += 1;
+        let d = v as f64 - mean;
+        mean += d / n as f64;
+        m2 += d * (v as f64 - mean);
+        min = min.min(v);
+        max = max.max(v);
+    }
+    (n > 0).then(|| Intensity {
+        mean,
+        sd: (m2 / n as f64).sqrt(),
+        min,
+        max,
+    })
+}
+
+/// On a volume: an object's size and extent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extent {
+    pub ml: f64,
+    /// Slices with mask, and the first and last of them (numbered from 1, as the page shows).
+    pub slices: usize,
+    pub first: usize,
+    pub last: usize,
+    /// The largest slice's area (mm²).
+    pub largest_mm2: f64,
+}
+
+/// One object's row of the measurements table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectMeasure {
+    pub name: String,
+    /// Pixels (voxels on a volume) in the mask.
+    pub pixels: usize,
+    pub extent: Option<Extent>,
+    pub intensity: Option<Intensity>,
+}
+
+/// The measurements as CSV, one row per object, labelled 1, 2, … as the label exports number
+/// them. Cells that do not apply (the extent on a 2D image, values under an empty mask) are
+/// empty. Names are quoted where CSV needs it, and ones a spreadsheet would run as a formula
+/// (=, +, -, @ first) start with an apostrophe.
+pub fn measurements_csv(rows: &[ObjectMeasure]) -> String {
+    let mut out = String::from(
+        "label,name,pixels,volume_ml,slices,first_slice,last_slice,largest_area_mm2,mean,sd,min,max\n",
+    );
+    for (k, r) in rows.iter().enumerate() {
+        let mut name = r.name.clone();
+        if name.starts_with(['=', '+', '-', '@']) {
+            name.insert(0, '\'');
+        }
+        if name.contains([',', '"', '\n', '\r']) || name.trim() != name {
+            name = format!("\"{}\"", name.replace('"', "\"\""));
+        }
+        let extent = r.extent.map_or(",,,,".to_string(), |e| {
+            format!(
+                "{:.3},{},{},{},{:.2}",
+                e.ml, e.slices, e.first, e.last, e.largest_mm2
+            )
+        });
+        let values = r.intensity.map_or(",,,".to_string(), |i| {
+            format!("{:.2},{:.2},{},{}", i.mean, i.sd, i.min, i.max)
+        });
+        out += &format!("{},{name},{},{extent},{values}\n", k + 1, r.pixels);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intensity_by_hand() {
+        let i = intensity([-1000.0, 40.0, 60.0, 100.0]).unwrap();
+        // Mean −200; deviations −800, 240, 260, 300, so the population variance is
+        // (640000 + 57600 + 67600 + 90000) / 4 = 213800.
+        assert!((i.mean + 200.0).abs() < 1e-9);
+        assert!((i.sd - 213800f64.sqrt()).abs() < 1e-9);
+        assert_eq!((i.min, i.max), (-1000.0, 100.0));
+        assert_eq!(intensity([]), None);
+        // A million voxels of HU around 1e3: no cancellation.
+        let i = intensity((0..1_000_000).map(|k| 1000.0 + (k % 2) as f32)).unwrap();
+        assert!((i.mean - 1000.5).abs() < 1e-9 && (i.sd - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn measurements_csv_quotes_names_and_leaves_what_does_not_apply_empty() {
+        let rows = [
+            ObjectMeasure {
+                name: "Liver, left lobe".into(),
+                pixels: 2000,
+                extent: Some(Extent {
+                    ml: 1.0,
+                    slices: 3,
+                    first: 12,
+                    last: 14,
+                    largest_mm2: 250.0,
+                }),
+                intensity: intensity([10.0, 30.0]),
+            },
+            ObjectMeasure {
+                name: "=HYPERLINK(\"x\")".into(),
+                pixels: 0,
+                extent: None,
+                intensity: None,
+            },
+        ];
+        assert_eq!(
+            measurements_csv(&rows),
+            "label,name,pixels,volume_ml,slices,first_slice,last_slice,largest_area_mm2,mean,sd,min,max\n\
+             1,\"Liver, left lobe\",2000,1.000,3,12,14,250.00,20.00,10.00,10,30\n\
+             2,\"'=HYPERLINK(\"\"x\"\")\",0,,,,,,,,,\n"
+        );
+    }
 
     #[test]
     fn areas_and_volumes_use_the_spacing() {

@@ -6,6 +6,8 @@ mod canvas;
 pub mod encoder;
 mod generate;
 pub mod genseg_worker;
+mod measure;
+mod refine;
 mod state;
 mod storage;
 mod task;
@@ -632,6 +634,16 @@ fn set_outline(ui: Ui, on: bool) {
     autosave::schedule();
 }
 
+/// A Refine button or key: not while a propagation is about to replace the object's slices.
+fn refine_selected(ui: Ui, v: volume::VolUi, op: refine::Op) {
+    if v.running.get_untracked() {
+        ui.status
+            .set("Wait for the propagation to finish (or cancel it), then refine.".into());
+    } else {
+        refine::apply(ui, op);
+    }
+}
+
 /// Shows or hides object `i` (its mask and box on the viewer and the planes).
 fn toggle_hidden(ui: Ui, i: usize) {
     with(|s| {
@@ -745,6 +757,10 @@ const SHORTCUTS: &[(&str, &str)] = &[
         "hide or show · rename the selected object (or double-click its name)",
     ),
     ("O", "masks as outlines, or filled"),
+    (
+        "F · L · G · Shift+G",
+        "selected mask: fill holes · keep the largest piece · grow · shrink by a pixel",
+    ),
     ("Right-drag", "window (across) and level (up and down)"),
     (
         "Ctrl+wheel · + −",
@@ -1052,6 +1068,10 @@ pub fn App() -> impl IntoView {
             ("e", false) => ui.tool.set(Tool::Eraser),
             ("Delete" | "Backspace", false) => delete_selected(ui),
             ("o", false) => set_outline(ui, !ui.outline.get_untracked()),
+            ("f", false) => refine_selected(ui, v, refine::Op::FillHoles),
+            ("l", false) => refine_selected(ui, v, refine::Op::Largest),
+            ("g", false) => refine_selected(ui, v, refine::Op::Grow),
+            ("G", false) => refine_selected(ui, v, refine::Op::Shrink),
             ("h", false) => {
                 if let Some(i) = ui.selected.get_untracked() {
                     toggle_hidden(ui, i)
@@ -1096,6 +1116,13 @@ pub fn App() -> impl IntoView {
         view! {
             <button class:active=move || ui.tool.get() == t title=format!("{label} ({key})")
                 on:click=move |_| ui.tool.set(t)>{label}</button>
+        }
+    };
+    let refine_button = move |op: refine::Op| {
+        let (label, key, what) = op.label();
+        view! {
+            <button title=format!("{what} ({key})") disabled=move || ui.selected.get().is_none()
+                on:click=move |_| refine_selected(ui, v, op)>{label}</button>
         }
     };
 
@@ -1159,6 +1186,9 @@ pub fn App() -> impl IntoView {
                                 }/></label>
                         <label class="check"><input id="outline" type="checkbox" prop:checked=move || ui.outline.get()
                             on:change=move |ev| set_outline(ui, event_target_checked(&ev))/>"Outlines only (O)"</label>
+                        <div class="row refine" aria-label="Refine the selected mask">
+                            {[refine::Op::FillHoles, refine::Op::Largest, refine::Op::Grow, refine::Op::Shrink].map(refine_button)}
+                        </div>
                         <div class="row">
                             <button title="Undo (Ctrl+Z)" on:click=move |_| undo(ui, false)>"Undo"</button>
                             <button title="Redo (Ctrl+Shift+Z)" on:click=move |_| undo(ui, true)>"Redo"</button>
@@ -1209,6 +1239,8 @@ pub fn App() -> impl IntoView {
                         <div class="row">
                             <button id="export-mask" on:click=move |_| export_selected(ui)>"Export mask"</button>
                             <button id="export-all" on:click=move |_| export_all(ui)>"Export all"</button>
+                            <button id="export-csv" title="Every object's size and the image's values under it, as a table"
+                                on:click=move |_| measure::export(ui)>"Measurements (CSV)"</button>
                             <button title="Delete (Del)" on:click=move |_| delete_selected(ui)>"Delete"</button>
                         </div>
                     </div>

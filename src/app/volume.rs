@@ -13,7 +13,7 @@ use crate::imaging::dicom::read_series;
 use crate::imaging::dicom_seg::{SeriesReference, write_seg};
 use crate::imaging::volume::{Volume, read_volume, write_nifti_labels};
 use crate::imaging::window::{self, Window};
-use crate::metrics::{area_mm2, volume_ml};
+use crate::metrics::{ObjectMeasure, area_mm2};
 use crate::pipeline::propagate::{
     Box3d, EmbeddingCache, Outcome, Propagation, SliceMasks, SliceStack, planned_slices, propagate,
 };
@@ -142,7 +142,8 @@ pub struct VolUi {
     pub beyond: RwSignal<bool>,
     pub running: RwSignal<bool>,
     /// (area on this slice mm², volume mL) of the selected object.
-    pub measure: RwSignal<Option<(f64, f64)>>,
+    /// The selected object's area on the slice in view (mm²) and its measurements.
+    pub measure: RwSignal<Option<(f64, ObjectMeasure)>>,
     pub ortho: RwSignal<Ortho>,
     /// The slice the selected object's box was drawn on (the range where no mark is set).
     pub box_slice: RwSignal<Option<usize>>,
@@ -169,15 +170,11 @@ impl VolUi {
             let [sx, sy, _] = v.volume.spacing;
             let pos =
                 v.volume.origin[2] + v.z as f64 * v.volume.spacing[2] * v.volume.direction[2][2];
-            let measure = s.selected.and_then(|i| s.objects.get(i)).map(|o| {
-                let voxels: usize = (0..v.depth())
-                    .filter_map(|z| o.slice_mask(z, v.z))
-                    .map(|m| m.iter().filter(|&&x| x > 0).count())
-                    .sum();
-                (
-                    area_mm2(&o.mask, [sx, sy]),
-                    volume_ml(voxels, v.volume.spacing),
-                )
+            let measure = s.selected.and_then(|i| {
+                Some((
+                    area_mm2(&s.objects.get(i)?.mask, [sx, sy]),
+                    super::measure::object(s, i)?,
+                ))
             });
             let box_slice = s
                 .selected
@@ -712,8 +709,14 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                 </div>
                 <canvas id="ortho" node_ref=ortho_ref title="Through the selected object's centre; click a row to go to that slice"
                     on:click=ortho_click></canvas>
-                <div id="measure">{move || match v.measure.get() {
-                    Some((a, ml)) => format!("Selected: {a:.1} mm² here · {ml:.2} mL in all"),
+                <div id="measure" title="Values: the scan's own under the mask, all slices (HU on CT)">{move || match v.measure.get() {
+                    Some((a, m)) => {
+                        let ml = m.extent.map_or(0.0, |e| e.ml);
+                        let values = m.intensity.map_or(String::new(), |i| {
+                            format!(" · values {:.1} ± {:.1}", i.mean, i.sd)
+                        });
+                        format!("Selected: {a:.1} mm² here · {ml:.2} mL in all{values}")
+                    }
                     None => "Select an object to measure it.".to_string(),
                 }}</div>
                 <div class="row">

@@ -1,8 +1,9 @@
-//! Pixels: decoding files into grey images, intensity windowing, resampling.
+//! Pixels: decoding files into grey images, intensity windowing, resampling, whole-mask corrections.
 
 pub mod decode;
 pub mod dicom;
 pub mod dicom_seg;
+pub mod refine;
 pub mod resize;
 pub mod spline;
 pub mod volume;

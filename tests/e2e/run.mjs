@@ -10,7 +10,7 @@ import os from 'node:os';
 import { serve } from './serve.mjs';
 import { writeSupport, nativeMask, convertNative, zipOf, unzip } from './universeg.mjs';
 import { execFileSync } from 'node:child_process';
-import { volumeChecks, dicomChecks, tintedPixels } from './volume.mjs';
+import { volumeChecks, dicomChecks, tintedPixels, measurements, sameStats } from './volume.mjs';
 import { gensegChecks, gensegWebgpuCheck } from './genseg.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -398,6 +398,67 @@ async function checks(mode, ctx, origin) {
       `name of ${(await selected.textContent()).length} characters; Hide button ends at ${eye.x + eye.width}, the row at ${row.x + row.width}`);
     await page.keyboard.press('Control+z');
     assert(await selected.textContent() === old, 'undo did not restore the name');
+  });
+
+  await check(`${prefix} refine: holes filled, the largest piece kept, grown and shrunk by a pixel; each one undo step`, async () => {
+    const px = () => selectedPixels(page);
+    const at = pixelAt(await page.locator('#view').boundingBox());
+    const said = async (re) => {
+      const s = await page.textContent('#status');
+      assert(re.test(s), `status "${s}", expected ${re}`);
+    };
+    await page.locator('.objects li').first().click(); // the lung2 mask
+    await page.keyboard.press('f');
+    const n0 = await px(); // its own holes (if any) filled
+    const dot = async (key, x, y) => {
+      await page.keyboard.press(key);
+      await page.mouse.move(...at(x, y));
+      await page.mouse.down();
+      await page.mouse.up();
+    };
+    // A hole erased deep inside the mask (its deepest point on the official mask: 358, 360).
+    await dot('e', 358, 360);
+    const holed = await px();
+    assert(holed < n0, `the eraser left ${holed} of ${n0} px`);
+    await page.click('button:has-text("Fill holes")');
+    assert(await px() === n0, `Fill holes gave ${await px()} px, ${n0} before the hole`);
+    await said(new RegExp(`^Filled holes: ${n0 - holed} px\\.$`));
+    await page.keyboard.press('f');
+    await said(/^No holes to fill\.$/);
+    // A stray dot far from it: L keeps the largest piece.
+    await dot('r', 60, 460);
+    const stray = (await px()) - n0;
+    assert(stray > 50, `the brush dot added ${stray} px`);
+    await page.keyboard.press('l');
+    assert(await px() === n0, `Largest piece left ${await px()} px of ${n0}`);
+    await said(new RegExp(`^Kept the largest piece: removed 1 other \\(${stray} px\\)\\.$`));
+    // G grows by a ring of pixels, Shift+G shrinks; each step undoes alone.
+    await page.keyboard.press('b');
+    await page.keyboard.press('g');
+    const grown = await px();
+    assert(grown > n0 + 100 && grown < n0 * 1.2, `grown to ${grown} px from ${n0}`);
+    await page.keyboard.press('Shift+G');
+    const closed = await px();
+    assert(closed >= n0 && closed < grown, `grown then shrunk: ${closed} px (was ${n0}, grown ${grown})`);
+    await page.keyboard.press('Shift+G');
+    assert(await px() < closed, 'Shift+G did not shrink');
+    for (const want of [closed, grown, n0, n0 + stray, n0, holed]) {
+      await page.keyboard.press('Control+z');
+      assert(await px() === want, `undo gave ${await px()} px, expected ${want}`);
+    }
+    await page.keyboard.press('Control+z');
+    assert(await px() === n0, 'undo did not take the eraser back');
+    // Measurements (CSV): a row per object; the lung2 mask's pixels and the grey levels under
+    // it, as its exported mask and the image give them.
+    const rows = await measurements(page);
+    assert(rows.length === await page.locator('.objects li').count(), `${rows.length} rows`);
+    const mask = gray(await exportMask(page, `refined-${mode}.png`));
+    const image = gray(readPng(path.join(FIX, 'litemedsam_lung2_z22_image.png')));
+    const under = [...image].filter((_, i) => mask[i] > 0);
+    assert(rows[0].label === '1' && Number(rows[0].pixels) === n0 && under.length === n0 && rows[0].volume_ml === '',
+      `the first row ${JSON.stringify(rows[0])}, the mask ${under.length} px, the list ${n0}`);
+    const same = sameStats(rows[0], under);
+    assert(same === true, same);
   });
 
   await check(`${prefix} a box's edge or corner dragged segments its object again from the new box; undo restores it; Esc drops a box being dragged`, async () => {

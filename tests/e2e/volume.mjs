@@ -48,6 +48,26 @@ export function tintedPixels(page, region) {
   }, region);
 }
 
+/// Clicks Measurements (CSV) and reads the table back: one object per row, keyed by the header
+/// (names here hold no commas).
+export async function measurements(page) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+  if (dl.suggestedFilename() !== 'measurements.csv') throw new Error(`saved as ${dl.suggestedFilename()}`);
+  const [head, ...rows] = fs.readFileSync(await dl.path(), 'utf8').trim().split('\n').map((l) => l.split(','));
+  return rows.map((r) => Object.fromEntries(head.map((k, i) => [k, r[i]])));
+}
+
+/// Whether a measurements row's mean, SD, min and max are those of `values` (to its 2 decimals).
+export function sameStats(row, values) {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / n);
+  const [min, max] = [Math.min(...values), Math.max(...values)];
+  const ok = Math.abs(Number(row.mean) - mean) < 0.006 && Math.abs(Number(row.sd) - sd) < 0.006
+    && Number(row.min) === min && Number(row.max) === max;
+  return ok || `row ${JSON.stringify(row)} vs mean ${mean}, sd ${sd}, min ${min}, max ${max} of ${n} values`;
+}
+
 export async function volumeChecks(page, prefix, check, assert, root, art) {
   const scan = path.join(root, '.cache/data/pyradiomics/brain1_image.nrrd');
   const info = () => page.textContent('#slice-info');
@@ -155,6 +175,68 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     const ml = (a * got.pixdim[0] * got.pixdim[1] * got.pixdim[2]) / 1000;
     const shown = await page.textContent('#measure');
     assert(shown.includes(`${ml.toFixed(2)} mL`), `measure "${shown}" vs ${ml.toFixed(2)} mL`);
+  });
+
+  // Continues from the state above (slice 14 in view, the object propagated over 13–15 selected)
+  // and leaves it as it was.
+  await check(`${prefix} volume: refine works on every slice of the object (grown in each, the largest piece in 3D), undoably`, async () => {
+    const status = () => page.textContent('#status');
+    const labelled = async () => {
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-nifti')]);
+      const { dims, labels, pixdim } = readNifti(fs.readFileSync(await dl.path()));
+      const n = dims[0] * dims[1];
+      const perSlice = new Array(dims[2]).fill(0);
+      labels.forEach((v, i) => { if (v > 0) perSlice[Math.floor(i / n)]++; });
+      return { total: perSlice.reduce((a, b) => a + b, 0), perSlice, pixdim };
+    };
+    const steps = [];
+    await page.keyboard.press('l'); // stray bits of the propagated masks, if any, go first
+    if ((await status()).startsWith('Kept')) steps.push('own');
+    const v0 = await labelled();
+    // Measurements (CSV): the object's voxels, extent and volume, and the scan's own values
+    // under its mask (read here from the NRRD, whose voxel order the page keeps).
+    const [row] = await measurements(page);
+    const nrrd = fs.readFileSync(scan);
+    const raw = zlib.gunzipSync(nrrd.subarray(nrrd.indexOf('\n\n') + 2));
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-slices')]);
+    const under = [];
+    for (const [name, bytes] of Object.entries(unzip(fs.readFileSync(await dl.path())))) {
+      const z = Number(name.slice(6, 9)), png = PNG.sync.read(bytes), n = png.width * png.height;
+      for (let i = 0; i < n; i++) if (png.data[i * 4] > 0) under.push(raw.readInt16LE(2 * (z * n + i)));
+    }
+    const ml = (v0.total * v0.pixdim[0] * v0.pixdim[1] * v0.pixdim[2]) / 1000;
+    assert(row.label === '1' && Number(row.pixels) === v0.total && under.length === v0.total
+      && row.slices === '3' && row.first_slice === '14' && row.last_slice === '16' && Math.abs(Number(row.volume_ml) - ml) < 0.0015,
+      `measurements ${JSON.stringify(row)}: ${v0.total} voxels (${under.length} in the slice PNGs), ${ml.toFixed(3)} mL on slices 14–16`);
+    const same = sameStats(row, under);
+    assert(same === true, same);
+    await page.keyboard.press('g');
+    const g = (await status()).match(/^Grown by one pixel: \+(\d+) px on 3 slices\.$/);
+    assert(g, `after G: "${await status()}"`);
+    const v1 = await labelled();
+    assert(v1.total === v0.total + Number(g[1]) && [13, 14, 15].every((z) => v1.perSlice[z] > v0.perSlice[z]),
+      `grown: ${v1.perSlice.slice(13, 16)} voxels on slices 13–15, were ${v0.perSlice.slice(13, 16)} (+${g[1]} said)`);
+    await page.keyboard.press('Control+z');
+    assert((await labelled()).total === v0.total, 'undo did not take the growth back');
+    // A dot on slice 20, far from the object: L removes it (it touches no other slice's mask).
+    for (let k = 0; k < 5; k++) await page.keyboard.press('ArrowUp');
+    const r = await page.locator('#view').boundingBox();
+    await page.keyboard.press('r');
+    await page.mouse.move(r.x + 30.5 * r.width / 256, r.y + 30.5 * r.height / 256);
+    await page.mouse.down();
+    await page.mouse.up();
+    await page.keyboard.press('b');
+    for (let k = 0; k < 5; k++) await page.keyboard.press('ArrowDown');
+    const v2 = await labelled();
+    assert(v2.perSlice[19] > 50 && v2.total === v0.total + v2.perSlice[19], `the dot on slice 20: ${v2.perSlice[19]} voxels`);
+    await page.keyboard.press('l');
+    assert(await status() === `Kept the largest piece: removed 1 other (${v2.perSlice[19]} px).`, `after L: "${await status()}"`);
+    const v3 = await labelled();
+    assert(v3.total === v0.total && v3.perSlice[19] === 0, `after L: ${v3.total} voxels (${v3.perSlice[19]} on slice 20), were ${v0.total}`);
+    await page.keyboard.press('Control+z');
+    await page.keyboard.press('Control+z');
+    for (const _ of steps) await page.keyboard.press('Control+z');
+    assert((await info()).startsWith('Slice 15 /'), `back on ${await info()}`);
   });
 
   // Continues from the state above: slice 14 in view, range 13–15 marked, the propagated object

@@ -1,0 +1,121 @@
+//! The Tools panel's Refine buttons: whole-mask corrections of the selected object, one undo
+//! step each. On a volume they apply to every slice of the object (holes, growing and shrinking
+//! in each slice's plane; the largest piece in 3D).
+
+use super::Ui;
+use super::state::with;
+use crate::imaging::refine::{fill_holes, grow, keep_largest, shrink};
+use leptos::prelude::Set;
+use std::rc::Rc;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Op {
+    FillHoles,
+    Largest,
+    Grow,
+    Shrink,
+}
+
+impl Op {
+    /// Button label, shortcut, what it does (the button's tooltip).
+    pub fn label(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Op::FillHoles => (
+                "Fill holes",
+                "F",
+                "Background enclosed by the selected mask becomes mask (in each slice)",
+            ),
+            Op::Largest => (
+                "Largest piece",
+                "L",
+                "Keep only the selected mask's largest connected piece (across slices on a volume)",
+            ),
+            Op::Grow => (
+                "Grow",
+                "G",
+                "Grow the selected mask by one pixel (in each slice)",
+            ),
+            Op::Shrink => (
+                "Shrink",
+                "Shift+G",
+                "Shrink the selected mask by one pixel (in each slice)",
+            ),
+        }
+    }
+}
+
+/// Applies `op` to the selected object and says what changed; nothing changed, no undo step.
+pub fn apply(ui: Ui, op: Op) {
+    let said = with(|s| {
+        let i = s.selected.filter(|&i| i < s.objects.len())?;
+        s.store_view();
+        let (w, h) = match (&s.volume, &s.display) {
+            (Some(v), _) => (v.volume.size[0], v.volume.size[1]),
+            (None, Some(img)) => (img.width, img.height),
+            (None, None) => return None,
+        };
+        let o = &s.objects[i];
+        // A 2D mask is a volume of one slice.
+        let mut slices: Vec<Option<Vec<u8>>> = if s.volume.is_some() {
+            o.slices.iter().map(|m| m.as_deref().cloned()).collect()
+        } else {
+            vec![Some(o.mask.clone())]
+        };
+        let on_slices = slices.iter().flatten().count();
+        let (changed, said) = match op {
+            Op::Largest => {
+                let r = keep_largest(&mut slices, w, h);
+                let said = match r.pieces {
+                    0 => "One piece: nothing to remove.".to_string(),
+                    n => format!(
+                        "Kept the largest piece: removed {n} other{} ({} px).",
+                        if n == 1 { "" } else { "s" },
+                        r.pixels
+                    ),
+                };
+                (r.pixels, said)
+            }
+            _ => {
+                let f = match op {
+                    Op::FillHoles => fill_holes,
+                    Op::Grow => grow,
+                    _ => shrink,
+                };
+                let n: usize = slices.iter_mut().flatten().map(|m| f(m, w, h)).sum();
+                let across = match on_slices {
+                    0 | 1 => String::new(),
+                    k => format!(" on {k} slices"),
+                };
+                let said = match (op, n) {
+                    (Op::FillHoles, 0) => "No holes to fill.".to_string(),
+                    (Op::FillHoles, n) => format!("Filled holes: {n} px{across}."),
+                    (Op::Grow, n) => format!("Grown by one pixel: +{n} px{across}."),
+                    (_, n) => format!("Shrunk by one pixel: −{n} px{across}."),
+                };
+                (n, said)
+            }
+        };
+        if changed > 0 {
+            s.checkpoint();
+            let o = &mut s.objects[i];
+            o.hidden = false;
+            if s.volume.is_some() {
+                o.slices = slices
+                    .into_iter()
+                    .map(|m| m.filter(|m| m.contains(&1)).map(Rc::new))
+                    .collect();
+                s.load_view();
+            } else if let Some(Some(m)) = slices.pop() {
+                o.mask = m;
+            }
+        }
+        Some(said)
+    });
+    match said {
+        Some(said) => {
+            ui.status.set(said);
+            ui.sync();
+        }
+        None => ui.status.set("Select an object first.".into()),
+    }
+}
