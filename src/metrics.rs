@@ -89,8 +89,9 @@ fn edt_1d(f: &mut [f64], step: f64) {
     }
 }
 
-/// Distance (in spacing units) from every pixel to the nearest `true` pixel of `seeds`.
-fn distance_to(seeds: &[bool], w: usize, h: usize, spacing: (f64, f64)) -> Vec<f64> {
+/// Distance (in spacing units) from every pixel to the nearest `true` pixel of `seeds`;
+/// `spacing` is (row, column) pixel size. Infinite everywhere without a seed.
+pub(crate) fn distance_to(seeds: &[bool], w: usize, h: usize, spacing: (f64, f64)) -> Vec<f64> {
     let mut d: Vec<f64> = seeds
         .iter()
         .map(|&s| if s { 0.0 } else { f64::INFINITY })

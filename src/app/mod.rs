@@ -772,6 +772,10 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("[ · ]", "volume: mark the first · last slice"),
     ("P", "volume: propagate the selected object's box"),
     (
+        "I",
+        "volume: fill the slices between the selected object's masks",
+    ),
+    (
         "A · U",
         "task: add this image and mask · segment it with UniverSeg",
     ),
@@ -1072,6 +1076,7 @@ pub fn App() -> impl IntoView {
             ("l", false) => refine_selected(ui, v, refine::Op::Largest),
             ("g", false) => refine_selected(ui, v, refine::Op::Grow),
             ("G", false) => refine_selected(ui, v, refine::Op::Shrink),
+            ("i", false) if volume::is_open() => refine_selected(ui, v, refine::Op::Between),
             ("h", false) => {
                 if let Some(i) = ui.selected.get_untracked() {
                     toggle_hidden(ui, i)

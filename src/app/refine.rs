@@ -1,10 +1,10 @@
-//! The Tools panel's Refine buttons: whole-mask corrections of the selected object, one undo
-//! step each. On a volume they apply to every slice of the object (holes, growing and shrinking
-//! in each slice's plane; the largest piece in 3D).
+//! The Tools panel's Refine buttons and the Volume panel's Fill between: whole-mask corrections
+//! of the selected object, one undo step each. On a volume they apply to every slice of the
+//! object (holes, growing and shrinking in each slice's plane; the largest piece in 3D).
 
 use super::Ui;
 use super::state::with;
-use crate::imaging::refine::{fill_holes, grow, keep_largest, shrink};
+use crate::imaging::refine::{fill_between, fill_holes, grow, keep_largest, shrink};
 use leptos::prelude::Set;
 use std::rc::Rc;
 
@@ -14,6 +14,8 @@ pub enum Op {
     Largest,
     Grow,
     Shrink,
+    /// Volumes only: the empty slices between masks, interpolated.
+    Between,
 }
 
 impl Op {
@@ -40,6 +42,11 @@ impl Op {
                 "Shift+G",
                 "Shrink the selected mask by one pixel (in each slice)",
             ),
+            Op::Between => (
+                "Fill between",
+                "I",
+                "Fill the empty slices between the selected object's masks by interpolating their shapes",
+            ),
         }
     }
 }
@@ -49,9 +56,12 @@ pub fn apply(ui: Ui, op: Op) {
     let said = with(|s| {
         let i = s.selected.filter(|&i| i < s.objects.len())?;
         s.store_view();
-        let (w, h) = match (&s.volume, &s.display) {
-            (Some(v), _) => (v.volume.size[0], v.volume.size[1]),
-            (None, Some(img)) => (img.width, img.height),
+        let (w, h, spacing) = match (&s.volume, &s.display) {
+            (Some(v), _) => {
+                let [sx, sy, _] = v.volume.spacing;
+                (v.volume.size[0], v.volume.size[1], (sy, sx))
+            }
+            (None, Some(img)) => (img.width, img.height, (1.0, 1.0)),
             (None, None) => return None,
         };
         let o = &s.objects[i];
@@ -74,6 +84,19 @@ pub fn apply(ui: Ui, op: Op) {
                     ),
                 };
                 (r.pixels, said)
+            }
+            Op::Between if s.volume.is_none() => {
+                (0, "Fill between works on a volume's slices.".to_string())
+            }
+            Op::Between => {
+                let n = fill_between(&mut slices, w, h, spacing);
+                let said = match n {
+                    0 => "No gap to fill: the object's masks are on neighbouring slices (or one)."
+                        .to_string(),
+                    1 => "Filled 1 slice between the masks.".to_string(),
+                    n => format!("Filled {n} slices between the masks."),
+                };
+                (n, said)
             }
             _ => {
                 let f = match op {

@@ -702,6 +702,15 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                     <button id="cancel" disabled=move || !v.running.get() on:click=move |_| cancel()>"Cancel"</button>
                 </div>
                 <div class="row">
+                    {
+                        let (label, key, what) = super::refine::Op::Between.label();
+                        view! {
+                            <button id="fill-between" title=format!("{what} ({key})") disabled=move || v.running.get()
+                                on:click=move |_| super::refine_selected(ui, v, super::refine::Op::Between)>{label}</button>
+                        }
+                    }
+                </div>
+                <div class="row">
                     <button id="ortho-coronal" class:active=move || v.ortho.get() == Ortho::Coronal
                         on:click=move |_| set_ortho(Ortho::Coronal)>"Coronal"</button>
                     <button id="ortho-sagittal" class:active=move || v.ortho.get() == Ortho::Sagittal

@@ -1,5 +1,6 @@
 //! Whole-mask corrections (the app's Refine buttons): fill holes, keep the largest piece, grow or
-//! shrink by one pixel. Masks are 0/1 bytes, row-major, `w × h` per slice.
+//! shrink by one pixel, fill the slices between two masks of a volume. Masks are 0/1 bytes,
+//! row-major, `w × h` per slice.
 //!
 //! Pieces are face-connected (4 neighbours in a slice, 6 across slices), so a hole is background
 //! that no 8-connected path of background joins to the slice's border: the two notions are each
@@ -81,6 +82,95 @@ fn step(mask: &mut [u8], w: usize, h: usize, from: u8) -> usize {
         .collect();
     flip.iter().for_each(|&i| mask[i] = 1 - from);
     flip.len()
+}
+
+/// Fills each run of empty slices between two slices with mask by shape-based interpolation
+/// (Raya & Udupa) about the masks' centroids: a slice a fraction `t` of the way gets the pixels
+/// where the signed distances to the two masks' boundaries, each mask moved to the centroid
+/// interpolated for that slice, mixed `1 − t : t`, are negative. Moving them first keeps a shape
+/// that shifts from slice to slice its size (mixed in place, two offset discs give a narrower
+/// lens between them). The ends of the mix are the two masks themselves, so two equal masks
+/// fill the gap with copies. `spacing` is the (row, column) pixel size. Returns the slices
+/// filled.
+pub fn fill_between(
+    slices: &mut [Option<Vec<u8>>],
+    w: usize,
+    h: usize,
+    spacing: (f64, f64),
+) -> usize {
+    let masked: Vec<usize> = (0..slices.len())
+        .filter(|&z| slices[z].as_ref().is_some_and(|m| m.contains(&1)))
+        .collect();
+    let far = (w as f64 * spacing.1).hypot(h as f64 * spacing.0);
+    let mut filled = 0;
+    for pair in masked.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if b - a < 2 {
+            continue;
+        }
+        let ends = [a, b].map(|z| {
+            let m = slices[z].as_deref().unwrap();
+            (signed_distance(m, w, h, spacing), centroid(m, w))
+        });
+        for z in a + 1..b {
+            let t = (z - a) as f64 / (b - a) as f64;
+            let c = (
+                (1.0 - t) * ends[0].1.0 + t * ends[1].1.0,
+                (1.0 - t) * ends[0].1.1 + t * ends[1].1.1,
+            );
+            // Each end's distance at the pixel that its move to `c` brings here.
+            let moved = |(d, (cx, cy)): &(Vec<f64>, (f64, f64)), x: usize, y: usize| {
+                let sx = x as isize - (c.0 - cx).round() as isize;
+                let sy = y as isize - (c.1 - cy).round() as isize;
+                if sx < 0 || sy < 0 || sx as usize >= w || sy as usize >= h {
+                    far
+                } else {
+                    d[sy as usize * w + sx as usize]
+                }
+            };
+            let m: Vec<u8> = (0..w * h)
+                .map(|i| {
+                    let (x, y) = (i % w, i / w);
+                    ((1.0 - t) * moved(&ends[0], x, y) + t * moved(&ends[1], x, y) < 0.0) as u8
+                })
+                .collect();
+            if m.contains(&1) {
+                slices[z] = Some(m);
+                filled += 1;
+            }
+        }
+    }
+    filled
+}
+
+/// Mean pixel position (x, y) of a non-empty mask.
+fn centroid(mask: &[u8], w: usize) -> (f64, f64) {
+    let (mut n, mut sx, mut sy) = (0f64, 0f64, 0f64);
+    for (i, _) in mask.iter().enumerate().filter(|(_, v)| **v > 0) {
+        n += 1.0;
+        sx += (i % w) as f64;
+        sy += (i / w) as f64;
+    }
+    (sx / n, sy / n)
+}
+
+/// Distance to the mask's boundary, negative inside and positive outside (between pixel
+/// centres, so the boundary lies half-way between an inside and an outside pixel).
+fn signed_distance(mask: &[u8], w: usize, h: usize, spacing: (f64, f64)) -> Vec<f64> {
+    use crate::metrics::distance_to;
+    let inside: Vec<bool> = mask.iter().map(|&v| v > 0).collect();
+    let outside: Vec<bool> = inside.iter().map(|v| !v).collect();
+    // A mask filling its whole slice has no outside: no distance is further than the diagonal.
+    let far = (w as f64 * spacing.1).hypot(h as f64 * spacing.0);
+    let (to_inside, to_outside) = (
+        distance_to(&inside, w, h, spacing),
+        distance_to(&outside, w, h, spacing),
+    );
+    to_inside
+        .iter()
+        .zip(&to_outside)
+        .map(|(i, o)| i.min(far) - o.min(far))
+        .collect()
 }
 
 /// What [`keep_largest`] removed.
@@ -245,6 +335,48 @@ mod tests {
         // The image's edge is not background: a full mask does not shrink.
         let mut full = vec![1; 12];
         assert_eq!(shrink(&mut full, 4, 3), 0);
+    }
+
+    fn disc(w: usize, cx: f64, cy: f64, r: f64) -> Vec<u8> {
+        (0..w * w)
+            .map(|i| ((i % w) as f64 - cx).hypot((i / w) as f64 - cy) <= r)
+            .map(u8::from)
+            .collect()
+    }
+
+    #[test]
+    fn fills_between_slices_by_shape() {
+        // Discs of radius 8 and 20 (the second moved 12 px right) with three empty slices between:
+        // radii 11, 14, 17 and centres a quarter, half, three quarters of the way.
+        let w = 64;
+        let mut s = vec![
+            None,
+            Some(disc(w, 20.0, 32.0, 8.0)),
+            None,
+            Some(vec![0; w * w]),
+            None,
+            Some(disc(w, 32.0, 32.0, 20.0)),
+            None,
+        ];
+        assert_eq!(fill_between(&mut s, w, w, (1.0, 1.0)), 3);
+        for (z, r, cx) in [(2, 11.0, 23.0), (3, 14.0, 26.0), (4, 17.0, 29.0)] {
+            let m = s[z].as_ref().unwrap();
+            let want = disc(w, cx, 32.0, r);
+            let differ = m.iter().zip(&want).filter(|(a, b)| a != b).count();
+            let area = m.iter().filter(|&&v| v == 1).count() as f64;
+            // Only some of the rim's pixels (about 2πr) may differ: 16 of 69–107 here.
+            assert!(
+                differ as f64 <= 2.0 * std::f64::consts::PI * r / 3.0,
+                "slice {z}: {differ} px differ from a disc of radius {r} at x = {cx} (area {area})"
+            );
+        }
+        assert!(s[0].is_none() && s[6].is_none(), "nothing beyond the ends");
+        assert_eq!(fill_between(&mut s, w, w, (1.0, 1.0)), 0, "no gap left");
+        // Two equal masks fill the gap with copies of themselves.
+        let m = disc(w, 30.0, 30.0, 9.5);
+        let mut s = vec![Some(m.clone()), None, None, Some(m.clone())];
+        assert_eq!(fill_between(&mut s, w, w, (1.0, 1.0)), 2);
+        assert!(s.iter().all(|x| x.as_ref() == Some(&m)));
     }
 
     #[test]

@@ -179,7 +179,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
 
   // Continues from the state above (slice 14 in view, the object propagated over 13–15 selected)
   // and leaves it as it was.
-  await check(`${prefix} volume: refine works on every slice of the object (grown in each, the largest piece in 3D), undoably`, async () => {
+  await check(`${prefix} volume: refine works on every slice of the object (grown in each, the largest piece in 3D, slices filled between), undoably`, async () => {
     const status = () => page.textContent('#status');
     const labelled = async () => {
       const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-nifti')]);
@@ -229,6 +229,13 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     for (let k = 0; k < 5; k++) await page.keyboard.press('ArrowDown');
     const v2 = await labelled();
     assert(v2.perSlice[19] > 50 && v2.total === v0.total + v2.perSlice[19], `the dot on slice 20: ${v2.perSlice[19]} voxels`);
+    // I fills slices 17–19 between the object's slice 16 and the dot, shrinking towards it.
+    await page.keyboard.press('i');
+    assert(await status() === 'Filled 3 slices between the masks.', `after I: "${await status()}"`);
+    const between = (await labelled()).perSlice.slice(15, 20);
+    assert(between.every((n, k) => k === 0 || (n > 0 && n < between[k - 1])), `slices 16–20 after I: ${between}`);
+    await page.keyboard.press('Control+z');
+    assert((await labelled()).total === v2.total, 'undo did not empty the filled slices');
     await page.keyboard.press('l');
     assert(await status() === `Kept the largest piece: removed 1 other (${v2.perSlice[19]} px).`, `after L: "${await status()}"`);
     const v3 = await labelled();
