@@ -123,9 +123,15 @@ pub fn apply(ui: Ui, op: Op) {
             let o = &mut s.objects[i];
             o.hidden = false;
             if s.volume.is_some() {
+                // Slices left as they were stay shared with the undo history.
+                let old = std::mem::take(&mut o.slices);
                 o.slices = slices
                     .into_iter()
-                    .map(|m| m.filter(|m| m.contains(&1)).map(Rc::new))
+                    .zip(old)
+                    .map(|(new, old)| match (new.filter(|m| m.contains(&1)), old) {
+                        (Some(n), Some(o)) if *o == n => Some(o),
+                        (n, _) => n.map(Rc::new),
+                    })
                     .collect();
                 s.load_view();
             } else if let Some(Some(m)) = slices.pop() {

@@ -11,7 +11,7 @@ use crate::imaging::GrayImage;
 use crate::imaging::decode::encode_gray_png;
 use crate::imaging::dicom::read_series;
 use crate::imaging::dicom_seg::{SeriesReference, write_seg};
-use crate::imaging::volume::{Volume, read_volume, write_nifti_labels};
+use crate::imaging::volume::{Volume, read_volume, split_labels, write_nifti_labels};
 use crate::imaging::window::{self, Window};
 use crate::metrics::{ObjectMeasure, area_mm2};
 use crate::pipeline::propagate::{
@@ -546,6 +546,58 @@ fn label_volume() -> Option<(Volume, Vec<u8>)> {
     })
 }
 
+/// Opens a label volume of the open scan (NIfTI or NRRD, e.g. an earlier export or another
+/// tool's) as objects, one per label, added to the list in one undo step.
+pub async fn import_labels(ui: Ui, v: VolUi, file: web_sys::File) {
+    let name = file.name();
+    if !is_open() {
+        return ui.fail("Open the scan first, then its labels.");
+    }
+    ui.status.set(format!("Reading {name}…"));
+    ui.progress.set(Some(-1.0));
+    web::yield_now().await;
+    let split = match web::read_file(&file).await {
+        Ok(bytes) => read_volume(&bytes).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    }
+    .and_then(|labels| {
+        with(|s| {
+            let scan = &s.volume.as_ref().ok_or("the scan was closed")?.volume;
+            // Its reasons read as sentences of their own (no "input:" in front).
+            split_labels(&labels, scan).map_err(|e| match e {
+                crate::error::Error::Input(m) => m,
+                e => e.to_string(),
+            })
+        })
+    });
+    ui.progress.set(None);
+    let labels = match split {
+        Ok(l) if l.is_empty() => return ui.fail(format!("{name} holds no labelled voxel.")),
+        Ok(l) => l,
+        Err(e) => return ui.fail(format!("{name}: {e}. Nothing was added.")),
+    };
+    let count = labels.len();
+    with(|s| {
+        s.checkpoint();
+        let first = s.objects.len();
+        for (label, slices) in labels {
+            let i = s.new_object(None, vec![]);
+            let o = &mut s.objects[i];
+            o.name = format!("Label {label}");
+            o.box_slice = None;
+            o.slices = slices.into_iter().map(|m| m.map(Rc::new)).collect();
+        }
+        s.selected = Some(first);
+        s.load_view();
+    });
+    let cur = with(|s| s.volume.as_ref().map_or(0, |v| v.z));
+    show(ui, v, cur);
+    ui.status.set(format!(
+        "{name}: {count} label{} added as objects.",
+        if count == 1 { "" } else { "s" }
+    ));
+}
+
 /// Downloads the label volume as NIfTI in the scan's geometry.
 pub fn export(ui: Ui) {
     let out = label_volume().map(|(g, labels)| write_nifti_labels(&g, &labels, true));
@@ -729,6 +781,14 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                     None => "Select an object to measure it.".to_string(),
                 }}</div>
                 <div class="row">
+                    <label class="button" title="A label volume of this scan (NIfTI or NRRD), one object per label">"Import labels…"
+                        <input id="import-labels" type="file" accept=".nii,.gz,.nrrd" on:change=move |ev| {
+                            let input: web_sys::HtmlInputElement = event_target(&ev);
+                            if let Some(f) = input.files().and_then(|l| l.get(0)) {
+                                spawn_local(import_labels(ui, v, f));
+                            }
+                            input.set_value("");
+                        }/></label>
                     <button id="export-nifti" on:click=move |_| export(ui)>"Export labels (NIfTI)"</button>
                     <button id="export-seg" title="One DICOM SEG object: a segment per object, in the scan's study when the scan is DICOM" on:click=move |_| export_seg(ui)>"DICOM SEG"</button>
                     <button id="export-slices" title="Label PNG of each segmented slice, zipped" on:click=move |_| export_slices(ui)>"Slices (PNG)"</button>

@@ -491,6 +491,87 @@ pub fn write_nifti_labels(geometry: &Volume, labels: &[u8], gzip: bool) -> Resul
         .map_err(|e| Error::Io(format!("gzip: {e}")))
 }
 
+/// Most labels a label volume may bring in (the label exports write one byte per voxel).
+pub const MAX_LABELS: usize = 255;
+
+/// One label of a label volume: its value and its mask on each slice (`None` where it has none).
+pub type LabelMasks = (u32, Vec<Option<Vec<u8>>>);
+
+/// A label volume (read with [`read_volume`]) split into one mask per label value, in value
+/// order, for drawing over `scan`. Refused, saying why, where its voxel grid is not the scan's
+/// (size, voxel size, origin, axes: labels are not resampled) or its values are not labels
+/// (whole numbers from 0, at most [`MAX_LABELS`] of them besides 0).
+pub fn split_labels(labels: &Volume, scan: &Volume) -> Result<Vec<LabelMasks>> {
+    let bad = |m: String| Err(Error::Input(m));
+    let [w, h, d] = scan.size;
+    if labels.size != scan.size {
+        let [a, b, c] = labels.size;
+        return bad(format!(
+            "the labels are {a}×{b}×{c} voxels, the scan {w}×{h}×{d}: they belong to another scan"
+        ));
+    }
+    let near = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol;
+    if !(0..3).all(|k| {
+        near(
+            labels.spacing[k],
+            scan.spacing[k],
+            1e-3 * scan.spacing[k].max(1.0),
+        )
+    }) {
+        let mm = |s: [f64; 3]| format!("{:.3}×{:.3}×{:.3} mm", s[0], s[1], s[2]);
+        return bad(format!(
+            "the labels' voxels are {}, the scan's {}",
+            mm(labels.spacing),
+            mm(scan.spacing)
+        ));
+    }
+    let voxel = scan.spacing.iter().copied().fold(f64::INFINITY, f64::min);
+    if !(0..3).all(|k| near(labels.origin[k], scan.origin[k], 0.05 * voxel)) {
+        return bad("the labels are placed elsewhere than the scan (another origin)".into());
+    }
+    if !(0..3).all(|a| (0..3).all(|k| near(labels.direction[a][k], scan.direction[a][k], 1e-3))) {
+        return bad(
+            "the labels' axes are not the scan's (another orientation): resample them onto the scan first"
+                .into(),
+        );
+    }
+    if let Some(v) = labels
+        .data
+        .iter()
+        .find(|v| **v < 0.0 || v.fract() != 0.0 || **v > u32::MAX as f32)
+    {
+        return bad(format!(
+            "a voxel holds {v}: a label volume holds whole numbers from 0"
+        ));
+    }
+    let mut values: Vec<u32> = labels
+        .data
+        .iter()
+        .map(|&v| v as u32)
+        .filter(|&v| v > 0)
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    if values.len() > MAX_LABELS {
+        return bad(format!(
+            "{} different labels: at most {MAX_LABELS} can be opened",
+            values.len()
+        ));
+    }
+    // One pass over the voxels, a slice's mask made when its first voxel turns up.
+    let n = w * h;
+    let mut masks: Vec<Vec<Option<Vec<u8>>>> = vec![vec![None; d]; values.len()];
+    for (z, slice) in labels.data.chunks(n).enumerate() {
+        for (i, &v) in slice.iter().enumerate().filter(|(_, v)| **v > 0.0) {
+            let k = values
+                .binary_search(&(v as u32))
+                .expect("every label was listed");
+            masks[k][z].get_or_insert_with(|| vec![0; n])[i] = 1;
+        }
+    }
+    Ok(values.into_iter().zip(masks).collect())
+}
+
 /// (b, c, d) of the unit quaternion of a proper rotation matrix (a ≥ 0, as NIfTI stores it).
 fn quaternion(r: &[[f64; 3]; 3]) -> [f64; 3] {
     let a = 1.0 + r[0][0] + r[1][1] + r[2][2];
@@ -615,6 +696,47 @@ mod tests {
         assert!(e.to_string().contains("time series"), "{e}");
         let e = read_volume(&nifti(&[3, 2, 1, 2, 1, 1, 1, 1], &[0; 3], 1.0)).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn labels_split_into_masks_on_their_scan_only() {
+        let scan = Volume {
+            size: [3, 2, 2],
+            spacing: [0.7, 0.8, 2.5],
+            origin: [-12.5, 40.25, -7.0],
+            direction: [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
+            data: vec![0.0; 12],
+        };
+        // Label 2 on slice 0 only, label 7 on both slices.
+        let labels: Vec<u8> = vec![0, 2, 2, 7, 0, 0, /* slice 1 */ 0, 0, 0, 0, 7, 7];
+        let back = read_volume(&write_nifti_labels(&scan, &labels, true).unwrap()).unwrap();
+        let split = split_labels(&back, &scan).unwrap();
+        assert_eq!(
+            split,
+            vec![
+                (2, vec![Some(vec![0, 1, 1, 0, 0, 0]), None]),
+                (
+                    7,
+                    vec![Some(vec![0, 0, 0, 1, 0, 0]), Some(vec![0, 0, 0, 0, 1, 1])]
+                ),
+            ]
+        );
+        // Another scan's labels: each difference named.
+        let refused = |change: &dyn Fn(&mut Volume)| {
+            let mut other = back.clone();
+            change(&mut other);
+            split_labels(&other, &scan).unwrap_err().to_string()
+        };
+        assert!(refused(&|v| v.size = [3, 2, 3]).contains("3×2×3 voxels, the scan 3×2×2"));
+        assert!(refused(&|v| v.spacing[2] = 3.0).contains("3.000 mm, the scan's"));
+        assert!(refused(&|v| v.origin[0] += 1.0).contains("another origin"));
+        assert!(refused(&|v| v.direction[1][1] = 1.0).contains("another orientation"));
+        assert!(refused(&|v| v.data[4] = 1.5).contains("holds 1.5"));
+        assert!(refused(&|v| v.data[4] = -1.0).contains("holds -1"));
+        // Nothing labelled: no masks, no error.
+        let mut empty = back.clone();
+        empty.data.iter_mut().for_each(|v| *v = 0.0);
+        assert_eq!(split_labels(&empty, &scan).unwrap(), vec![]);
     }
 
     #[test]

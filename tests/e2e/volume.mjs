@@ -179,7 +179,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
 
   // Continues from the state above (slice 14 in view, the object propagated over 13–15 selected)
   // and leaves it as it was.
-  await check(`${prefix} volume: refine works on every slice of the object (grown in each, the largest piece in 3D, slices filled between), undoably`, async () => {
+  await check(`${prefix} volume: refine works on every slice of the object (grown in each, the largest piece in 3D, slices filled between), undoably; labels exported and imported again`, async () => {
     const status = () => page.textContent('#status');
     const labelled = async () => {
       const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-nifti')]);
@@ -244,6 +244,28 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.keyboard.press('Control+z');
     for (const _ of steps) await page.keyboard.press('Control+z');
     assert((await info()).startsWith('Slice 15 /'), `back on ${await info()}`);
+    // Labels exported, then imported again: one new object, the same voxels. The scan itself
+    // as labels is refused (not a label volume), and nothing is added.
+    const [saved] = await Promise.all([page.waitForEvent('download'), page.click('#export-nifti')]);
+    const exported = path.join(art, 'labels-roundtrip.nii.gz');
+    await saved.saveAs(exported);
+    await page.setInputFiles('#import-labels', exported);
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.includes('label added'), null, { timeout: 60_000 })
+      .catch(async () => { throw new Error(`import: "${await status()}", error "${await page.textContent('#error').catch(() => '')}"`); });
+    const names = await page.locator('.objects li .object-name').allTextContents();
+    const [own, imported] = await measurements(page);
+    assert(names.length === 2 && names[1] === 'Label 1' && await page.textContent('.objects li.selected .object-name') === 'Label 1',
+      `objects after the import: ${names}`);
+    assert(imported.pixels === own.pixels && imported.slices === own.slices && imported.mean === own.mean,
+      `imported ${JSON.stringify(imported)} vs its source ${JSON.stringify(own)}`);
+    await page.keyboard.press('Control+z');
+    assert(await page.locator('.objects li').count() === 1, 'undo did not take the imported labels away');
+    await page.setInputFiles('#import-labels', scan);
+    await page.waitForSelector('#error', { timeout: 60_000 });
+    const refused = await page.textContent('#error');
+    assert(/brain1_image\.nrrd: \d+ different labels: at most 255 can be opened\. Nothing was added\./.test(refused) && await page.locator('.objects li').count() === 1,
+      `the scan as labels: "${refused}"`);
+    await page.click('#error button');
   });
 
   // Continues from the state above: slice 14 in view, range 13–15 marked, the propagated object
