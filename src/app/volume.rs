@@ -60,6 +60,15 @@ pub enum Ortho {
     Sagittal,
 }
 
+/// Where the selected object's box is, for the range the panel names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoxSlice {
+    At(usize),
+    Unknown,
+    /// Painted or imported: From here runs from its mask on the slice in view.
+    Boxless,
+}
+
 /// An open volume.
 pub struct Loaded {
     /// Raw intensities and geometry.
@@ -146,7 +155,7 @@ pub struct VolUi {
     pub measure: RwSignal<Option<(f64, ObjectMeasure)>>,
     pub ortho: RwSignal<Ortho>,
     /// The slice the selected object's box was drawn on (the range where no mark is set).
-    pub box_slice: RwSignal<Option<usize>>,
+    pub box_slice: RwSignal<BoxSlice>,
 }
 
 impl VolUi {
@@ -159,7 +168,7 @@ impl VolUi {
             running: RwSignal::new(false),
             measure: RwSignal::new(None),
             ortho: RwSignal::new(Ortho::Coronal),
-            box_slice: RwSignal::new(None),
+            box_slice: RwSignal::new(BoxSlice::Unknown),
         }
     }
 
@@ -176,10 +185,13 @@ impl VolUi {
                     super::measure::object(s, i)?,
                 ))
             });
-            let box_slice = s
-                .selected
-                .and_then(|i| s.objects.get(i))
-                .and_then(|o| o.box_slice);
+            let selected = s.selected.and_then(|i| s.objects.get(i));
+            // The slice its box was drawn on, or None and whether it has no box at all.
+            let box_slice = match selected {
+                Some(o) if o.bbox.is_none() && o.box3d.is_none() => BoxSlice::Boxless,
+                Some(o) => o.box_slice.map_or(BoxSlice::Unknown, BoxSlice::At),
+                None => BoxSlice::Unknown,
+            };
             Some(((v.z, v.depth(), pos), v.marks, measure, v.ortho, box_slice))
         });
         match info {
@@ -363,10 +375,10 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
         vol.cancel = false;
         let o = &s.objects[i];
         let z = vol.z;
-        let box3d = match (from_here, o.box3d) {
-            (true, Some(b)) => b,
-            _ => {
-                let rect = o.bbox?;
+        let mut open_ended = false;
+        let box3d = match (from_here, o.box3d, o.bbox) {
+            (true, Some(b), _) => b,
+            (_, _, Some(rect)) => {
                 // Without marks the range is the slice the box was drawn on, wherever the view is.
                 let z = o.box_slice.unwrap_or(z);
                 let [first, last] = vol.marks;
@@ -376,15 +388,32 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
                 );
                 Box3d { rect, z0, z1 }
             }
+            // A painted or imported mask has no box: its extent on this slice stands for one,
+            // and the run goes outwards until the mask vanishes (or over marks around it).
+            (true, None, None) => {
+                let rect = extent(&o.mask, vol.volume.size[0])?;
+                match vol.marks {
+                    [Some(a), Some(b)] if (a.min(b)..=a.max(b)).contains(&z) => Box3d {
+                        rect,
+                        z0: a.min(b),
+                        z1: a.max(b),
+                    },
+                    _ => {
+                        open_ended = true;
+                        Box3d { rect, z0: z, z1: z }
+                    }
+                }
+            }
+            (false, _, None) => return None,
         };
         let masks: SliceMasks = (0..vol.depth())
             .map(|k| o.slices.get(k).and_then(|m| m.as_deref().cloned()))
             .collect();
-        Some((model, i, box3d, masks, z))
+        Some((model, i, box3d, masks, z, open_ended))
     });
-    let Some((model, i, box3d, mut masks, z)) = job else {
+    let Some((model, i, box3d, mut masks, z, open_ended)) = job else {
         return ui.fail(if from_here {
-            "Select a propagated object and correct this slice first."
+            "Select an object with a mask on this slice (propagated, painted or imported) first."
         } else {
             "Draw a box on a slice first (it selects the new object), then Propagate."
         });
@@ -393,7 +422,7 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
         return ui.fail("This slice has no mask to propagate from; paint or draw one first.");
     }
     let opts = Propagation {
-        beyond: v.beyond.get_untracked(),
+        beyond: v.beyond.get_untracked() || open_ended,
         from_edited: from_here.then_some(z),
     };
     ui.phase.set("propagating");
@@ -544,6 +573,17 @@ fn label_volume() -> Option<(Volume, Vec<u8>)> {
         };
         Some((geometry, labels))
     })
+}
+
+/// The bounding box [x0, y0, x1, y1] (image pixels, ends included) of a mask `w` wide; None
+/// when it is empty.
+fn extent(mask: &[u8], w: usize) -> Option<[f32; 4]> {
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    for (i, _) in mask.iter().enumerate().filter(|(_, v)| **v > 0) {
+        let (x, y) = (i % w, i / w);
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    }
+    (x0 != usize::MAX).then(|| [x0, y0, x1, y1].map(|v| v as f32))
 }
 
 /// Opens a label volume of the open scan (NIfTI or NRRD, e.g. an earlier export or another
@@ -732,16 +772,21 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                 </div>
                 <div class="hint" id="range">{move || {
                     // Slices are numbered from 1 on the page; an unmarked end is the box's slice.
-                    let box_at = v.box_slice.get().map(|z| z + 1);
+                    let box_at = match v.box_slice.get() {
+                        BoxSlice::At(z) => Some(z + 1),
+                        _ => None,
+                    };
                     let end = |m: Option<usize>| match (m, box_at) {
                         (Some(z), _) => (z + 1).to_string(),
                         (None, Some(n)) => n.to_string(),
                         (None, None) => "the box's slice".to_string(),
                     };
-                    match (v.marks.get(), box_at) {
-                        ([None, None], Some(n)) => format!("Range: slice {n} (the box's)"),
-                        ([None, None], None) => "Range: the box's slice".to_string(),
-                        ([a, b], _) => format!("Range: slices {} – {}", end(a), end(b)),
+                    match (v.marks.get(), box_at, v.box_slice.get()) {
+                        ([Some(a), Some(b)], ..) => format!("Range: slices {} – {}", a.min(b) + 1, a.max(b) + 1),
+                        (_, _, BoxSlice::Boxless) => "Range: From here, outwards until the mask vanishes".to_string(),
+                        ([None, None], Some(n), _) => format!("Range: slice {n} (the box's)"),
+                        ([None, None], None, _) => "Range: the box's slice".to_string(),
+                        ([a, b], ..) => format!("Range: slices {} – {}", end(a), end(b)),
                     }
                 }}</div>
                 <label class="check"><input id="beyond" type="checkbox" prop:checked=move || v.beyond.get()
@@ -749,7 +794,7 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                 <div class="row">
                     <button id="propagate" class="primary" title="Propagate the selected box (P)" disabled=move || v.running.get()
                         on:click=move |_| spawn_local(run(ui, v, false))>"Propagate"</button>
-                    <button id="repropagate" title="Re-propagate from this corrected slice" disabled=move || v.running.get()
+                    <button id="repropagate" title="Propagate outwards from this slice's mask (corrected, painted or imported)" disabled=move || v.running.get()
                         on:click=move |_| spawn_local(run(ui, v, true))>"From here"</button>
                     <button id="cancel" disabled=move || !v.running.get() on:click=move |_| cancel()>"Cancel"</button>
                 </div>

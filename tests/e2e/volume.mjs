@@ -179,14 +179,15 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
 
   // Continues from the state above (slice 14 in view, the object propagated over 13–15 selected)
   // and leaves it as it was.
-  await check(`${prefix} volume: refine works on every slice of the object (grown in each, the largest piece in 3D, slices filled between), undoably; labels exported and imported again`, async () => {
+  await check(`${prefix} volume: refine works on every slice of the object (grown in each, the largest piece in 3D, slices filled between), undoably; labels exported, imported again and propagated from a slice`, async () => {
     const status = () => page.textContent('#status');
-    const labelled = async () => {
+    // Voxels of the NIfTI export (of one label value, or any), in all and per slice.
+    const labelled = async (label) => {
       const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-nifti')]);
       const { dims, labels, pixdim } = readNifti(fs.readFileSync(await dl.path()));
       const n = dims[0] * dims[1];
       const perSlice = new Array(dims[2]).fill(0);
-      labels.forEach((v, i) => { if (v > 0) perSlice[Math.floor(i / n)]++; });
+      labels.forEach((v, i) => { if (label === undefined ? v > 0 : v === label) perSlice[Math.floor(i / n)]++; });
       return { total: perSlice.reduce((a, b) => a + b, 0), perSlice, pixdim };
     };
     const steps = [];
@@ -258,6 +259,32 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
       `objects after the import: ${names}`);
     assert(imported.pixels === own.pixels && imported.slices === own.slices && imported.mean === own.mean,
       `imported ${JSON.stringify(imported)} vs its source ${JSON.stringify(own)}`);
+    // From here on the imported object (it has no box): outwards from its mask on this slice
+    // until the mask vanishes, once the marks are cleared. Slices 14–16 come out as the box's
+    // run made them (the same procedure from the same middle mask), more slices follow.
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('[');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press(']');
+    await page.keyboard.press('ArrowDown');
+    assert(await page.textContent('#range') === 'Range: From here, outwards until the mask vanishes', `marks not cleared: ${await page.textContent('#range')}`);
+    await page.click('#repropagate');
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Propagated'), null, { timeout: 600_000 })
+      .catch(async (e) => { throw new Error(`${e.message}: "${await status()}", error "${await page.textContent('#error').catch(() => '')}"`); });
+    console.log(`  ${prefix} From here on the imported labels: ${await status()}`);
+    const [, grown] = await measurements(page);
+    const [ownLeft, ofLabel] = [await labelled(1), await labelled(2)];
+    assert(Number(grown.slices) > 3 && Number(grown.first_slice) <= 14 && Number(grown.last_slice) >= 16
+      && [13, 14, 15].every((z) => ownLeft.perSlice[z] === 0 && ofLabel.perSlice[z] === v0.perSlice[z]),
+      `after From here: ${JSON.stringify(grown)}; slices 14–16 ${ofLabel.perSlice.slice(13, 16)} voxels, the box's run ${v0.perSlice.slice(13, 16)}, ${ownLeft.perSlice.slice(13, 16)} of it left out`);
+    await page.keyboard.press('Control+z');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('[');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press(']');
+    await page.keyboard.press('ArrowDown');
     await page.keyboard.press('Control+z');
     assert(await page.locator('.objects li').count() === 1, 'undo did not take the imported labels away');
     await page.setInputFiles('#import-labels', scan);
