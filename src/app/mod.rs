@@ -45,7 +45,7 @@ struct Ui {
     error: RwSignal<Option<String>>,
     progress: RwSignal<Option<f64>>,
     backend: RwSignal<String>,
-    /// Each object's name, CSS colour, pixels on the image (or slice) in view, hidden.
+    /// Each object's name, colour (#rrggbb), pixels on the image (or slice) in view, hidden.
     objects: RwSignal<Vec<(String, String, usize, bool)>>,
     selected: RwSignal<Option<usize>>,
     /// The object whose name is being edited in the list.
@@ -109,7 +109,7 @@ impl Ui {
                     let [r, g, b] = o.color;
                     (
                         o.name.clone(),
-                        format!("rgb({r},{g},{b})"),
+                        format!("#{r:02x}{g:02x}{b:02x}"),
                         o.mask.iter().filter(|&&v| v > 0).count(),
                         o.hidden,
                     )
@@ -654,6 +654,40 @@ fn toggle_hidden(ui: Ui, i: usize) {
     ui.sync();
 }
 
+/// Object `i` drawn in `hex` (#rrggbb, from the list's colour picker), undoably.
+fn set_color(ui: Ui, i: usize, hex: &str) {
+    let channel = |k: usize| {
+        hex.get(1 + 2 * k..3 + 2 * k)
+            .and_then(|c| u8::from_str_radix(c, 16).ok())
+    };
+    let (Some(r), Some(g), Some(b)) = (channel(0), channel(1), channel(2)) else {
+        return;
+    };
+    with(|s| {
+        if s.objects.get(i).is_some_and(|o| o.color != [r, g, b]) {
+            s.checkpoint();
+            s.objects[i].color = [r, g, b];
+        }
+    });
+    ui.sync();
+}
+
+/// Selects the next object in the list (or the previous one), wrapping around.
+fn select_next(ui: Ui, back: bool) {
+    with(|s| {
+        let n = s.objects.len();
+        if n > 0 {
+            s.selected = Some(match (s.selected, back) {
+                (Some(i), false) => (i + 1) % n,
+                (Some(i), true) => (i + n - 1) % n,
+                (None, false) => 0,
+                (None, true) => n - 1,
+            });
+        }
+    });
+    ui.sync();
+}
+
 /// Opens the name of object `i` for editing in the list (its text selected).
 fn start_rename(ui: Ui, i: usize) {
     ui.renaming.set(Some(i));
@@ -752,6 +786,7 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("B · R · E", "box, brush, eraser"),
     ("Ctrl+Z · Ctrl+Y", "undo · redo (also Ctrl+Shift+Z)"),
     ("Del", "delete the selected object"),
+    ("N · Shift+N", "select the next · previous object"),
     (
         "H · F2",
         "hide or show · rename the selected object (or double-click its name)",
@@ -1072,6 +1107,7 @@ pub fn App() -> impl IntoView {
             ("e", false) => ui.tool.set(Tool::Eraser),
             ("Delete" | "Backspace", false) => delete_selected(ui),
             ("o", false) => set_outline(ui, !ui.outline.get_untracked()),
+            ("n" | "N", false) => select_next(ui, ev.shift_key()),
             ("f", false) => refine_selected(ui, v, refine::Op::FillHoles),
             ("l", false) => refine_selected(ui, v, refine::Op::Largest),
             ("g", false) => refine_selected(ui, v, refine::Op::Grow),
@@ -1211,7 +1247,9 @@ pub fn App() -> impl IntoView {
                                     view! {
                                         <li class:selected=move || ui.selected.get() == Some(i) class:hidden-object=hidden
                                             on:click=move |_| { with(|s| s.selected = Some(i)); ui.sync(); }>
-                                            <span class="swatch" style:background=color></span>
+                                            <input type="color" class="swatch" value=color title="Colour" aria-label="Colour"
+                                                on:click=|ev| ev.stop_propagation()
+                                                on:change=move |ev| set_color(ui, i, &event_target_value(&ev))/>
                                             {move || if ui.renaming.get() == Some(i) {
                                                 view! {
                                                     <input id="rename" class="rename" value=name.clone() aria-label="Object name" maxlength="80"

@@ -343,7 +343,7 @@ async function checks(mode, ctx, origin) {
     await page.keyboard.press('Control+z');
   });
 
-  await check(`${prefix} objects: hidden and shown again (eye button, H), outlined (O), renamed in the list (undoable), exported under their names`, async () => {
+  await check(`${prefix} objects: hidden and shown again (eye button, H), outlined (O), recoloured, renamed in the list (undoable), exported under their names`, async () => {
     const tinted = () => tintedPixels(page);
     const all = await tinted();
     assert(all > 0, 'no object on the viewer');
@@ -364,6 +364,20 @@ async function checks(mode, ctx, origin) {
     assert(outlined > 0 && outlined < all / 2 && await page.isChecked('#outline'), `outlines: ${outlined} tinted pixels, filled ${all}`);
     await page.keyboard.press('o');
     assert(await tinted() === all && !(await page.isChecked('#outline')), 'O again did not fill the masks');
+    // A colour of one's own from the list's colour picker (undoable).
+    const green = () => page.evaluate(() => {
+      const c = document.querySelector('#view');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) n += d[i + 1] > d[i] + 60 && d[i + 1] > d[i + 2] + 60;
+      return n;
+    });
+    const greenBefore = await green();
+    await page.locator('.objects li.selected .swatch').fill('#00ff00');
+    const greenAfter = await green();
+    assert(greenAfter > greenBefore + 1000 && await tinted() === all, `green pixels ${greenBefore} → ${greenAfter}`);
+    await page.keyboard.press('Control+z');
+    assert(await green() === greenBefore && await page.inputValue('.objects li.selected .swatch') !== '#00ff00', 'undo did not restore the colour');
 
     const selected = page.locator('.objects li.selected .object-name');
     const old = await selected.textContent();
@@ -461,7 +475,7 @@ async function checks(mode, ctx, origin) {
     assert(same === true, same);
   });
 
-  await check(`${prefix} a box's edge or corner dragged segments its object again from the new box; undo restores it; Esc drops a box being dragged`, async () => {
+  await check(`${prefix} N / Shift+N select through the list; a box's edge or corner dragged segments its object again from the new box; undo restores it; Esc drops a box being dragged`, async () => {
     const at = pixelAt(await page.locator('#view').boundingBox());
     const count = () => page.locator('.objects li').count();
     const px = () => selectedPixels(page);
@@ -474,6 +488,13 @@ async function checks(mode, ctx, origin) {
     await drawBox(page, [300, 320, 400, 400]);
     await status(boxIs(300, 320, 400, 400));
     const n = await count(), before = await px();
+    // N and Shift+N move the selection through the list (wrapping around).
+    const selectedAt = () => page.evaluate(() => [...document.querySelectorAll('.objects li')].findIndex((li) => li.classList.contains('selected')));
+    assert(await selectedAt() === n - 1, `the new box's object is not the one selected (${await selectedAt()})`);
+    await page.keyboard.press('n');
+    assert(await selectedAt() === 0, `N selected ${await selectedAt()} after the last`);
+    await page.keyboard.press('Shift+N');
+    assert(await selectedAt() === n - 1, `Shift+N selected ${await selectedAt()}`);
     // The cursor offers the edge, and the corner, where a press would take them.
     const cursor = async (x, y) => { await page.mouse.move(...at(x, y)); return page.evaluate(() => document.querySelector('#view').style.cursor); };
     assert(await cursor(400, 360) === 'ew-resize' && await cursor(400, 400) === 'nwse-resize' && await cursor(350, 360) === '',
