@@ -171,6 +171,98 @@ pub fn intensity(values: impl IntoIterator<Item = f32>) -> Option<Intensity> {
     })
 }
 
+/// A lesion's long axis on a slice and its longest chord across it, in mm, as RECIST / WHO
+/// measure them by hand: the longest distance edge to edge (over the corners of its pixels,
+/// scaled by the (x, y) pixel size) and, on the mask's convex outline, the longest chord
+/// perpendicular to it. None for an empty mask.
+pub fn axes_mm(mask: &[u8], w: usize, spacing: [f64; 2]) -> Option<(f64, f64)> {
+    let h = mask.len() / w;
+    let set = |x: isize, y: isize| {
+        x >= 0
+            && y >= 0
+            && (x as usize) < w
+            && (y as usize) < h
+            && mask[y as usize * w + x as usize] > 0
+    };
+    // Corners of the pixels on the mask's edge (an inner pixel's lie inside the outline).
+    let mut corners = vec![];
+    for (i, _) in mask.iter().enumerate().filter(|(_, v)| **v > 0) {
+        let (x, y) = ((i % w) as isize, (i / w) as isize);
+        if set(x - 1, y) && set(x + 1, y) && set(x, y - 1) && set(x, y + 1) {
+            continue;
+        }
+        for (cx, cy) in [(x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1)] {
+            corners.push((cx as f64 * spacing[0], cy as f64 * spacing[1]));
+        }
+    }
+    let hull = convex_hull(corners);
+    let (mut long, mut ends) = (0.0, ((0.0, 0.0), (0.0, 0.0)));
+    for (k, &a) in hull.iter().enumerate() {
+        for &b in &hull[k + 1..] {
+            let d = (a.0 - b.0).hypot(a.1 - b.1);
+            if d > long {
+                (long, ends) = (d, (a, b));
+            }
+        }
+    }
+    if hull.is_empty() {
+        return None;
+    }
+    // Chords across the long axis: the longest one passes through a vertex of the outline, so
+    // cut the outline at each vertex's position along the axis (u) and measure along n.
+    let (a, b) = ends;
+    let u = ((b.0 - a.0) / long, (b.1 - a.1) / long);
+    let n = (-u.1, u.0);
+    let dot = |p: (f64, f64), d: (f64, f64)| p.0 * d.0 + p.1 * d.1;
+    let mut short = 0f64;
+    for &v in &hull {
+        let t = dot(v, u);
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for (k, &p) in hull.iter().enumerate() {
+            let q = hull[(k + 1) % hull.len()];
+            let (dp, dq) = (dot(p, u) - t, dot(q, u) - t);
+            if dp * dq <= 0.0 {
+                let f = if dp == dq { 0.0 } else { dp / (dp - dq) };
+                let cut = (p.0 + f * (q.0 - p.0), p.1 + f * (q.1 - p.1));
+                // Where an edge lies along the cut, both its ends count.
+                for c in [cut, if dp == dq { q } else { cut }] {
+                    lo = lo.min(dot(c, n));
+                    hi = hi.max(dot(c, n));
+                }
+            }
+        }
+        short = short.max(hi - lo);
+    }
+    Some((long, short))
+}
+
+/// The convex hull's vertices, counter-clockwise (Andrew's monotone chain).
+fn convex_hull(mut p: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    p.sort_by(|a, b| a.partial_cmp(b).expect("finite coordinates"));
+    p.dedup();
+    if p.len() < 3 {
+        return p;
+    }
+    let turn = |o: (f64, f64), a: (f64, f64), b: (f64, f64)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    // The lower chain left to right, then the upper one back, each without its last point.
+    let mut hull: Vec<(f64, f64)> = vec![];
+    for chain in [p.clone(), p.into_iter().rev().collect()] {
+        let start = hull.len();
+        for q in chain {
+            while hull.len() >= start + 2
+                && turn(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0
+            {
+                hull.pop();
+            }
+            hull.push(q);
+        }
+        hull.pop();
+    }
+    hull
+}
+
 /// On a volume: an object's size and extent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Extent {
@@ -181,6 +273,11 @@ pub struct Extent {
     pub last: usize,
     /// The largest slice's area (mm²).
     pub largest_mm2: f64,
+    /// The longest long axis over the slices (mm), the short axis on that slice, and that slice
+    /// (numbered from 1): see [`axes_mm`].
+    pub long_axis_mm: f64,
+    pub short_axis_mm: f64,
+    pub axis_slice: usize,
 }
 
 /// One object's row of the measurements table.
@@ -199,7 +296,7 @@ pub struct ObjectMeasure {
 /// (=, +, -, @ first) start with an apostrophe.
 pub fn measurements_csv(rows: &[ObjectMeasure]) -> String {
     let mut out = String::from(
-        "label,name,pixels,volume_ml,slices,first_slice,last_slice,largest_area_mm2,mean,sd,min,max\n",
+        "label,name,pixels,volume_ml,slices,first_slice,last_slice,largest_area_mm2,long_axis_mm,short_axis_mm,axis_slice,mean,sd,min,max\n",
     );
     for (k, r) in rows.iter().enumerate() {
         let mut name = r.name.clone();
@@ -209,10 +306,17 @@ pub fn measurements_csv(rows: &[ObjectMeasure]) -> String {
         if name.contains([',', '"', '\n', '\r']) || name.trim() != name {
             name = format!("\"{}\"", name.replace('"', "\"\""));
         }
-        let extent = r.extent.map_or(",,,,".to_string(), |e| {
+        let extent = r.extent.map_or(",,,,,,,".to_string(), |e| {
             format!(
-                "{:.3},{},{},{},{:.2}",
-                e.ml, e.slices, e.first, e.last, e.largest_mm2
+                "{:.3},{},{},{},{:.2},{:.2},{:.2},{}",
+                e.ml,
+                e.slices,
+                e.first,
+                e.last,
+                e.largest_mm2,
+                e.long_axis_mm,
+                e.short_axis_mm,
+                e.axis_slice
             )
         });
         let values = r.intensity.map_or(",,,".to_string(), |i| {
@@ -253,6 +357,9 @@ mod tests {
                     first: 12,
                     last: 14,
                     largest_mm2: 250.0,
+                    long_axis_mm: 21.5,
+                    short_axis_mm: 12.25,
+                    axis_slice: 13,
                 }),
                 intensity: intensity([10.0, 30.0]),
             },
@@ -265,10 +372,88 @@ mod tests {
         ];
         assert_eq!(
             measurements_csv(&rows),
-            "label,name,pixels,volume_ml,slices,first_slice,last_slice,largest_area_mm2,mean,sd,min,max\n\
-             1,\"Liver, left lobe\",2000,1.000,3,12,14,250.00,20.00,10.00,10,30\n\
-             2,\"'=HYPERLINK(\"\"x\"\")\",0,,,,,,,,,\n"
+            "label,name,pixels,volume_ml,slices,first_slice,last_slice,largest_area_mm2,long_axis_mm,short_axis_mm,axis_slice,mean,sd,min,max\n\
+             1,\"Liver, left lobe\",2000,1.000,3,12,14,250.00,21.50,12.25,13,20.00,10.00,10,30\n\
+             2,\"'=HYPERLINK(\"\"x\"\")\",0,,,,,,,,,,,,\n"
         );
+    }
+
+    #[test]
+    fn long_and_short_axes_by_hand() {
+        // A 10 × 4 pixel rectangle of 0.5 × 2 mm pixels: 5 × 8 mm. Its long axis is the diagonal,
+        // √89; the longest chord across it, from a corner to the far side, is checked against
+        // a sweep of cuts along the diagonal.
+        let (w, h) = (14, 8);
+        let mask: Vec<u8> = (0..w * h)
+            .map(|i| ((2..12).contains(&(i % w)) && (2..6).contains(&(i / w))) as u8)
+            .collect();
+        let (long, short) = axes_mm(&mask, w, [0.5, 2.0]).unwrap();
+        assert!((long - 89f64.sqrt()).abs() < 1e-9, "long axis {long}");
+        let brute = brute_short_axis(&[(0.0, 0.0), (5.0, 0.0), (5.0, 8.0), (0.0, 8.0)]);
+        assert!(
+            (short - brute).abs() < 2e-3,
+            "short axis {short}, brute force {brute}"
+        );
+        // A disc of radius 10 px: both axes about its diameter (pixel corners: 21 px across).
+        let w = 40;
+        let disc: Vec<u8> = (0..w * w)
+            .map(|i| (((i % w) as f64 - 20.0).hypot((i / w) as f64 - 20.0) <= 10.0) as u8)
+            .collect();
+        let (long, short) = axes_mm(&disc, w, [1.0, 1.0]).unwrap();
+        assert!(
+            (20.9..21.6).contains(&long) && (19.5..21.6).contains(&short),
+            "{long} {short}"
+        );
+        // One pixel: its diagonal, and the chord across it through its other corners.
+        let (long, short) = axes_mm(&[0, 1, 0, 0], 2, [1.0, 1.0]).unwrap();
+        assert!((long - 2f64.sqrt()).abs() < 1e-9 && (short - 2f64.sqrt()).abs() < 1e-9);
+        assert_eq!(axes_mm(&[0; 4], 2, [1.0, 1.0]), None);
+    }
+
+    /// The longest chord perpendicular to the longest diagonal of a counter-clockwise convex
+    /// polygon, by sweeping 20 000 cuts along the diagonal.
+    fn brute_short_axis(poly: &[(f64, f64)]) -> f64 {
+        let mut best = (0.0, 0, 0);
+        for i in 0..poly.len() {
+            for j in i + 1..poly.len() {
+                let d = (poly[i].0 - poly[j].0).hypot(poly[i].1 - poly[j].1);
+                if d > best.0 {
+                    best = (d, i, j);
+                }
+            }
+        }
+        let (long, a, b) = (best.0, poly[best.1], poly[best.2]);
+        let u = ((b.0 - a.0) / long, (b.1 - a.1) / long);
+        let n = (-u.1, u.0);
+        let mut short = 0f64;
+        let steps = 20_000;
+        for k in 0..=steps {
+            // A point on the axis, then along n both ways while inside (convex: half-planes).
+            let p = (
+                a.0 + u.0 * long * k as f64 / steps as f64,
+                a.1 + u.1 * long * k as f64 / steps as f64,
+            );
+            let inside = |q: (f64, f64)| {
+                (0..poly.len()).all(|e| {
+                    let (s, t) = (poly[e], poly[(e + 1) % poly.len()]);
+                    (t.0 - s.0) * (q.1 - s.1) - (t.1 - s.1) * (q.0 - s.0) >= -1e-9
+                })
+            };
+            let reach = |sign: f64| {
+                let (mut lo, mut hi) = (0.0, 20.0);
+                for _ in 0..60 {
+                    let mid = (lo + hi) / 2.0;
+                    if inside((p.0 + sign * n.0 * mid, p.1 + sign * n.1 * mid)) {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            };
+            short = short.max(reach(1.0) + reach(-1.0));
+        }
+        short
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use super::Ui;
 use super::state::{State, with};
 use super::web;
-use crate::metrics::{Extent, ObjectMeasure, area_mm2, intensity, measurements_csv, volume_ml};
+use crate::metrics::{
+    Extent, ObjectMeasure, area_mm2, axes_mm, intensity, measurements_csv, volume_ml,
+};
 
 /// Object `i`'s measurements: on a volume over all its slices, with the scan's own values (HU
 /// on CT); on a 2D image with its grey levels.
@@ -20,6 +22,11 @@ pub fn object(s: &State, i: usize) -> Option<ObjectMeasure> {
                 .filter(|(_, m)| m.iter().any(|&x| x > 0))
                 .collect();
             let pixels = slices.iter().map(|(_, m)| set(m)).sum();
+            // The slice with the longest long axis, and that axis's short one.
+            let (long_axis_mm, short_axis_mm, axis_z) = slices
+                .iter()
+                .filter_map(|&(z, m)| axes_mm(m, w, [sx, sy]).map(|(l, s)| (l, s, z)))
+                .fold((0.0, 0.0, 0), |best, a| if a.0 > best.0 { a } else { best });
             let extent = slices
                 .first()
                 .zip(slices.last())
@@ -32,6 +39,9 @@ pub fn object(s: &State, i: usize) -> Option<ObjectMeasure> {
                         .iter()
                         .map(|(_, m)| area_mm2(m, [sx, sy]))
                         .fold(0.0, f64::max),
+                    long_axis_mm,
+                    short_axis_mm,
+                    axis_slice: axis_z + 1,
                 });
             let values = slices.iter().flat_map(|&(z, m)| {
                 let scan = &v.volume.data[z * w * h..(z + 1) * w * h];

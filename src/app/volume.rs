@@ -815,13 +815,16 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                 </div>
                 <canvas id="ortho" node_ref=ortho_ref title="Through the selected object's centre; click a row to go to that slice"
                     on:click=ortho_click></canvas>
-                <div id="measure" title="Values: the scan's own under the mask, all slices (HU on CT)">{move || match v.measure.get() {
+                <div id="measure" title="Axes: the longest diameter on any slice and the longest chord across it (RECIST, WHO); values: the scan's own under the mask, all slices (HU on CT)">{move || match v.measure.get() {
                     Some((a, m)) => {
                         let ml = m.extent.map_or(0.0, |e| e.ml);
+                        let axes = m.extent.map_or(String::new(), |e| {
+                            format!(" · axes {:.1} × {:.1} mm (slice {})", e.long_axis_mm, e.short_axis_mm, e.axis_slice)
+                        });
                         let values = m.intensity.map_or(String::new(), |i| {
                             format!(" · values {:.1} ± {:.1}", i.mean, i.sd)
                         });
-                        format!("Selected: {a:.1} mm² here · {ml:.2} mL in all{values}")
+                        format!("Selected: {a:.1} mm² here · {ml:.2} mL in all{axes}{values}")
                     }
                     None => "Select an object to measure it.".to_string(),
                 }}</div>

@@ -201,16 +201,37 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     const raw = zlib.gunzipSync(nrrd.subarray(nrrd.indexOf('\n\n') + 2));
     const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-slices')]);
     const under = [];
+    // The long axis by brute force: the farthest two corners of the mask's pixels, in mm.
+    let longest = [0, -1];
     for (const [name, bytes] of Object.entries(unzip(fs.readFileSync(await dl.path())))) {
       const z = Number(name.slice(6, 9)), png = PNG.sync.read(bytes), n = png.width * png.height;
-      for (let i = 0; i < n; i++) if (png.data[i * 4] > 0) under.push(raw.readInt16LE(2 * (z * n + i)));
+      const corners = [];
+      for (let i = 0; i < n; i++) {
+        if (png.data[i * 4] === 0) continue;
+        under.push(raw.readInt16LE(2 * (z * n + i)));
+        const [x, y] = [i % png.width, Math.floor(i / png.width)];
+        for (const [cx, cy] of [[x, y], [x + 1, y], [x, y + 1], [x + 1, y + 1]]) corners.push([cx * v0.pixdim[0], cy * v0.pixdim[1]]);
+      }
+      for (let a = 0; a < corners.length; a++) {
+        for (let b = a + 1; b < corners.length; b++) {
+          const d = Math.hypot(corners[a][0] - corners[b][0], corners[a][1] - corners[b][1]);
+          if (d > longest[0]) longest = [d, z + 1];
+        }
+      }
     }
+    assert(Math.abs(Number(row.long_axis_mm) - longest[0]) < 0.01 && Number(row.axis_slice) === longest[1]
+      && Number(row.short_axis_mm) > 0 && Number(row.short_axis_mm) <= Number(row.long_axis_mm),
+      `axes ${row.long_axis_mm} × ${row.short_axis_mm} mm on slice ${row.axis_slice}; brute force: ${longest[0].toFixed(3)} mm on slice ${longest[1]}`);
+    const shown = (await page.textContent('#measure')).match(/axes ([\d.]+) × ([\d.]+) mm \(slice (\d+)\)/);
+    assert(shown && Math.abs(shown[1] - row.long_axis_mm) <= 0.051 && Math.abs(shown[2] - row.short_axis_mm) <= 0.051 && shown[3] === row.axis_slice,
+      `the panel says "${await page.textContent('#measure')}"`);
     const ml = (v0.total * v0.pixdim[0] * v0.pixdim[1] * v0.pixdim[2]) / 1000;
     assert(row.label === '1' && Number(row.pixels) === v0.total && under.length === v0.total
       && row.slices === '3' && row.first_slice === '14' && row.last_slice === '16' && Math.abs(Number(row.volume_ml) - ml) < 0.0015,
       `measurements ${JSON.stringify(row)}: ${v0.total} voxels (${under.length} in the slice PNGs), ${ml.toFixed(3)} mL on slices 14–16`);
     const same = sameStats(row, under);
     assert(same === true, same);
+    console.log(`  ${prefix} measurements: ${JSON.stringify(row)}`);
     await page.keyboard.press('g');
     const g = (await status()).match(/^Grown by one pixel: \+(\d+) px on 3 slices\.$/);
     assert(g, `after G: "${await status()}"`);
