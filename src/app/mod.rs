@@ -1091,7 +1091,7 @@ pub fn App() -> impl IntoView {
                 "TEXTAREA" | "SELECT" => true,
                 "INPUT" => !matches!(
                     e.get_attribute("type").as_deref(),
-                    Some("checkbox" | "radio" | "button" | "file")
+                    Some("checkbox" | "radio" | "button" | "file" | "color")
                 ),
                 _ => false,
             });

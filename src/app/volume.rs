@@ -150,7 +150,6 @@ pub struct VolUi {
     pub marks: RwSignal<[Option<usize>; 2]>,
     pub beyond: RwSignal<bool>,
     pub running: RwSignal<bool>,
-    /// (area on this slice mm², volume mL) of the selected object.
     /// The selected object's area on the slice in view (mm²) and its measurements.
     pub measure: RwSignal<Option<(f64, ObjectMeasure)>>,
     pub ortho: RwSignal<Ortho>,
@@ -186,7 +185,7 @@ impl VolUi {
                 ))
             });
             let selected = s.selected.and_then(|i| s.objects.get(i));
-            // The slice its box was drawn on, or None and whether it has no box at all.
+            // Where its box is: the slice it was drawn on, unknown, or none (painted, imported).
             let box_slice = match selected {
                 Some(o) if o.bbox.is_none() && o.box3d.is_none() => BoxSlice::Boxless,
                 Some(o) => o.box_slice.map_or(BoxSlice::Unknown, BoxSlice::At),
@@ -510,7 +509,10 @@ pub async fn run(ui: Ui, v: VolUi, from_here: bool) {
         s.checkpoint();
         if let Some(o) = s.objects.get_mut(i) {
             o.slices = masks.into_iter().map(|m| m.map(Rc::new)).collect();
-            o.box3d = Some(box3d);
+            // A run from a boxless mask leaves it boxless: From here stays open-ended.
+            if !open_ended {
+                o.box3d = Some(box3d);
+            }
         }
         s.load_view();
     });

@@ -283,12 +283,11 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     // From here on the imported object (it has no box): outwards from its mask on this slice
     // until the mask vanishes, once the marks are cleared. Slices 14–16 come out as the box's
     // run made them (the same procedure from the same middle mask), more slices follow.
-    await page.keyboard.press('ArrowDown');
-    await page.keyboard.press('[');
-    await page.keyboard.press('ArrowUp');
-    await page.keyboard.press('ArrowUp');
-    await page.keyboard.press(']');
-    await page.keyboard.press('ArrowDown');
+    // The marks on slices 14 and 16 go (pressed again there) and come back the same way.
+    const toggleMarks = async () => {
+      for (const key of ['ArrowDown', '[', 'ArrowUp', 'ArrowUp', ']', 'ArrowDown']) await page.keyboard.press(key);
+    };
+    await toggleMarks();
     assert(await page.textContent('#range') === 'Range: From here, outwards until the mask vanishes', `marks not cleared: ${await page.textContent('#range')}`);
     await page.click('#repropagate');
     await page.waitForFunction(() => document.querySelector('#status')?.textContent.startsWith('Propagated'), null, { timeout: 600_000 })
@@ -300,12 +299,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
       && [13, 14, 15].every((z) => ownLeft.perSlice[z] === 0 && ofLabel.perSlice[z] === v0.perSlice[z]),
       `after From here: ${JSON.stringify(grown)}; slices 14–16 ${ofLabel.perSlice.slice(13, 16)} voxels, the box's run ${v0.perSlice.slice(13, 16)}, ${ownLeft.perSlice.slice(13, 16)} of it left out`);
     await page.keyboard.press('Control+z');
-    await page.keyboard.press('ArrowDown');
-    await page.keyboard.press('[');
-    await page.keyboard.press('ArrowUp');
-    await page.keyboard.press('ArrowUp');
-    await page.keyboard.press(']');
-    await page.keyboard.press('ArrowDown');
+    await toggleMarks();
     await page.keyboard.press('Control+z');
     assert(await page.locator('.objects li').count() === 1, 'undo did not take the imported labels away');
     await page.setInputFiles('#import-labels', scan);
