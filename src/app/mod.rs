@@ -644,6 +644,30 @@ fn refine_selected(ui: Ui, v: volume::VolUi, op: refine::Op) {
     }
 }
 
+/// Keep in range: the bounds typed in the Tools panel (an empty one is open).
+fn keep_in_range(ui: Ui, v: volume::VolUi) {
+    let bound = |id: &str| {
+        document()
+            .get_element_by_id(id)
+            .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+            .and_then(|e| e.value().trim().parse::<f32>().ok())
+    };
+    match (bound("keep-lo"), bound("keep-hi")) {
+        (None, None) => ui.fail("Type the lowest or the highest value to keep (or both)."),
+        (Some(lo), Some(hi)) if lo > hi => {
+            ui.fail("The lowest value to keep is above the highest.")
+        }
+        (lo, hi) => refine_selected(
+            ui,
+            v,
+            refine::Op::InRange {
+                lo: lo.unwrap_or(f32::NEG_INFINITY),
+                hi: hi.unwrap_or(f32::INFINITY),
+            },
+        ),
+    }
+}
+
 /// Shows or hides object `i` (its mask and box on the viewer and the planes).
 fn toggle_hidden(ui: Ui, i: usize) {
     with(|s| {
@@ -1229,6 +1253,12 @@ pub fn App() -> impl IntoView {
                             on:change=move |ev| set_outline(ui, event_target_checked(&ev))/>"Outlines only (O)"</label>
                         <div class="row refine" aria-label="Refine the selected mask">
                             {[refine::Op::FillHoles, refine::Op::Largest, refine::Op::Grow, refine::Op::Shrink].map(refine_button)}
+                        </div>
+                        <div class="row settings keep-range">
+                            <input id="keep-lo" type="number" step="any" placeholder="from" aria-label="Lowest value kept"/>
+                            <input id="keep-hi" type="number" step="any" placeholder="to" aria-label="Highest value kept"/>
+                            <button id="keep-in-range" title=refine::Op::InRange { lo: 0.0, hi: 0.0 }.label().2
+                                disabled=move || ui.selected.get().is_none() on:click=move |_| keep_in_range(ui, v)>"Keep in range"</button>
                         </div>
                         <div class="row">
                             <button title="Undo (Ctrl+Z)" on:click=move |_| undo(ui, false)>"Undo"</button>

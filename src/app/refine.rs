@@ -4,16 +4,22 @@
 
 use super::Ui;
 use super::state::with;
-use crate::imaging::refine::{fill_between, fill_holes, grow, keep_largest, shrink};
+use crate::imaging::refine::{fill_between, fill_holes, grow, keep_in_range, keep_largest, shrink};
 use leptos::prelude::Set;
 use std::rc::Rc;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Op {
     FillHoles,
     Largest,
     Grow,
     Shrink,
+    /// Only the pixels whose value (the scan's own on a volume, the grey level on an image) lies
+    /// in `lo..=hi` stay.
+    InRange {
+        lo: f32,
+        hi: f32,
+    },
     /// Volumes only: the empty slices between masks, interpolated.
     Between,
 }
@@ -41,6 +47,11 @@ impl Op {
                 "Shrink",
                 "Shift+G",
                 "Shrink the selected mask by one pixel (in each slice)",
+            ),
+            Op::InRange { .. } => (
+                "Keep in range",
+                "",
+                "Keep only the selected mask's pixels whose value lies in the range (the scan's own, HU on CT; grey levels on an image)",
             ),
             Op::Between => (
                 "Fill between",
@@ -84,6 +95,37 @@ pub fn apply(ui: Ui, op: Op) {
                     ),
                 };
                 (r.pixels, said)
+            }
+            Op::InRange { lo, hi } => {
+                let n: usize = match &s.volume {
+                    Some(v) => slices
+                        .iter_mut()
+                        .enumerate()
+                        .filter_map(|(z, m)| Some((z, m.as_mut()?)))
+                        .map(|(z, m)| {
+                            keep_in_range(m, &v.volume.data[z * w * h..(z + 1) * w * h], lo, hi)
+                        })
+                        .sum(),
+                    None => {
+                        let grey: Vec<f32> =
+                            s.display.as_ref()?.data.iter().map(|&g| g as f32).collect();
+                        slices
+                            .iter_mut()
+                            .flatten()
+                            .map(|m| keep_in_range(m, &grey, lo, hi))
+                            .sum()
+                    }
+                };
+                let range = match (lo.is_finite(), hi.is_finite()) {
+                    (true, true) => format!("from {lo} to {hi}"),
+                    (true, false) => format!("from {lo} up"),
+                    _ => format!("up to {hi}"),
+                };
+                let said = match n {
+                    0 => format!("Every pixel of the mask has a value {range} already."),
+                    n => format!("Kept the values {range}: −{n} px."),
+                };
+                (n, said)
             }
             Op::Between if s.volume.is_none() => {
                 (0, "Fill between works on a volume's slices.".to_string())

@@ -1,5 +1,6 @@
 //! Whole-mask corrections (the app's Refine buttons): fill holes, keep the largest piece, grow or
-//! shrink by one pixel, fill the slices between two masks of a volume. Masks are 0/1 bytes,
+//! shrink by one pixel, keep the pixels in a value range, fill the slices between two masks of a
+//! volume. Masks are 0/1 bytes,
 //! row-major, `w × h` per slice.
 //!
 //! Pieces are face-connected (4 neighbours in a slice, 6 across slices), so a hole is background
@@ -173,6 +174,20 @@ fn signed_distance(mask: &[u8], w: usize, h: usize, spacing: (f64, f64)) -> Vec<
         .collect()
 }
 
+/// Removes the mask's pixels whose image value lies outside `lo..=hi` (either end may be
+/// unbounded: `f32::NEG_INFINITY`, `f32::INFINITY`); returns the pixels removed.
+pub fn keep_in_range(mask: &mut [u8], values: &[f32], lo: f32, hi: f32) -> usize {
+    debug_assert_eq!(mask.len(), values.len());
+    let mut removed = 0;
+    for (m, v) in mask.iter_mut().zip(values) {
+        if *m > 0 && !(lo..=hi).contains(v) {
+            *m = 0;
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// What [`keep_largest`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Removed {
@@ -335,6 +350,20 @@ mod tests {
         // The image's edge is not background: a full mask does not shrink.
         let mut full = vec![1; 12];
         assert_eq!(shrink(&mut full, 4, 3), 0);
+    }
+
+    #[test]
+    fn keeps_the_pixels_in_a_value_range() {
+        let values = [-1000.0, -50.0, 40.0, 80.0, 400.0, 60.0];
+        let mut m = vec![1, 1, 1, 1, 1, 0];
+        assert_eq!(keep_in_range(&mut m, &values, -100.0, 80.0), 2);
+        assert_eq!(
+            m,
+            [0, 1, 1, 1, 0, 0],
+            "ends included, background left alone"
+        );
+        assert_eq!(keep_in_range(&mut m, &values, f32::NEG_INFINITY, 50.0), 1);
+        assert_eq!(m, [0, 1, 1, 0, 0, 0]);
     }
 
     fn disc(w: usize, cx: f64, cy: f64, r: f64) -> Vec<u8> {

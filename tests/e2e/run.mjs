@@ -415,7 +415,7 @@ async function checks(mode, ctx, origin) {
     assert(await selected.textContent() === old, 'undo did not restore the name');
   });
 
-  await check(`${prefix} refine: holes filled, the largest piece kept, grown and shrunk by a pixel; each one undo step`, async () => {
+  await check(`${prefix} refine: holes filled, the largest piece kept, grown and shrunk by a pixel, values kept in a range; each one undo step; measurements`, async () => {
     const px = () => selectedPixels(page);
     const at = pixelAt(await page.locator('#view').boundingBox());
     const said = async (re) => {
@@ -474,6 +474,16 @@ async function checks(mode, ctx, origin) {
       `the first row ${JSON.stringify(rows[0])}, the mask ${under.length} px, the list ${n0}`);
     const same = sameStats(rows[0], under);
     assert(same === true, same);
+    // Keep in range: only the pixels up to grey 100 stay (the image under the mask says which).
+    await page.fill('#keep-hi', '100');
+    await page.click('#keep-in-range');
+    const dark = under.filter((g) => g <= 100).length;
+    assert(await px() === dark && await page.textContent('#status') === `Kept the values up to 100: −${n0 - dark} px.`,
+      `kept ${await px()} px (${dark} of ${n0} are ≤ 100): "${await page.textContent('#status')}"`);
+    await page.fill('#keep-hi', '');
+    await page.focus('#keep-in-range'); // out of the number field, whose keys are its own
+    await page.keyboard.press('Control+z');
+    assert(await px() === n0, 'undo did not bring the pixels out of range back');
   });
 
   await check(`${prefix} N / Shift+N select through the list; a box's edge or corner dragged segments its object again from the new box; undo restores it; Esc drops a box being dragged`, async () => {

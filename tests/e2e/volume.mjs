@@ -232,6 +232,16 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     const same = sameStats(row, under);
     assert(same === true, same);
     console.log(`  ${prefix} measurements: ${JSON.stringify(row)}`);
+    // Keep in range on every slice, by the scan's own values: from the mean up.
+    const from = Math.round(Number(row.mean));
+    await page.fill('#keep-lo', String(from));
+    await page.click('#keep-in-range');
+    const kept = under.filter((v) => v >= from).length;
+    assert(await status() === `Kept the values from ${from} up: −${v0.total - kept} px.` && (await labelled()).total === kept,
+      `keep from ${from}: "${await status()}", ${kept} of ${v0.total} voxels are in range`);
+    await page.fill('#keep-lo', '');
+    await page.focus('#keep-in-range'); // out of the number field, whose keys are its own
+    await page.keyboard.press('Control+z');
     await page.keyboard.press('g');
     const g = (await status()).match(/^Grown by one pixel: \+(\d+) px on 3 slices\.$/);
     assert(g, `after G: "${await status()}"`);
