@@ -171,11 +171,21 @@ pub fn intensity(values: impl IntoIterator<Item = f32>) -> Option<Intensity> {
     })
 }
 
+/// A lesion's axes on a slice ([`axes_mm`]): their lengths and their ends, all in mm from the
+/// image's top-left corner (divide by the pixel size for pixels).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Axes {
+    pub long_mm: f64,
+    pub short_mm: f64,
+    pub long: [(f64, f64); 2],
+    pub short: [(f64, f64); 2],
+}
+
 /// A lesion's long axis on a slice and its longest chord across it, in mm, as RECIST / WHO
 /// measure them by hand: the longest distance edge to edge (over the corners of its pixels,
 /// scaled by the (x, y) pixel size) and, on the mask's convex outline, the longest chord
 /// perpendicular to it. None for an empty mask.
-pub fn axes_mm(mask: &[u8], w: usize, spacing: [f64; 2]) -> Option<(f64, f64)> {
+pub fn axes_mm(mask: &[u8], w: usize, spacing: [f64; 2]) -> Option<Axes> {
     let h = mask.len() / w;
     let set = |x: isize, y: isize| {
         x >= 0
@@ -214,10 +224,10 @@ pub fn axes_mm(mask: &[u8], w: usize, spacing: [f64; 2]) -> Option<(f64, f64)> {
     let u = ((b.0 - a.0) / long, (b.1 - a.1) / long);
     let n = (-u.1, u.0);
     let dot = |p: (f64, f64), d: (f64, f64)| p.0 * d.0 + p.1 * d.1;
-    let mut short = 0f64;
+    let mut short = (0f64, [a, a]);
     for &v in &hull {
         let t = dot(v, u);
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        let (mut lo, mut hi) = ((f64::INFINITY, v), (f64::NEG_INFINITY, v));
         for (k, &p) in hull.iter().enumerate() {
             let q = hull[(k + 1) % hull.len()];
             let (dp, dq) = (dot(p, u) - t, dot(q, u) - t);
@@ -226,14 +236,26 @@ pub fn axes_mm(mask: &[u8], w: usize, spacing: [f64; 2]) -> Option<(f64, f64)> {
                 let cut = (p.0 + f * (q.0 - p.0), p.1 + f * (q.1 - p.1));
                 // Where an edge lies along the cut, both its ends count.
                 for c in [cut, if dp == dq { q } else { cut }] {
-                    lo = lo.min(dot(c, n));
-                    hi = hi.max(dot(c, n));
+                    let across = dot(c, n);
+                    if across < lo.0 {
+                        lo = (across, c);
+                    }
+                    if across > hi.0 {
+                        hi = (across, c);
+                    }
                 }
             }
         }
-        short = short.max(hi - lo);
+        if hi.0 - lo.0 > short.0 {
+            short = (hi.0 - lo.0, [lo.1, hi.1]);
+        }
     }
-    Some((long, short))
+    Some(Axes {
+        long_mm: long,
+        short_mm: short.0,
+        long: [a, b],
+        short: short.1,
+    })
 }
 
 /// The convex hull's vertices, counter-clockwise (Andrew's monotone chain).
@@ -387,8 +409,17 @@ mod tests {
         let mask: Vec<u8> = (0..w * h)
             .map(|i| ((2..12).contains(&(i % w)) && (2..6).contains(&(i / w))) as u8)
             .collect();
-        let (long, short) = axes_mm(&mask, w, [0.5, 2.0]).unwrap();
+        let axes = axes_mm(&mask, w, [0.5, 2.0]).unwrap();
+        let (long, short) = (axes.long_mm, axes.short_mm);
         assert!((long - 89f64.sqrt()).abs() < 1e-9, "long axis {long}");
+        // The ends given are those lengths apart, and the short axis crosses the long at right angles.
+        let span = |[p, q]: [(f64, f64); 2]| (q.0 - p.0, q.1 - p.1);
+        let (l, c) = (span(axes.long), span(axes.short));
+        assert!((l.0.hypot(l.1) - long).abs() < 1e-9 && (c.0.hypot(c.1) - short).abs() < 1e-9);
+        assert!(
+            (l.0 * c.0 + l.1 * c.1).abs() < 1e-9,
+            "not perpendicular: {axes:?}"
+        );
         let brute = brute_short_axis(&[(0.0, 0.0), (5.0, 0.0), (5.0, 8.0), (0.0, 8.0)]);
         assert!(
             (short - brute).abs() < 2e-3,
@@ -399,13 +430,21 @@ mod tests {
         let disc: Vec<u8> = (0..w * w)
             .map(|i| (((i % w) as f64 - 20.0).hypot((i / w) as f64 - 20.0) <= 10.0) as u8)
             .collect();
-        let (long, short) = axes_mm(&disc, w, [1.0, 1.0]).unwrap();
+        let Axes {
+            long_mm: long,
+            short_mm: short,
+            ..
+        } = axes_mm(&disc, w, [1.0, 1.0]).unwrap();
         assert!(
             (20.9..21.6).contains(&long) && (19.5..21.6).contains(&short),
             "{long} {short}"
         );
         // One pixel: its diagonal, and the chord across it through its other corners.
-        let (long, short) = axes_mm(&[0, 1, 0, 0], 2, [1.0, 1.0]).unwrap();
+        let Axes {
+            long_mm: long,
+            short_mm: short,
+            ..
+        } = axes_mm(&[0, 1, 0, 0], 2, [1.0, 1.0]).unwrap();
         assert!((long - 2f64.sqrt()).abs() < 1e-9 && (short - 2f64.sqrt()).abs() < 1e-9);
         assert_eq!(axes_mm(&[0; 4], 2, [1.0, 1.0]), None);
     }

@@ -3,6 +3,7 @@
 
 use super::state::State;
 use super::volume::Ortho;
+use crate::metrics::axes_mm;
 use std::cell::RefCell;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
@@ -71,6 +72,7 @@ pub fn redraw(s: &State) {
         draw_ortho(s);
     }
     boxes(&ctx, s, w.max(h));
+    calipers(&ctx, s, w.max(h));
 }
 
 /// [`redraw`] while a box is dragged: the last frame put back, the boxes over it.
@@ -83,7 +85,9 @@ pub fn redraw_boxes(s: &State) {
         Some(f) => {
             let ctx = context(&c);
             let _ = ctx.put_image_data(&f, 0.0, 0.0);
-            boxes(&ctx, s, c.width().max(c.height()) as usize);
+            let side = c.width().max(c.height()) as usize;
+            boxes(&ctx, s, side);
+            calipers(&ctx, s, side);
         }
         None => redraw(s),
     }
@@ -116,6 +120,54 @@ fn boxes(ctx: &CanvasRenderingContext2d, s: &State, side: usize) {
         ctx.set_line_dash(&js_sys::Array::new()).ok();
     }
 }
+
+/// On a volume with axes shown: the selected object's long axis (solid) and short axis
+/// (dashed) on the slice in view, as a reader's calipers, each labelled with its length.
+fn calipers(ctx: &CanvasRenderingContext2d, s: &State, side: usize) {
+    let Some(v) = s.volume.as_ref().filter(|_| s.axes) else {
+        return;
+    };
+    let Some(o) = s
+        .selected
+        .and_then(|i| s.objects.get(i))
+        .filter(|o| !o.hidden)
+    else {
+        return;
+    };
+    let [sx, sy, _] = v.volume.spacing;
+    let Some(a) = axes_mm(&o.mask, v.volume.size[0], [sx, sy]) else {
+        return;
+    };
+    let px = |(x, y): (f64, f64)| (x / sx, y / sy);
+    let line = (side as f64 / 300.0).max(1.0);
+    ctx.set_line_width(line);
+    ctx.set_stroke_style_str(CALIPERS);
+    ctx.set_fill_style_str(CALIPERS);
+    ctx.set_font(&format!(
+        "{}px sans-serif",
+        (side as f64 / 30.0).max(10.0).round()
+    ));
+    for (ends, mm, dashed) in [(a.long, a.long_mm, false), (a.short, a.short_mm, true)] {
+        let dash = if dashed {
+            vec![3.0 * line, 2.0 * line]
+        } else {
+            vec![]
+        };
+        let dash: js_sys::Array = dash.into_iter().map(wasm_bindgen::JsValue::from).collect();
+        ctx.set_line_dash(&dash).ok();
+        let ((x0, y0), (x1, y1)) = (px(ends[0]), px(ends[1]));
+        ctx.begin_path();
+        ctx.move_to(x0, y0);
+        ctx.line_to(x1, y1);
+        ctx.stroke();
+        ctx.fill_text(&format!("{mm:.1} mm"), x1 + 2.0 * line, y1 - 2.0 * line)
+            .ok();
+    }
+    ctx.set_line_dash(&js_sys::Array::new()).ok();
+}
+
+/// The calipers' colour: apart from the palette and the grey of the scan.
+const CALIPERS: &str = "#00e5ff";
 
 /// Grey values through the display window (level/width over 8-bit values), as RGBA: one 4-byte
 /// store per pixel from a table (this runs on every mouse move of a drag, over the whole image).

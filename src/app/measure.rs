@@ -25,7 +25,7 @@ pub fn object(s: &State, i: usize) -> Option<ObjectMeasure> {
             // The slice with the longest long axis, and that axis's short one.
             let (long_axis_mm, short_axis_mm, axis_z) = slices
                 .iter()
-                .filter_map(|&(z, m)| axes_mm(m, w, [sx, sy]).map(|(l, s)| (l, s, z)))
+                .filter_map(|&(z, m)| axes_mm(m, w, [sx, sy]).map(|a| (a.long_mm, a.short_mm, z)))
                 .fold((0.0, 0.0, 0), |best, a| if a.0 > best.0 { a } else { best });
             let extent = slices
                 .first()

@@ -835,6 +835,10 @@ const SHORTCUTS: &[(&str, &str)] = &[
         "volume: fill the slices between the selected object's masks",
     ),
     (
+        "M",
+        "volume: show the selected object's long and short axes",
+    ),
+    (
         "A · U",
         "task: add this image and mask · segment it with UniverSeg",
     ),
@@ -1137,6 +1141,7 @@ pub fn App() -> impl IntoView {
             ("g", false) => refine_selected(ui, v, refine::Op::Grow),
             ("G", false) => refine_selected(ui, v, refine::Op::Shrink),
             ("i", false) if volume::is_open() => refine_selected(ui, v, refine::Op::Between),
+            ("m", false) if volume::is_open() => volume::show_axes(v, !v.axes.get_untracked()),
             ("h", false) => {
                 if let Some(i) = ui.selected.get_untracked() {
                     toggle_hidden(ui, i)

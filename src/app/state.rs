@@ -99,6 +99,8 @@ pub struct State {
     pub opacity: f64,
     /// Masks drawn as their outlines (the anatomy under them stays visible).
     pub outline: bool,
+    /// On a volume: the selected object's long and short axes drawn on the slice in view.
+    pub axes: bool,
     /// Display zoom relative to fitting the viewer.
     pub zoom: f64,
     /// How far the image is moved from the viewer's middle, in CSS pixels.

@@ -155,6 +155,8 @@ pub struct VolUi {
     pub ortho: RwSignal<Ortho>,
     /// The slice the selected object's box was drawn on (the range where no mark is set).
     pub box_slice: RwSignal<BoxSlice>,
+    /// The selected object's axes drawn on the viewer.
+    pub axes: RwSignal<bool>,
 }
 
 impl VolUi {
@@ -168,6 +170,7 @@ impl VolUi {
             measure: RwSignal::new(None),
             ortho: RwSignal::new(Ortho::Coronal),
             box_slice: RwSignal::new(BoxSlice::Unknown),
+            axes: RwSignal::new(false),
         }
     }
 
@@ -588,6 +591,15 @@ fn extent(mask: &[u8], w: usize) -> Option<[f32; 4]> {
     (x0 != usize::MAX).then(|| [x0, y0, x1, y1].map(|v| v as f32))
 }
 
+/// Shows or hides the selected object's axes on the viewer (M).
+pub fn show_axes(v: VolUi, on: bool) {
+    v.axes.set(on);
+    with(|s| {
+        s.axes = on;
+        canvas::redraw(s);
+    });
+}
+
 /// Opens a label volume of the open scan (NIfTI or NRRD, e.g. an earlier export or another
 /// tool's) as objects, one per label, added to the list in one undo step.
 pub async fn import_labels(ui: Ui, v: VolUi, file: web_sys::File) {
@@ -817,6 +829,8 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                 </div>
                 <canvas id="ortho" node_ref=ortho_ref title="Through the selected object's centre; click a row to go to that slice"
                     on:click=ortho_click></canvas>
+                <label class="check"><input id="show-axes" type="checkbox" prop:checked=move || v.axes.get()
+                    on:change=move |ev| show_axes(v, event_target_checked(&ev))/>"Show the selected object's axes (M)"</label>
                 <div id="measure" title="Axes: the longest diameter on any slice and the longest chord across it (RECIST, WHO); values: the scan's own under the mask, all slices (HU on CT)">{move || match v.measure.get() {
                     Some((a, m)) => {
                         let ml = m.extent.map_or(0.0, |e| e.ml);

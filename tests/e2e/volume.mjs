@@ -179,7 +179,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
 
   // Continues from the state above (slice 14 in view, the object propagated over 13–15 selected)
   // and leaves it as it was.
-  await check(`${prefix} volume: refine works on every slice of the object (grown in each, the largest piece in 3D, slices filled between), undoably; labels exported, imported again and propagated from a slice`, async () => {
+  await check(`${prefix} volume: refine works on every slice of the object (grown in each, the largest piece in 3D, slices filled between), undoably; axes drawn; labels exported, imported again and propagated from a slice`, async () => {
     const status = () => page.textContent('#status');
     // Voxels of the NIfTI export (of one label value, or any), in all and per slice.
     const labelled = async (label) => {
@@ -276,6 +276,21 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.keyboard.press('Control+z');
     for (const _ of steps) await page.keyboard.press('Control+z');
     assert((await info()).startsWith('Slice 15 /'), `back on ${await info()}`);
+    // M: the selected object's calipers on the slice in view, in their own colour (cyan: apart
+    // from the orange object and the grey scan); M again hides them.
+    const calipers = () => page.evaluate(() => {
+      const c = document.querySelector('#view');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) n += d[i + 1] - d[i] > 60 && d[i + 2] - d[i] > 60;
+      return n;
+    });
+    assert(await calipers() === 0, `${await calipers()} cyan pixels before M`);
+    await page.keyboard.press('m');
+    const drawn = await calipers();
+    assert(drawn > 40 && await page.isChecked('#show-axes'), `calipers: ${drawn} cyan pixels`);
+    await page.keyboard.press('m');
+    assert(await calipers() === 0 && !(await page.isChecked('#show-axes')), 'M again did not hide them');
     // Labels exported, then imported again: one new object, the same voxels. The scan itself
     // as labels is refused (not a label volume), and nothing is added.
     const [saved] = await Promise.all([page.waitForEvent('download'), page.click('#export-nifti')]);
