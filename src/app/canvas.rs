@@ -160,10 +160,14 @@ fn calipers(ctx: &CanvasRenderingContext2d, s: &State, side: usize) {
         ctx.move_to(x0, y0);
         ctx.line_to(x1, y1);
         ctx.stroke();
-        ctx.fill_text(&format!("{mm:.1} mm"), x1 + 2.0 * line, y1 - 2.0 * line)
-            .ok();
+        // The length, with a dark edge so that it reads over bright tissue and the masks.
+        let (text, tx, ty) = (format!("{mm:.1} mm"), x1 + 2.0 * line, y1 - 2.0 * line);
+        ctx.set_line_dash(&js_sys::Array::new()).ok();
+        ctx.set_stroke_style_str("rgba(0,0,0,0.85)");
+        ctx.stroke_text(&text, tx, ty).ok();
+        ctx.fill_text(&text, tx, ty).ok();
+        ctx.set_stroke_style_str(CALIPERS);
     }
-    ctx.set_line_dash(&js_sys::Array::new()).ok();
 }
 
 /// The calipers' colour: apart from the palette and the grey of the scan.
