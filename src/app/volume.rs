@@ -834,15 +834,21 @@ pub fn VolumePanel(ui: Ui, v: VolUi) -> impl IntoView {
                 <div id="measure" title="Axes: the longest diameter on any slice and the longest chord across it (RECIST, WHO); values: the scan's own under the mask, all slices (HU on CT)">{move || match v.measure.get() {
                     Some((a, m)) => {
                         let ml = m.extent.map_or(0.0, |e| e.ml);
-                        let axes = m.extent.map_or(String::new(), |e| {
-                            format!(" · axes {:.1} × {:.1} mm (slice {})", e.long_axis_mm, e.short_axis_mm, e.axis_slice)
+                        let axes = m.extent.map(|e| {
+                            let z = e.axis_slice;
+                            view! {
+                                {format!(" · axes {:.1} × {:.1} mm (", e.long_axis_mm, e.short_axis_mm)}
+                                <button class="link" id="goto-axis" title="Go to that slice"
+                                    on:click=move |_| show(ui, v, z - 1)>{format!("slice {z}")}</button>
+                                ")"
+                            }
                         });
                         let values = m.intensity.map_or(String::new(), |i| {
                             format!(" · values {:.1} ± {:.1}", i.mean, i.sd)
                         });
-                        format!("Selected: {a:.1} mm² here · {ml:.2} mL in all{axes}{values}")
+                        view! { {format!("Selected: {a:.1} mm² here · {ml:.2} mL in all")} {axes} {values} }.into_any()
                     }
-                    None => "Select an object to measure it.".to_string(),
+                    None => "Select an object to measure it.".into_any(),
                 }}</div>
                 <div class="row">
                     <label class="button" title="A label volume of this scan (NIfTI or NRRD), one object per label">"Import labels…"

@@ -225,6 +225,10 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     const shown = (await page.textContent('#measure')).match(/axes ([\d.]+) × ([\d.]+) mm \(slice (\d+)\)/);
     assert(shown && Math.abs(shown[1] - row.long_axis_mm) <= 0.051 && Math.abs(shown[2] - row.short_axis_mm) <= 0.051 && shown[3] === row.axis_slice,
       `the panel says "${await page.textContent('#measure')}"`);
+    // Its slice number takes the view there, and the keys back to slice 15.
+    await page.click('#goto-axis');
+    assert((await info()).startsWith(`Slice ${row.axis_slice} /`), `after the axes' slice link: ${await info()}`);
+    for (let k = Number(row.axis_slice); k !== 15; k += Math.sign(15 - k)) await page.keyboard.press(k < 15 ? 'ArrowUp' : 'ArrowDown');
     const ml = (v0.total * v0.pixdim[0] * v0.pixdim[1] * v0.pixdim[2]) / 1000;
     assert(row.label === '1' && Number(row.pixels) === v0.total && under.length === v0.total
       && row.slices === '3' && row.first_slice === '14' && row.last_slice === '16' && Math.abs(Number(row.volume_ml) - ml) < 0.0015,
