@@ -186,21 +186,15 @@ pub struct Axes {
 /// scaled by the (x, y) pixel size) and, on the mask's convex outline, the longest chord
 /// perpendicular to it. None for an empty mask.
 pub fn axes_mm(mask: &[u8], w: usize, spacing: [f64; 2]) -> Option<Axes> {
-    let h = mask.len() / w;
-    let set = |x: isize, y: isize| {
-        x >= 0
-            && y >= 0
-            && (x as usize) < w
-            && (y as usize) < h
-            && mask[y as usize * w + x as usize] > 0
-    };
+    let set: Vec<bool> = mask.iter().map(|&v| v > 0).collect();
     // Corners of the pixels on the mask's edge (an inner pixel's lie inside the outline).
     let mut corners = vec![];
-    for (i, _) in mask.iter().enumerate().filter(|(_, v)| **v > 0) {
-        let (x, y) = ((i % w) as isize, (i / w) as isize);
-        if set(x - 1, y) && set(x + 1, y) && set(x, y - 1) && set(x, y + 1) {
-            continue;
-        }
+    for (i, _) in boundary(&set, w, mask.len() / w)
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b)
+    {
+        let (x, y) = (i % w, i / w);
         for (cx, cy) in [(x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1)] {
             corners.push((cx as f64 * spacing[0], cy as f64 * spacing[1]));
         }

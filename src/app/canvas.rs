@@ -149,11 +149,10 @@ fn calipers(ctx: &CanvasRenderingContext2d, s: &State, side: usize) {
     ));
     for (ends, mm, dashed) in [(a.long, a.long_mm, false), (a.short, a.short_mm, true)] {
         let dash = if dashed {
-            vec![3.0 * line, 2.0 * line]
+            js_sys::Array::of2(&(3.0 * line).into(), &(2.0 * line).into())
         } else {
-            vec![]
+            js_sys::Array::new()
         };
-        let dash: js_sys::Array = dash.into_iter().map(wasm_bindgen::JsValue::from).collect();
         ctx.set_line_dash(&dash).ok();
         let ((x0, y0), (x1, y1)) = (px(ends[0]), px(ends[1]));
         ctx.begin_path();

@@ -10,7 +10,7 @@ import os from 'node:os';
 import { serve } from './serve.mjs';
 import { writeSupport, nativeMask, convertNative, zipOf, unzip } from './universeg.mjs';
 import { execFileSync } from 'node:child_process';
-import { volumeChecks, dicomChecks, tintedPixels, measurements, sameStats } from './volume.mjs';
+import { volumeChecks, dicomChecks, viewerPixels, measurements, sameStats } from './volume.mjs';
 import { gensegChecks, gensegWebgpuCheck } from './genseg.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -344,7 +344,7 @@ async function checks(mode, ctx, origin) {
   });
 
   await check(`${prefix} objects: hidden and shown again (eye button, H), outlined (O), recoloured, renamed in the list (undoable), exported under their names`, async () => {
-    const tinted = () => tintedPixels(page);
+    const tinted = () => viewerPixels(page, 'tinted');
     const all = await tinted();
     assert(all > 0, 'no object on the viewer');
     const eyes = page.locator('.objects li .eye');
@@ -365,13 +365,7 @@ async function checks(mode, ctx, origin) {
     await page.keyboard.press('o');
     assert(await tinted() === all && !(await page.isChecked('#outline')), 'O again did not fill the masks');
     // A colour of one's own from the list's colour picker (undoable).
-    const green = () => page.evaluate(() => {
-      const c = document.querySelector('#view');
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      let n = 0;
-      for (let i = 0; i < d.length; i += 4) n += d[i + 1] > d[i] + 60 && d[i + 1] > d[i + 2] + 60;
-      return n;
-    });
+    const green = () => viewerPixels(page, 'green');
     const greenBefore = await green();
     await page.locator('.objects li.selected .swatch').fill('#00ff00');
     await page.locator('.objects li.selected .swatch').focus(); // the keys still reach the page

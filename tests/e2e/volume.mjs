@@ -35,17 +35,23 @@ export async function drawBrain1Box(page) {
   await page.mouse.up();
 }
 
-/// Pixels of the viewer tinted by a mask or box (the scan itself is grey), in columns x0..x1 and
-/// rows y0..y1 (end excluded) of the image; the whole image by default.
-export function tintedPixels(page, region) {
-  return page.evaluate((region) => {
+/// Pixels of the viewer of a kind: 'tinted' (by a mask or box: the scan itself is grey),
+/// 'green' (green 60 above red and blue) or 'cyan' (green and blue 60 above red), in columns
+/// x0..x1 and rows y0..y1 (end excluded) of the image; the whole image by default.
+export function viewerPixels(page, kind, region) {
+  return page.evaluate(([kind, region]) => {
     const c = document.querySelector('#view');
     const [x0, y0, x1, y1] = region ?? [0, 0, c.width, c.height];
     const d = c.getContext('2d').getImageData(x0, y0, x1 - x0, y1 - y0).data;
+    const is = {
+      tinted: (r, g, b) => r !== g || g !== b,
+      green: (r, g, b) => g > r + 60 && g > b + 60,
+      cyan: (r, g, b) => g > r + 60 && b > r + 60,
+    }[kind];
     let n = 0;
-    for (let i = 0; i < d.length; i += 4) n += d[i] !== d[i + 1] || d[i + 1] !== d[i + 2];
+    for (let i = 0; i < d.length; i += 4) n += is(d[i], d[i + 1], d[i + 2]);
     return n;
-  }, region);
+  }, [kind, region ?? null]);
 }
 
 /// Clicks Measurements (CSV) and reads the table back: one object per row, keyed by the header
@@ -282,13 +288,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     assert((await info()).startsWith('Slice 15 /'), `back on ${await info()}`);
     // M: the selected object's calipers on the slice in view, in their own colour (cyan: apart
     // from the orange object and the grey scan); M again hides them.
-    const calipers = () => page.evaluate(() => {
-      const c = document.querySelector('#view');
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      let n = 0;
-      for (let i = 0; i < d.length; i += 4) n += d[i + 1] - d[i] > 60 && d[i + 2] - d[i] > 60;
-      return n;
-    });
+    const calipers = () => viewerPixels(page, 'cyan');
     assert(await calipers() === 0, `${await calipers()} cyan pixels before M`);
     await page.keyboard.press('m');
     const drawn = await calipers();
@@ -427,7 +427,7 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.waitForFunction(() => /^Mask in .*box 16\d,8\d,20\d,15\d/.test(document.querySelector('#status')?.textContent), null, { timeout: 600_000 });
     // Tinted pixels on the box's left edge (columns 161–162, clear of its corners), and in
     // the whole canvas.
-    const coloured = async () => ({ edge: await tintedPixels(page, [161, 91, 163, 147]), all: await tintedPixels(page) });
+    const coloured = async () => ({ edge: await viewerPixels(page, 'tinted', [161, 91, 163, 147]), all: await viewerPixels(page, 'tinted') });
     const here = await coloured();
     assert(here.edge > 20, `the box is not drawn on its slice: ${JSON.stringify(here)}`);
     await page.keyboard.press('ArrowUp');
