@@ -41,6 +41,5 @@ fi
 [ -x scripts/node_modules/.bin/wasm-opt ] || { log "npm: binaryen (wasm-opt 132)"; (cd scripts && npm ci --no-audit --no-fund --silent); }
 [ -d tests/e2e/node_modules/playwright-core ] || { log "npm: playwright-core, pngjs"; (cd tests/e2e && npm ci --no-audit --no-fund --silent); }
 
-scripts/fetch-weights.sh
-scripts/fetch-data.sh
+scripts/fetch-weights.sh  # fetches the scans too: they calibrate the int8 model
 log "ready"

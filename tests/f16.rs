@@ -19,7 +19,7 @@ use medseg::models::sam::SamArch;
 use medseg::models::sam::tiny_vit::TinyVitConfig;
 use medseg::pipeline::medsam::{MedSam, UserPrompt};
 use medseg::pipeline::universeg::{SupportItem, UniverSeg};
-use medseg::weights::convert::{convert_sam, convert_universeg};
+use medseg::weights::convert::convert_universeg;
 use medseg::weights::model_file::Precision;
 use medseg::weights::torch;
 
@@ -96,9 +96,8 @@ fn litemedsam_in_f16_keeps_the_official_masks() {
         0.98,
     );
     // What the app runs on such a GPU: the int8 file, computed in f16.
-    let file = convert_sam(&ckpt, &arch, Precision::Int8).unwrap();
     check_litemedsam(
-        &MedSam::from_model_file(&file, &dev).unwrap(),
+        &MedSam::from_model_file(&lite_medsam_int8(), &dev).unwrap(),
         "int8 in f16",
         0.98,
     );

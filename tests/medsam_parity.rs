@@ -139,7 +139,7 @@ fn litemedsam_fp32_matches_official_on_wgpu() {
 #[test]
 fn litemedsam_int8_model_file_keeps_accuracy() {
     let ckpt = lite_medsam_pth();
-    let bytes = convert_sam(&ckpt, &lite_arch(), Precision::Int8).unwrap();
+    let bytes = lite_medsam_int8();
     eprintln!("int8 model file: {} bytes", bytes.len());
     assert!(
         bytes.len() <= 11_000_000,
@@ -170,10 +170,40 @@ fn litemedsam_int8_model_file_keeps_accuracy() {
     }
 }
 
+/// The shipped file's calibrated rounding (GPTQ on other scans) keeps the image embeddings of
+/// the fixture slices (brain1, lung2: not calibrated on) far closer to fp32 than rounding each
+/// weight to its nearest step does, with the same groups and the same file size.
+#[test]
+fn calibrated_int8_embeddings_stay_closer_to_fp32() {
+    let fp32 = fp32_model(&cpu());
+    let plain = convert_sam(&lite_medsam_pth(), &lite_arch(), Precision::Int8, &[]).unwrap();
+    let shipped = lite_medsam_int8();
+    assert_eq!(plain.len(), shipped.len(), "same layout, same size");
+    let plain = MedSam::from_model_file(&plain, &cpu()).unwrap();
+    let shipped = MedSam::from_model_file(&shipped, &cpu()).unwrap();
+    for name in &SLICES[..2] {
+        let img = image_of(&Fixture::load(&format!("{name}.safetensors")));
+        let want = fp32.embed(&img).unwrap().tensor;
+        let rel = |m: &MedSam| -> f32 {
+            let got = m.embed(&img).unwrap().tensor;
+            let err: f32 = (got - want.clone()).powi_scalar(2).sum().into_scalar();
+            let norm: f32 = want.clone().powi_scalar(2).sum().into_scalar();
+            (err / norm).sqrt()
+        };
+        let (p, c) = (rel(&plain), rel(&shipped));
+        eprintln!(
+            "{name}: embedding off fp32 by {:.2} % calibrated, {:.2} % plain",
+            c * 100.0,
+            p * 100.0
+        );
+        assert!(c < 0.5 * p, "{name}: calibrated {c}, plain {p}");
+    }
+}
+
 #[test]
 fn fp32_model_file_round_trips_exactly() {
     let sd = torch::read_state_dict(&lite_medsam_pth()).unwrap();
-    let bytes = convert_sam(&lite_medsam_pth(), &lite_arch(), Precision::F32).unwrap();
+    let bytes = convert_sam(&lite_medsam_pth(), &lite_arch(), Precision::F32, &[]).unwrap();
     let (_, back) = model_file::read(&bytes, "litemedsam").unwrap();
     for (k, t) in &back {
         assert_eq!(&sd[k], t, "{k}");
@@ -200,19 +230,19 @@ fn sam_vit_small_matches_official() {
 #[test]
 fn wrong_and_damaged_checkpoints_are_named() {
     let universeg = std::fs::read(shared("fixtures/universeg_v1_random_seed20261126.pt")).unwrap();
-    let e = convert_sam(&universeg, &lite_arch(), Precision::Int8)
+    let e = convert_sam(&universeg, &lite_arch(), Precision::Int8, &[])
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a LiteMedSAM checkpoint"), "{e}");
 
     let vit_small = std::fs::read(shared("fixtures/sam_vit_small_random_seed7.pt")).unwrap();
-    let e = convert_sam(&vit_small, &lite_arch(), Precision::Int8)
+    let e = convert_sam(&vit_small, &lite_arch(), Precision::Int8, &[])
         .unwrap_err()
         .to_string();
     assert!(e.contains("LiteMedSAM") && e.contains("missing"), "{e}");
 
     let ckpt = lite_medsam_pth();
-    let e = convert_sam(&ckpt[..ckpt.len() / 2], &lite_arch(), Precision::Int8)
+    let e = convert_sam(&ckpt[..ckpt.len() / 2], &lite_arch(), Precision::Int8, &[])
         .unwrap_err()
         .to_string();
     assert!(e.contains("damaged") || e.contains("truncated"), "{e}");
@@ -220,6 +250,7 @@ fn wrong_and_damaged_checkpoints_are_named() {
         b"definitely not a checkpoint",
         &lite_arch(),
         Precision::Int8,
+        &[],
     )
     .unwrap_err()
     .to_string();

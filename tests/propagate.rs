@@ -12,8 +12,6 @@ use medseg::pipeline::medsam::{MedSam, UserPrompt};
 use medseg::pipeline::propagate::{
     Box3d, EmbeddingCache, Outcome, Propagation, SliceMasks, SliceStack, propagate, segmented_range,
 };
-use medseg::weights::convert::convert_sam;
-use medseg::weights::model_file::Precision;
 use medseg::weights::torch;
 
 struct Case {
@@ -139,15 +137,14 @@ fn fp32_propagation_matches_the_official_3d_procedure() {
 /// int8 accuracy, then re-propagation, cancel and the sweep past the box on the same model.
 #[test]
 fn int8_propagation_edits_cancel_and_sweeps_past_the_box() {
-    let bytes = convert_sam(&lite_medsam_pth(), &lite(), Precision::Int8).unwrap();
-    let m = MedSam::from_model_file(&bytes, &cpu()).unwrap();
-    // Known gap: brain1's box (the whole tumour's 3D extent) is loose on the middle slice and
-    // the model is unsure there (IoU 0.57); int8 encoder rounding alone moves that slice's
-    // mask to Dice 0.79 vs fp32 and the propagation carries it on (3D 0.80). lung2 meets 0.97.
-    // That slice's mask is 653 px of 256² and a logit shift of ±0.1 alone costs 4 Dice points:
-    // even every weight rounded to f16 gives 0.976 there, keeping layers.2 in f32 0.95, so no
-    // 8-bit weight format is expected to reach 0.97 on brain1 (session 9 sweep).
-    let (c, first, mut cache) = check(&m, "int8", &[("lung2", 0.97), ("brain1", 0.75)]);
+    let m = MedSam::from_model_file(&lite_medsam_int8(), &cpu()).unwrap();
+    // The shipped file's rounding is calibrated (GPTQ, `weights::gptq`) on other scans; plain
+    // rounding to the nearest step gave brain1 0.796. brain1's box (the tumour's whole 3D
+    // extent) is loose on the middle slice and the model unsure there (IoU 0.57): a logit shift
+    // of ±0.1 alone costs 4 Dice points on it, and a worse middle mask is carried on to the last
+    // slices. With calibration the encoder's embeddings are 1.4 % off fp32 (plain: 5.2 %), but
+    // other calibration sets gave brain1 0.92–0.99 (session 25): still a sensitive case.
+    let (c, first, mut cache) = check(&m, "int8", &[("lung2", 0.97), ("brain1", 0.97)]);
 
     // Re-propagating from the middle slice, unchanged, gives the same masks from cached embeddings.
     let stack = SliceStack {

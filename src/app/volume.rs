@@ -262,12 +262,7 @@ pub async fn open_dicom(ui: Ui, v: VolUi, files: &[(String, Vec<u8>)]) -> bool {
 }
 
 fn show_new(ui: Ui, v: VolUi, name: String, vol: Volume, reference: Option<SeriesReference>) {
-    // The official presets: CT soft tissue when the values look like HU, MR percentiles else.
-    let model_window = if vol.data.iter().any(|&x| x < -500.0) {
-        Window::CT_SOFT_TISSUE
-    } else {
-        Window::MrPercentile
-    };
+    let model_window = Window::official_for(&vol.data);
     let model_u8 = window::apply(&vol.data, model_window);
     let depth = vol.size[2];
     with(|s| {

@@ -42,7 +42,9 @@ mod cli {
     use medseg::pipeline::medsam::{MedSam, UserPrompt};
     use medseg::pipeline::propagate::{Box3d, EmbeddingCache, Propagation, SliceStack, propagate};
     use medseg::pipeline::universeg::{self, Ensemble, SupportItem, UniverSeg, pair_files};
-    use medseg::weights::convert::{convert_sam, convert_universeg};
+    use medseg::weights::convert::{
+        SLICES_PER_SCAN, calibration_slices, convert_sam, convert_universeg,
+    };
     use medseg::weights::model_file::{self, Precision};
     use medseg::{Error, Result};
     use std::path::{Path, PathBuf};
@@ -111,6 +113,10 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
             /// Output model file.
             #[arg(long)]
             out: PathBuf,
+            /// Volumes (NRRD, NIfTI) whose slices calibrate the int8 rounding of a MedSAM image
+            /// encoder (GPTQ); without them each weight is rounded to its nearest step.
+            #[arg(long, num_args = 1..)]
+            calibrate: Vec<PathBuf>,
         },
         /// Segment one object inside a box and write the mask as a 0/255 PNG.
         Segment {
@@ -476,8 +482,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
         match w {
             WindowArg::Ct => Window::CT_SOFT_TISSUE,
             WindowArg::Mr => Window::MrPercentile,
-            WindowArg::Auto if values.iter().any(|&v| v < -500.0) => Window::CT_SOFT_TISSUE,
-            WindowArg::Auto => Window::MrPercentile,
+            WindowArg::Auto => Window::official_for(values),
         }
     }
 
@@ -577,6 +582,7 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                 arch: a,
                 fp32,
                 out,
+                calibrate,
             } => {
                 let precision = if fp32 {
                     Precision::F32
@@ -585,8 +591,20 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                 };
                 let ck = read(&checkpoint)?;
                 let bytes = match a {
+                    Arch::Universeg if !calibrate.is_empty() => {
+                        return Err(Error::Input(
+                            "--calibrate applies to MedSAM models only".into(),
+                        ));
+                    }
                     Arch::Universeg => convert_universeg(&ck, precision)?,
-                    _ => convert_sam(&ck, &arch(a), precision)?,
+                    _ => {
+                        let mut slices = vec![];
+                        for path in &calibrate {
+                            let vol = read_volume(&read(path)?)?;
+                            slices.extend(calibration_slices(&vol, SLICES_PER_SCAN));
+                        }
+                        convert_sam(&ck, &arch(a), precision, &slices)?
+                    }
                 };
                 write(&out, &bytes)?;
                 println!(

@@ -566,6 +566,7 @@ impl GenSegModel {
             config,
             Precision::F32,
             &f32_only,
+            &Default::default(),
             "",
             &dict,
         ))

@@ -17,6 +17,15 @@ impl Window {
         level: 40.0,
         width: 400.0,
     };
+
+    /// The official preset for a scan's raw values: CT soft tissue when they look like HU
+    /// (anything below −500), MR percentiles otherwise.
+    pub fn official_for(values: &[f32]) -> Window {
+        match values.iter().any(|&v| v < -500.0) {
+            true => Window::CT_SOFT_TISSUE,
+            false => Window::MrPercentile,
+        }
+    }
 }
 
 /// NumPy's default (linear) percentile of sorted data.

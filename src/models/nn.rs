@@ -14,13 +14,18 @@ use burn::tensor::ops::ConvOptions;
 pub struct Linear {
     w: Tensor<2>,
     b: Option<Tensor<1>>,
+    /// The weight's checkpoint name, for calibration ("" when built from tensors).
+    name: String,
 }
 
 impl Linear {
     pub fn load(l: &mut Loader, p: &str, d_in: usize, d_out: usize, bias: bool) -> Self {
         let w = l.tensor(&format!("{p}.weight"), [d_out, d_in]).transpose();
         let b = bias.then(|| l.tensor(&format!("{p}.bias"), [d_out]));
-        Linear::new(w, b)
+        Linear {
+            name: format!("{p}.weight"),
+            ..Linear::new(w, b)
+        }
     }
     /// From a weight laid out (in, out).
     pub fn new(w: Tensor<2>, b: Option<Tensor<1>>) -> Self {
@@ -28,6 +33,7 @@ impl Linear {
         Linear {
             w: super::cpu::contiguous(w),
             b,
+            name: String::new(),
         }
     }
     /// The weight, (in, out).
@@ -52,6 +58,7 @@ impl Linear {
         let dims = x.dims();
         let rows = dims[..D - 1].iter().product::<usize>();
         let x = x.reshape([rows, dims[D - 1]]);
+        super::calibrate::linear_input(&self.name, &x);
         let y = super::cpu::linear(x, &self.w, self.b.as_ref(), then)
             .unwrap_or_else(|x| after(linear(x, self.w.clone(), self.b.clone()), then));
         let mut out = dims;
@@ -66,6 +73,8 @@ pub struct Conv2d {
     w: Tensor<4>,
     b: Option<Tensor<1>>,
     opts: ConvOptions<2>,
+    /// The weight's checkpoint name, for calibration.
+    name: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -117,6 +126,7 @@ impl Conv2d {
             w,
             b,
             opts: spec.options(),
+            name: format!("{p}.weight"),
         }
     }
 
@@ -141,6 +151,7 @@ impl Conv2d {
             w: l.upload(w, shape),
             b: Some(l.upload(b, [c])),
             opts: spec.options(),
+            name: format!("{p}.c.weight"),
         }
     }
 
@@ -152,11 +163,15 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv(x, &self.w, self.b.as_ref(), &self.opts)
+        self.forward_then(x, Then::Nothing)
     }
     /// gelu(`forward`), as [`Linear::forward_gelu`].
     pub fn forward_gelu(&self, x: Tensor<4>) -> Tensor<4> {
-        conv_then(x, &self.w, self.b.as_ref(), &self.opts, Then::Gelu)
+        self.forward_then(x, Then::Gelu)
+    }
+    fn forward_then(&self, x: Tensor<4>, then: Then) -> Tensor<4> {
+        super::calibrate::conv_input(&self.name, &x, self.w.dims()[3], &self.opts);
+        conv_then(x, &self.w, self.b.as_ref(), &self.opts, then)
     }
 
     /// This convolution (a depthwise 3×3, stride 1, padding 1) over channels-last tokens (B, H·W, C)

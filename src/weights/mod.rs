@@ -6,6 +6,7 @@
 
 #[cfg(feature = "compute")]
 pub mod convert;
+pub mod gptq;
 #[cfg(feature = "compute")]
 mod loader;
 pub mod model_file;

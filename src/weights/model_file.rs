@@ -6,6 +6,7 @@
 //! `numel` signed bytes; f32 tensors are stored raw, little-endian. Tensors with fewer than
 //! [`MIN_QUANT_NUMEL`] elements or of rank 1 (biases, norms, positional tables) always stay f32.
 
+use super::gptq::{self, Grams};
 use super::{HostTensor, StateDict};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -69,12 +70,14 @@ fn quantizable(t: &HostTensor) -> bool {
     t.shape.len() >= 2 && t.data.len() >= MIN_QUANT_NUMEL
 }
 
-/// Serializes `tensors` as a model file; with `Precision::Int8`, `policy` picks what to quantize.
+/// Serializes `tensors` as a model file; with `Precision::Int8`, `policy` picks what to quantize,
+/// and the tensors with calibration data in `grams` are rounded by [`gptq::quantize`].
 pub fn write(
     arch: &str,
     config: serde_json::Value,
     precision: Precision,
     policy: QuantPolicy,
+    grams: &Grams,
     source_sha256: &str,
     tensors: &StateDict,
 ) -> Vec<u8> {
@@ -104,7 +107,11 @@ pub fn write(
                 .iter()
                 .for_each(|v| payload.extend_from_slice(&v.to_le_bytes())),
             Some(g) => {
-                let (scales, q) = quantize_groups(t, g);
+                let cols = t.data.len() / t.shape[0];
+                let (scales, q) = match grams.get(name) {
+                    Some(gram) if gram.cols == cols => gptq::quantize(&t.data, gram, g),
+                    _ => quantize_groups(t, g),
+                };
                 scales.iter().for_each(|v| {
                     payload.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())
                 });
@@ -130,31 +137,17 @@ pub fn write(
     out
 }
 
-/// Symmetric int8 per group. Each group's clipping range is chosen to minimize the squared
-/// rounding error (searching 60–100 % of its max |w|), which matters for groups with outliers.
-/// Scales are rounded to f16 first, so the stored scale is the one the search used.
+/// Symmetric int8 per group, each group's value nearest to its scale ([`gptq::group_scale`]).
 fn quantize_groups(t: &HostTensor, group: usize) -> (Vec<f32>, Vec<i8>) {
     let rows = t.shape[0];
     let cols = t.data.len() / rows;
-    let f16 = |v: f32| half::f16::from_f32(v).to_f32();
-    let quant = |v: f32, scale: f32| (v / scale).round().clamp(-127.0, 127.0);
     let mut scales = Vec::with_capacity(rows * groups_per_row(cols, group));
     let mut q = Vec::with_capacity(t.data.len());
     for row in t.data.chunks(cols) {
         for g in row.chunks(group) {
-            let max = g.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let err = |scale: f32| -> f32 {
-                g.iter()
-                    .map(|&v| (v - quant(v, scale) * scale).powi(2))
-                    .sum()
-            };
-            let scale = (60..=100)
-                .map(|pct| f16(max * pct as f32 / 100.0 / 127.0))
-                .filter(|s| *s > 0.0)
-                .min_by(|a, b| err(*a).total_cmp(&err(*b)))
-                .unwrap_or(1.0);
+            let scale = gptq::group_scale(g);
             scales.push(scale);
-            q.extend(g.iter().map(|&v| quant(v, scale) as i8));
+            q.extend(g.iter().map(|&v| gptq::quant(v, scale) as i8));
         }
     }
     (scales, q)
@@ -287,6 +280,7 @@ mod tests {
             serde_json::json!({}),
             precision,
             &|_| Some(32),
+            &Grams::new(),
             "abc",
             sd,
         )
@@ -325,6 +319,7 @@ mod tests {
             serde_json::json!({}),
             Precision::Int8,
             &|_| None,
+            &Grams::new(),
             "abc",
             &sd,
         );

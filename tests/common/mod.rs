@@ -35,6 +35,18 @@ pub fn lite_medsam_pth() -> Vec<u8> {
     })
 }
 
+/// The app's int8 LiteMedSAM file as shipped (`models/litemedsam.int8.medseg`, converted with
+/// calibration by `scripts/fetch-weights.sh`): the accuracy tests score what users get.
+pub fn lite_medsam_int8() -> Vec<u8> {
+    let p = root().join("models/litemedsam.int8.medseg");
+    std::fs::read(&p).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {} ({e}); run scripts/fetch-weights.sh first",
+            p.display()
+        )
+    })
+}
+
 pub struct Fixture {
     pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
     pub meta: HashMap<String, String>,

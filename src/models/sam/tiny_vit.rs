@@ -6,10 +6,10 @@
 //! attention and MLP. BatchNorms are folded into their convolutions at load time.
 
 use super::neck::Neck;
-use crate::models::cpu;
 use crate::models::nn::{
     Conv2d, ConvSpec, LayerNorm, Linear, add_windows, attention, gelu, windows,
 };
+use crate::models::{calibrate, cpu};
 use crate::weights::Loader;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -66,10 +66,12 @@ impl MbConv {
         fn layer(c: &Conv2d) -> (&Tensor<4>, &Tensor<1>) {
             (c.weight(), c.bias().expect("BatchNorm folded in"))
         }
-        let fused = cpu::mbconv(
-            x,
-            [layer(&self.conv1), layer(&self.conv2), layer(&self.conv3)],
-        );
+        let layers = [layer(&self.conv1), layer(&self.conv2), layer(&self.conv3)];
+        // As in `Mlp::residual`: calibration needs each layer's input whole.
+        let fused = match calibrate::recording() {
+            true => Err(x),
+            false => cpu::mbconv(x, layers),
+        };
         fused.unwrap_or_else(|x| {
             let y = self.conv1.forward_gelu(x.clone());
             let y = gelu(self.conv2.forward(y));
@@ -185,8 +187,12 @@ impl Mlp {
             )
         };
         let ((w1, b1), (w2, b2)) = (layer(fc1), layer(fc2));
-        cpu::mlp_residual(x, normed, (&w1, &b1), (&w2, &b2))
-            .unwrap_or_else(|(x, normed)| x + fc2.forward(fc1.forward_gelu(normed)))
+        // Calibration sees each layer's input, which the fused form never makes whole.
+        let fused = match calibrate::recording() {
+            true => Err((x, normed)),
+            false => cpu::mlp_residual(x, normed, (&w1, &b1), (&w2, &b2)),
+        };
+        fused.unwrap_or_else(|(x, normed)| x + fc2.forward(fc1.forward_gelu(normed)))
     }
 }
 
