@@ -286,6 +286,8 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     await page.keyboard.press('Control+z');
     for (const _ of steps) await page.keyboard.press('Control+z');
     assert((await info()).startsWith('Slice 15 /'), `back on ${await info()}`);
+    // The box's run as it came out (with any stray bits L took away above): what is exported.
+    const run = await labelled();
     // M: the selected object's calipers on the slice in view, in their own colour (cyan: apart
     // from the orange object and the grey scan); M again hides them.
     const calipers = () => viewerPixels(page, 'cyan');
@@ -325,8 +327,8 @@ export async function volumeChecks(page, prefix, check, assert, root, art) {
     const [, grown] = await measurements(page);
     const [ownLeft, ofLabel] = [await labelled(1), await labelled(2)];
     assert(Number(grown.slices) > 3 && Number(grown.first_slice) <= 14 && Number(grown.last_slice) >= 16
-      && [13, 14, 15].every((z) => ownLeft.perSlice[z] === 0 && ofLabel.perSlice[z] === v0.perSlice[z]),
-      `after From here: ${JSON.stringify(grown)}; slices 14–16 ${ofLabel.perSlice.slice(13, 16)} voxels, the box's run ${v0.perSlice.slice(13, 16)}, ${ownLeft.perSlice.slice(13, 16)} of it left out`);
+      && [13, 14, 15].every((z) => ownLeft.perSlice[z] === 0 && ofLabel.perSlice[z] === run.perSlice[z]),
+      `after From here: ${JSON.stringify(grown)}; slices 14–16 ${ofLabel.perSlice.slice(13, 16)} voxels, the box's run ${run.perSlice.slice(13, 16)}, ${ownLeft.perSlice.slice(13, 16)} of it left out`);
     await page.keyboard.press('Control+z');
     await toggleMarks();
     await page.keyboard.press('Control+z');
