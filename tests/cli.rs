@@ -95,6 +95,28 @@ fn bad_input_fails_cleanly() {
         assert_clean_failure(&segment(model, image, bbox, &o), want);
     }
     assert!(!out_mask.exists(), "no mask may be written on failure");
+
+    // Calibration scans that are not volumes, or for a model that takes none.
+    let out_model = tmp("never.medseg");
+    let convert = |ck: &str, arch: &str, scan: &str| {
+        let args = [
+            "convert",
+            "--checkpoint",
+            ck,
+            "--arch",
+            arch,
+            "--out",
+            s(&out_model),
+        ];
+        medseg(&[&args[..], &["--calibrate", scan]].concat())
+    };
+    let scan = scan("brain2_image.nrrd");
+    assert_clean_failure(&convert(&m, "litemedsam", s(&not_png)), "--calibrate");
+    assert_clean_failure(
+        &convert(s(&universeg), "universeg", s(&scan)),
+        "MedSAM models only",
+    );
+    assert!(!out_model.exists(), "no model may be written on failure");
 }
 
 #[test]

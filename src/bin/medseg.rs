@@ -600,8 +600,13 @@ medseg genseg generate --model genseg.medseg --masks pairs/ --count 32 --out syn
                     _ => {
                         let mut slices = vec![];
                         for path in &calibrate {
-                            let vol = read_volume(&read(path)?)?;
+                            let vol = read_volume(&read(path)?).map_err(|e| {
+                                Error::Input(format!("--calibrate {}: {e}", path.display()))
+                            })?;
                             slices.extend(calibration_slices(&vol, SLICES_PER_SCAN));
+                        }
+                        if !slices.is_empty() {
+                            println!("calibrating the int8 rounding on {} slices", slices.len());
                         }
                         convert_sam(&ck, &arch(a), precision, &slices)?
                     }
