@@ -2,8 +2,9 @@
 //! by the tensors, int8 by default.
 //!
 //! Layout: `MEDSEGM1` magic, u32 LE header length, UTF-8 JSON header, payload. Int8 tensors are
-//! quantized symmetrically per output channel (first axis): `scales` (f32 per channel) then
-//! `numel` signed bytes; f32 tensors are stored raw, little-endian. Tensors with fewer than
+//! quantized symmetrically in groups of the entry's `group` along each row (first axis = rows):
+//! the f16 scales, row by row, then `numel` signed bytes (rounded plainly, or calibrated by
+//! [`gptq`]); f32 tensors are stored raw, little-endian. Tensors with fewer than
 //! [`MIN_QUANT_NUMEL`] elements or of rank 1 (biases, norms, positional tables) always stay f32.
 
 use super::gptq::{self, Grams};
