@@ -1,7 +1,6 @@
 //! Whole-mask corrections (the app's Refine buttons): fill holes, keep the largest piece, grow or
 //! shrink by one pixel, keep the pixels in a value range, fill the slices between two masks of a
-//! volume. Masks are 0/1 bytes,
-//! row-major, `w × h` per slice.
+//! volume. Masks are 0/1 bytes, row-major, `w × h` per slice.
 //!
 //! Pieces are face-connected (4 neighbours in a slice, 6 across slices), so a hole is background
 //! that no 8-connected path of background joins to the slice's border: the two notions are each

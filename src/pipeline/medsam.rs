@@ -100,19 +100,21 @@ impl MedSam {
 
     pub fn from_state_dict(sd: &StateDict, arch: &SamArch, device: &Device) -> Result<Self> {
         let (model, _) = Sam::load(Loader::new(sd, device), arch)?;
-        Ok(MedSam {
+        Ok(MedSam::from_model(model, device))
+    }
+
+    /// Around a model already loaded on `device`.
+    pub fn from_model(model: Sam, device: &Device) -> Self {
+        MedSam {
             model,
             device: device.clone(),
-        })
+        }
     }
 
     /// The architecture with seeded random weights (see `Loader::random`): for benchmarks only.
     pub fn random(arch: &SamArch, seed: u64, device: &Device) -> Result<Self> {
         let (model, _) = Sam::load(Loader::random(seed, device), arch)?;
-        Ok(MedSam {
-            model,
-            device: device.clone(),
-        })
+        Ok(MedSam::from_model(model, device))
     }
 
     pub fn arch(&self) -> &SamArch {

@@ -28,10 +28,10 @@ pub fn convert_sam(
 ) -> Result<Vec<u8>> {
     let sd = torch::read_state_dict(checkpoint)?;
     // Build on the CPU to check every key and shape and learn which tensors the model uses.
-    let (_, used) = Sam::load(Loader::new(&sd, &Device::flex()), arch)?;
+    let (model, used) = Sam::load(Loader::new(&sd, &Device::flex()), arch)?;
     let mut grams = Grams::new();
     if precision == Precision::Int8 && !calibration.is_empty() {
-        let fp32 = MedSam::from_state_dict(&sd, arch, &Device::flex())?;
+        let fp32 = MedSam::from_model(model, &Device::flex());
         let (embedded, g) =
             calibrate::record(|| calibration.iter().try_for_each(|p| fp32.embed(p).map(drop)));
         embedded?;

@@ -1,8 +1,9 @@
-//! Calibrated int8 rounding (GPTQ, Frantar et al. 2022). Rounding each weight to its nearest step
-//! makes errors that add up in the layer's output; here the columns (inputs) are rounded in turn
-//! and each column's error is spread onto the columns not yet rounded, along the inverse of the
-//! inputs' Gram matrix H = XᵀX, so the output error ‖X·(w − q)‖² stays small rather than the
-//! weights' own. Rows (outputs) are independent: each gets its own group scales as it goes.
+//! int8 rounding of weights in groups along each row, one f16 scale per group: plain
+//! ([`round_plain`]) and calibrated ([`quantize`], GPTQ, Frantar et al. 2022). Rounding each
+//! weight to its nearest step makes errors that add up in the layer's output; calibrated, the
+//! columns (inputs) are rounded in turn and each column's error is spread onto the columns not
+//! yet rounded, along the inverse of the inputs' Gram matrix H = XᵀX, so the output error
+//! ‖X·(w − q)‖² stays small rather than the weights' own. Rows (outputs) are independent.
 
 use std::collections::HashMap;
 
@@ -37,6 +38,21 @@ pub fn group_scale(g: &[f32]) -> f32 {
         .filter(|s| *s > 0.0)
         .min_by(|a, b| err(*a).total_cmp(&err(*b)))
         .unwrap_or(1.0)
+}
+
+/// Each weight of `w` (rows × `cols`, row-major) to its nearest step of its group's scale: the
+/// scales (row by row) and the int8 values.
+pub fn round_plain(w: &[f32], cols: usize, group: usize) -> (Vec<f32>, Vec<i8>) {
+    let mut scales = Vec::with_capacity(w.len() / cols * cols.div_ceil(group));
+    let mut q = Vec::with_capacity(w.len());
+    for row in w.chunks(cols) {
+        for g in row.chunks(group) {
+            let scale = group_scale(g);
+            scales.push(scale);
+            q.extend(g.iter().map(|&v| quant(v, scale) as i8));
+        }
+    }
+    (scales, q)
 }
 
 /// Quantizes `w` (rows × `gram.cols`, row-major) in groups of `group` along each row: the
@@ -213,20 +229,15 @@ mod tests {
         }
         let gram = Gram { cols, xtx };
         let group = 32;
-        let plain: Vec<f32> = w
-            .chunks(group)
-            .flat_map(|g| {
-                let s = group_scale(g);
-                g.iter().map(move |&v| quant(v, s) * s).collect::<Vec<_>>()
-            })
-            .collect();
-        let (scales, q) = quantize(&w, &gram, group);
-        assert_eq!((scales.len(), q.len()), (rows * cols / group, rows * cols));
-        let gptq: Vec<f32> = q
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| f32::from(v) * scales[i / group])
-            .collect();
+        let dequantized = |(scales, q): (Vec<f32>, Vec<i8>)| -> Vec<f32> {
+            assert_eq!((scales.len(), q.len()), (rows * cols / group, rows * cols));
+            q.iter()
+                .enumerate()
+                .map(|(i, &v)| f32::from(v) * scales[i / group])
+                .collect()
+        };
+        let plain = dequantized(round_plain(&w, cols, group));
+        let gptq = dequantized(quantize(&w, &gram, group));
         let out_err = |wq: &[f32]| -> f64 {
             let mut e = 0f64;
             for t in 0..n {

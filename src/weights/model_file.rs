@@ -111,7 +111,7 @@ pub fn write(
                 let cols = t.data.len() / t.shape[0];
                 let (scales, q) = match grams.get(name) {
                     Some(gram) if gram.cols == cols => gptq::quantize(&t.data, gram, g),
-                    _ => quantize_groups(t, g),
+                    _ => gptq::round_plain(&t.data, cols, g),
                 };
                 scales.iter().for_each(|v| {
                     payload.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())
@@ -136,22 +136,6 @@ pub fn write(
     out.extend_from_slice(&json);
     out.extend_from_slice(&payload);
     out
-}
-
-/// Symmetric int8 per group, each group's value nearest to its scale ([`gptq::group_scale`]).
-fn quantize_groups(t: &HostTensor, group: usize) -> (Vec<f32>, Vec<i8>) {
-    let rows = t.shape[0];
-    let cols = t.data.len() / rows;
-    let mut scales = Vec::with_capacity(rows * groups_per_row(cols, group));
-    let mut q = Vec::with_capacity(t.data.len());
-    for row in t.data.chunks(cols) {
-        for g in row.chunks(group) {
-            let scale = gptq::group_scale(g);
-            scales.push(scale);
-            q.extend(g.iter().map(|&v| gptq::quant(v, scale) as i8));
-        }
-    }
-    (scales, q)
 }
 
 /// Reads only the header, checking the magic (cheap: for showing what a file is).
