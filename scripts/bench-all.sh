@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every benchmark in one run, then BENCHMARKS.md's "Current results" section rewritten from it
+# (scripts/bench_table.py): native LiteMedSAM and MedSAM ViT-B next to onnxruntime and PyTorch
+# (scripts/bench.sh), UniverSeg at S = 1, 8, 32, 64, a GenSeg training iteration, and the browser
+# (scripts/bench-web.sh: the app's CPU path next to onnxruntime-web, the bundle sizes). Not a
+# test; takes about 40 minutes on 2 cores, most of it building and the peers' set-up.
+#   scripts/bench-all.sh            RUNS (native, default 10), WEB_RUNS (default 4),
+#                                   BACKENDS (native, default "cpu"; "cpu wgpu" adds lavapipe),
+#                                   MODES (browser, default cpu,cpu-1,ort-wasm,ort-wasm2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=.cache/bench-all
+rm -rf $OUT && mkdir -p $OUT
+echo "$(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + local changes'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/^Mem/ {print $2}') GiB" > $OUT/meta.txt
+
+BACKENDS=${BACKENDS:-cpu} scripts/bench.sh 2>&1 | tee $OUT/native.txt
+target/release/medseg genseg bench --runs "${RUNS:-10}" 2>&1 | tee $OUT/genseg.txt
+MODES=${MODES:-cpu,cpu-1,ort-wasm,ort-wasm2} scripts/bench-web.sh "${WEB_RUNS:-4}" 2>&1 | tee $OUT/web.txt
+python3 scripts/bench_table.py $OUT BENCHMARKS.md
