@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.cache/bench-all
 rm -rf $OUT && mkdir -p $OUT
-echo "$(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + local changes'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/^Mem/ {print $2}') GiB" > $OUT/meta.txt
+echo "$(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml build.rs || echo ' + local changes'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/^Mem/ {print $2}') GiB; native build: release profile, LTO ${CARGO_PROFILE_RELEASE_LTO:-as in Cargo.toml}" > $OUT/meta.txt
 
 BACKENDS=${BACKENDS:-cpu} scripts/bench.sh 2>&1 | tee $OUT/native.txt
 target/release/medseg genseg bench --runs "${RUNS:-10}" 2>&1 | tee $OUT/genseg.txt
