@@ -4,7 +4,8 @@
 # same run on the same machine; then UniverSeg per query. Prints each median, the ratios medseg /
 # onnxruntime and medseg / PyTorch, and the BENCHMARKS.md table rows. Not a test. Sets up its own
 # Python venv in .cache/bench-venv (PyPI's torch wheel brings several GB of CUDA libraries it does
-# not use here).  RUNS (LiteMedSAM, default 10), VIT_RUNS (default 3), UNIVERSEG_RUNS (default 3),
+# not use here).  RUNS (LiteMedSAM, default 10), DECODES (boxes per image and run, default 5: the
+# first box, and from the third on, which reuses the image side), VIT_RUNS (default 3), UNIVERSEG_RUNS (default 3),
 # BACKENDS (default "cpu wgpu"; "cpu" skips the slow lavapipe rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ echo "$pt"
 row "onnxruntime CPU, 2 threads, official LiteMedSAM ONNX graphs" "$ort" "$ort"
 row "PyTorch CPU, 2 threads, official LiteMedSAM" "$pt" "$ort"
 for backend in $BACKENDS; do
-  out=$(target/release/medseg bench --model models/litemedsam.int8.medseg --backend $backend --runs "$RUNS" 2>&1) || { echo "$backend: $out"; continue; }
+  out=$(target/release/medseg bench --model models/litemedsam.int8.medseg --backend $backend --runs "$RUNS" --decodes "${DECODES:-5}" 2>&1) || { echo "$backend: $out"; continue; }
   echo "$out"
   row "medseg LiteMedSAM, $([ $backend = cpu ] && echo "cpu (flex), 2 threads (rayon)" || echo "wgpu (the Vulkan adapter found: lavapipe on a GPU-less machine)")" "$out" "$ort"
   for part in encoder decoder; do

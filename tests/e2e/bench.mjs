@@ -222,3 +222,5 @@ for (const [ours, theirs] of [['cpu', 'ort-wasm'], ['cpu', 'ort-wasm2'], ['cpu-1
 if (by.propagate && by.propagate1 && by.propagate.encode.length && by.propagate1.encode.length) {
   console.log(`ratio propagation, encoder pool / 1 worker: ${(median(by.propagate.encode) / median(by.propagate1.encode)).toFixed(2)}`);
 }
+// The static servers' kept-alive connections would hold node open after the report.
+process.exit(0);
