@@ -3,7 +3,8 @@
 # (scripts/bench_table.py): native LiteMedSAM and MedSAM ViT-B next to onnxruntime and PyTorch
 # (scripts/bench.sh), UniverSeg at S = 1, 8, 32, 64, a GenSeg training iteration, and the browser
 # (scripts/bench-web.sh: the app's CPU path next to onnxruntime-web, the bundle sizes). Not a
-# test; takes about 40 minutes on 2 cores, most of it building and the peers' set-up.
+# test. On 2 cores about 7 minutes once the release binary, the web build and the peers' venv
+# exist; building the binary (without LTO) added about 8, the venv (PyTorch) is a large download.
 #   scripts/bench-all.sh            RUNS (native, default 10), WEB_RUNS (default 4),
 #                                   BACKENDS (native, default "cpu"; "cpu wgpu" adds lavapipe),
 #                                   MODES (browser, default cpu,cpu-1,ort-wasm,ort-wasm2)

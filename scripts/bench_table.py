@@ -29,7 +29,9 @@ def blocks(text, header):
 
 
 def stat(body, what):
-    """(median, min, max) of a `WHAT median X ms (min A, max B)` line, or None."""
+    """(median, min, max) of a `WHAT median X ms (min A, max B)` line, or None (also without a body)."""
+    if body is None:
+        return None
     m = re.search(rf"^{re.escape(what)} median {NUM} ms \(min {NUM}, max {NUM}\)", body, re.M)
     return tuple(float(x) for x in m.groups()) if m else None
 
@@ -113,10 +115,10 @@ def main(run_dir, benchmarks):
             l = wl[mode]
             wrows.append(f"| {label} | {wfmt(web_stat(l, 'later encodes'))} | {wfmt(web_stat(l, 'decode'))} |")
 
-    enc_native = stat(ours, "encoder") if ours else None
-    enc_ort = ratio(enc_native, stat(ort, "encoder") if ort else None)
-    dec_native = stat(ours, "decoder") if ours else None
-    later_native = stat(ours, "decoder, third and later boxes on an image,") if ours else None
+    enc_native = stat(ours, "encoder")
+    enc_ort = ratio(enc_native, stat(ort, "encoder"))
+    dec_native = stat(ours, "decoder")
+    later_native = stat(ours, "decoder, third and later boxes on an image,")
     web_cpu = wl.get("cpu", "")
     web_enc, web_dec = web_stat(web_cpu, "later encodes"), web_stat(web_cpu, "decode")
     targets = [

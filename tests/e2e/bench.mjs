@@ -180,7 +180,8 @@ async function benchOrt(mode, origin) {
     // The same bound as medseg's encodes, for the warm-up and the timed runs together.
     const limit = TIMEOUT * (RUNS + 1);
     const r = await Promise.race([page.evaluate(([e, t, n]) => window.bench(e, t, n), [ep, threads, RUNS]),
-      new Promise((resolve) => setTimeout(() => resolve(null), limit))]);
+      // unref: the bound (RUNS + 1 encodes' worth) must not keep node running once the race is won.
+      new Promise((resolve) => setTimeout(() => resolve(null), limit).unref())]);
     if (!r) return { mode, label, load: NaN, encode: [], decode: [], note: `did not finish within ${limit / 1000} s` };
     return { mode, label, ...r, note: '' };
   } finally {
@@ -222,5 +223,3 @@ for (const [ours, theirs] of [['cpu', 'ort-wasm'], ['cpu', 'ort-wasm2'], ['cpu-1
 if (by.propagate && by.propagate1 && by.propagate.encode.length && by.propagate1.encode.length) {
   console.log(`ratio propagation, encoder pool / 1 worker: ${(median(by.propagate.encode) / median(by.propagate1.encode)).toFixed(2)}`);
 }
-// The static servers' kept-alive connections would hold node open after the report.
-process.exit(0);
