@@ -11,6 +11,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/models/gemm_fma.rs");
     println!("cargo:rerun-if-changed=src/models/gemm_core.rs");
+    println!("cargo:rerun-if-changed=src/models/depthwise.rs");
     println!("cargo:rerun-if-env-changed=MEDSEG_WASM_NAMES");
     if std::env::var("CARGO_CFG_TARGET_FAMILY").as_deref() != Ok("wasm") {
         return;

@@ -221,6 +221,38 @@ pub fn conv(
     Ok(from_vec(out, [b, o, oh, ow]))
 }
 
+/// A depthwise 3×3 convolution (zero padding 1, stride 1 or 2) of `x` (B, C, H, W) by `w`
+/// (C, 1, 3, 3) + `bias`, then `then`, plane by plane, its channels shared with a helper thread
+/// (`gemm::depthwise3x3`): in the browser only; elsewhere `x` back (burn-flex's grouped
+/// convolution, natively on every core).
+pub fn depthwise3x3(
+    x: Tensor<4>,
+    w: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    stride: usize,
+    then: Then,
+) -> Result<Tensor<4>, Tensor<4>> {
+    let [b, c, h, wd] = x.dims();
+    if !OWN_PRODUCTS || w.dims() != [c, 1, 3, 3] || !(stride == 1 || stride == 2) || h * wd == 0 {
+        return Err(x);
+    }
+    let Some((wt, bt)) = weight_bias(w, bias) else {
+        return Err(x);
+    };
+    let xt = flex_f32(x)?;
+    let zeros = vec![0.0; c];
+    let bias = bt.as_ref().map_or(&zeros[..], |t| values(t));
+    let (oh, ow) = ((h - 1) / stride + 1, (wd - 1) / stride + 1);
+    let mut out = vec![0.0; b * c * oh * ow];
+    for (x, out) in values(&xt)
+        .chunks_exact(c * h * wd)
+        .zip(out.chunks_exact_mut(c * oh * ow))
+    {
+        gemm::depthwise3x3(x, (values(&wt), bias), (c, h, wd), stride, then, out);
+    }
+    Ok(from_vec(out, [b, c, oh, ow]))
+}
+
 /// softmax(q·kᵀ·scale + bias)·v, one (batch, head) group at a time, its scores kept in cache:
 /// with our own matrix tile in the browser, natively with gemm's kernels on every core; off the
 /// CPU backend, and for scores too large to keep per group, the inputs back. q (B, h, n, d),

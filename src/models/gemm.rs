@@ -9,6 +9,7 @@
 //! of large products ([`pool`]). Natively the gemm crate's AVX kernels are faster and stay; the
 //! portable build of this file exists for its unit tests.
 
+use super::depthwise;
 pub use super::gemm_core::{Bias, Heads, Im2col, Rhs, Then};
 use super::gemm_core::{MR, NR, attention_scratch, plain_tiles, product, scratch_len};
 
@@ -92,6 +93,37 @@ fn attention_here(
     super::gemm_core::attention(qkv, bias, s, scale, out, &mut scratch, tiles);
 }
 
+/// A depthwise 3×3 convolution of planes (`depthwise::depthwise3x3`: `x` c × h × w, `taps`
+/// c × 9, `bias` c, then `then`, into `out`), its channels shared with helper threads where
+/// [`pool`] has them.
+pub fn depthwise3x3(
+    x: &[f32],
+    (taps, bias): (&[f32], &[f32]),
+    dims: (usize, usize, usize),
+    stride: usize,
+    then: Then,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "wasm32")]
+    if pool::shared_depthwise(x, (taps, bias), dims, stride, then, out) {
+        return;
+    }
+    depthwise_here(x, (taps, bias), dims, stride, then, out);
+}
+
+/// [`depthwise3x3`] on this thread alone.
+fn depthwise_here(
+    x: &[f32],
+    (taps, bias): (&[f32], &[f32]),
+    dims: (usize, usize, usize),
+    stride: usize,
+    then: Then,
+    out: &mut [f32],
+) {
+    let mut scratch = vec![0.0; depthwise::scratch_len(dims.2)];
+    depthwise::depthwise3x3(x, taps, bias, dims, stride, then, out, &mut scratch);
+}
+
 /// The tile with fused multiply-adds: `gemm_fma.rs`, compiled by build.rs into a module of its
 /// own, instantiated here on this wasm's memory where the engine accepts relaxed SIMD (Chromium
 /// since 114; ≈ 1.4× the plain tile's GFLOP/s there). Elsewhere the plain tile runs.
@@ -164,8 +196,9 @@ fn rows<'a>(
 #[cfg(target_arch = "wasm32")]
 mod pool {
     use super::MR;
-    use super::{Bias, Heads, Rhs, Then, attention_here, on_this_thread, rows};
-    use crate::models::gemm_core::SCORES_MAX;
+    use super::{Bias, Heads, Rhs, Then, attention_here, depthwise, depthwise_here};
+    use super::{on_this_thread, rows};
+    use crate::models::gemm_core::{KC, MC, NC, SCORES_MAX, scratch_len};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use wasm_bindgen::prelude::*;
 
@@ -185,6 +218,8 @@ mod pool {
             v: &[f32],
             bias: &[f32],
         ) -> bool;
+        fn medseg_pool_start_depthwise(desc: &[u32], x: &[f32], taps: &[f32], bias: &[f32])
+        -> bool;
         fn medseg_pool_finish(c: &mut [f32]) -> bool;
     }
 
@@ -306,6 +341,39 @@ mod pool {
         attention_here(first, bias, Heads { groups: g0, ..s }, scale, o0);
         take_theirs(helpers, o1, |o1| {
             attention_here(later, bias, rest, scale, o1)
+        });
+        true
+    }
+
+    /// As [`shared`] for a depthwise convolution: the caller keeps the first channels, the
+    /// helpers take the rest (planes narrow enough for a helper's scratch).
+    pub fn shared_depthwise(
+        x: &[f32],
+        (taps, bias): (&[f32], &[f32]),
+        (c, h, w): (usize, usize, usize),
+        stride: usize,
+        then: Then,
+        out: &mut [f32],
+    ) -> bool {
+        let (oh, ow) = depthwise::out_size(h, w, stride);
+        if c * oh * ow * 9 < MIN_MADDS / 4 || depthwise::scratch_len(w) > scratch_len(MC, KC, NC) {
+            return false;
+        }
+        let helpers = medseg_pool_helpers() as usize;
+        if helpers == 0 || c <= helpers {
+            return false;
+        }
+        let c0 = c / (helpers + 1);
+        let desc = [c - c0, h, w, stride, (then == Then::Gelu) as usize].map(|v| v as u32);
+        let (x1, taps1, bias1) = (&x[c0 * h * w..], &taps[c0 * 9..], &bias[c0..]);
+        if !medseg_pool_start_depthwise(&desc, x1, taps1, bias1) {
+            return false;
+        }
+        let (o0, o1) = out.split_at_mut(c0 * oh * ow);
+        let first = (&x[..c0 * h * w], (&taps[..c0 * 9], &bias[..c0]));
+        depthwise_here(first.0, first.1, (c0, h, w), stride, then, o0);
+        take_theirs(helpers, o1, |o1| {
+            depthwise_here(x1, (taps1, bias1), (c - c0, h, w), stride, then, o1)
         });
         true
     }

@@ -6,7 +6,8 @@
 //!
 //! That build uses no stack and no data of its own (the memory it imports is the app's). A second
 //! build (`--cfg medseg_pool`, on a shared memory of its own) adds `job`: a whole product on the
-//! rows of C a helper thread takes (`gemm_pool.js`), with gemm_core.rs, the app's own code.
+//! rows of C a helper thread takes (`gemm_pool.js`), with gemm_core.rs, the app's own code; or an
+//! attention's groups, or a depthwise convolution's channels (depthwise.rs).
 #![no_std]
 #![allow(unexpected_cfgs)]
 
@@ -73,6 +74,10 @@ pub unsafe extern "C" fn tiles(
 #[allow(dead_code)]
 mod gemm_core;
 
+#[cfg(medseg_pool)]
+#[path = "depthwise.rs"]
+mod depthwise;
+
 /// Floats of working memory one helper's products need at most.
 #[cfg(medseg_pool)]
 #[unsafe(no_mangle)]
@@ -86,7 +91,9 @@ pub extern "C" fn scratch_floats() -> usize {
 /// row, 2 per column), m, k, n, the addresses of A, B (or the im2col image), the bias, C and the
 /// scratch, the image's channels, height, width, stride and padding, then what follows the
 /// product (0 nothing, 1 GELU). An attention's groups
-/// (16 words): 3, whether there is a bias, then as below.
+/// (16 words): 3, whether there is a bias, then as below. A depthwise convolution's channels (11
+/// words): 4, then GELU or not, the channels, h, w, stride, the addresses of x, the taps, the
+/// bias, the output and the scratch.
 ///
 /// # Safety
 /// The addresses hold what the words say, in the shared memory this module imports.
@@ -111,6 +118,14 @@ pub unsafe extern "C" fn job(h: *const u32) {
         let (out, scratch) = (vals_mut(w(13), g * n * dv), vals_mut(w(14), attention_scratch(s)));
         let scale = f32::from_bits(w(15) as u32);
         return attention(qkv, bias, s, scale, out, scratch, &mut fma);
+    }
+    if w(0) == 4 {
+        let (c, hh, ww, stride) = (w(2), w(3), w(4), w(5));
+        let (oh, ow) = depthwise::out_size(hh, ww, stride);
+        let (x, taps, bias) = (vals(w(6), c * hh * ww), vals(w(7), c * 9), vals(w(8), c));
+        let (out, scratch) = (vals_mut(w(9), c * oh * ow), vals_mut(w(10), depthwise::scratch_len(ww)));
+        let then = if w(1) == 1 { Then::Gelu } else { Then::Nothing };
+        return depthwise::depthwise3x3(x, taps, bias, (c, hh, ww), stride, then, out, scratch);
     }
     let (m, k, n) = (w(2), w(3), w(4));
     let b = match w(0) {

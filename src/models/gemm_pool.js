@@ -1,5 +1,5 @@
-// Helper threads for the browser's matrix products (src/models/gemm.rs, `pool`). Each helper is a
-// small worker running the product's own code (gemm_fma.rs built by build.rs with
+// Helper threads for the browser's matrix products, attentions and depthwise convolutions
+// (src/models/gemm.rs, `pool`). Each helper is a small worker running the product's own code (gemm_fma.rs built by build.rs with
 // `--cfg medseg_pool`: gemm_core.rs and the fused multiply-add tile) on a shared memory: the
 // caller copies a product's operands there, each helper computes its share of the rows of C while
 // the caller computes the first rows in its own memory, and the caller copies the helpers' rows
@@ -8,7 +8,7 @@
 // computes its own share first, and the helpers' shares take as long: the spin is short).
 
 // Per helper, 32 Int32 words of the control block: its state, whether it is ready, then the job
-// that `job` in gemm_fma.rs reads (a product's or an attention's words).
+// that `job` in gemm_fma.rs reads (a product's, an attention's or a depthwise convolution's words).
 const SLOT_WORDS = 32;
 const [IDLE, JOB, DONE, FAILED] = [0, 1, 2, 3];
 const MAX_HELPERS = 4;
@@ -202,6 +202,18 @@ export function medseg_pool_start_attention(desc, q, k, v, bias) {
         const g0 = Math.floor((groups * i) / count), g1 = Math.floor((groups * (i + 1)) / count);
         return [3, hasBias, g1 - g0, n, m, d, dv, heads, first + g0, qAt + g0 * n * d * 4,
             kAt + g0 * m * d * 4, vAt + g0 * m * dv * 4, biasAt, outAt + g0 * n * dv * 4, scratch, scaleBits];
+    });
+}
+
+// A depthwise convolution's `desc[0]` channels for the helpers, in even shares. desc: channels,
+// h, w, stride, then what follows (0 nothing, 1 GELU).
+export function medseg_pool_start_depthwise(desc, x, taps, bias) {
+    const [c, h, w, stride, then] = desc;
+    const [oh, ow] = [Math.floor((h - 1) / stride) + 1, Math.floor((w - 1) / stride) + 1];
+    return start([x, taps, bias], c * oh * ow, ([xAt, tapsAt, biasAt], outAt, scratch, i, count) => {
+        const c0 = Math.floor((c * i) / count), c1 = Math.floor((c * (i + 1)) / count);
+        return [4, then, c1 - c0, h, w, stride, xAt + c0 * h * w * 4, tapsAt + c0 * 9 * 4,
+            biasAt + c0 * 4, outAt + c0 * oh * ow * 4, scratch];
     });
 }
 

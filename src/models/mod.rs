@@ -3,6 +3,7 @@
 
 pub mod calibrate;
 pub mod cpu;
+mod depthwise;
 pub mod gemm;
 mod gemm_core;
 pub mod nn;

@@ -218,9 +218,15 @@ fn conv_then(
     let [(pad, pb), (pl, pr)] = opts.padding;
     let square = stride == sw && pad == pb && pad == pl && pad == pr;
     let plain = square && opts.groups == 1 && opts.dilation == [1, 1] && x.dims()[1] == c;
-    let fast = match plain && kh == kw {
-        true => super::cpu::conv(x, w, b, stride, pad, then),
-        false => Err(x),
+    let depthwise = square
+        && c == 1
+        && opts.groups == x.dims()[1]
+        && opts.dilation == [1, 1]
+        && (kh, kw, pad) == (3, 3, 1);
+    let fast = match (plain && kh == kw, depthwise) {
+        (true, _) => super::cpu::conv(x, w, b, stride, pad, then),
+        (_, true) => super::cpu::depthwise3x3(x, w, b, stride, then),
+        _ => Err(x),
     };
     fast.unwrap_or_else(|x| after(conv2d(x, w.clone(), b.cloned(), opts.clone()), then))
 }

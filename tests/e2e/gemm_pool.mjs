@@ -2,7 +2,8 @@
 // Node with worker_threads standing in for the browser's workers, on the helper module the web
 // build compiled (gemm_pool.wasm, build.rs): a product split over three helpers (more than the
 // 2-core machines the browser tests run on have) against a float64 product, an odd number of rows
-// and a bias per row (each helper's offsets); an attention's groups the same way; then a helper that traps: the caller is told, and
+// and a bias per row (each helper's offsets); an attention's groups and a depthwise convolution's
+// channels the same way; then a helper that traps: the caller is told, and
 // the pool is dropped so that later products stay on the caller's thread; and helpers that never
 // start: the wait for them ends, once.
 //   node tests/e2e/gemm_pool.mjs   (after scripts/build-web.sh)
@@ -133,6 +134,41 @@ check(worst < 1e-4, `every row of C right, shared over three helpers (max error 
     }
   }
   check(worstA < 1e-5, `every group's attention right (max error ${worstA.toExponential(2)})`);
+}
+
+// A depthwise 3×3 convolution's channels over three helpers, stride 2 (odd plane sizes), GELU
+// after it: 7 channels of 9 × 11 (each helper's channel offsets).
+{
+  const erf = (x) => { // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7
+    const t = 1 / (1 + 0.3275911 * Math.abs(x));
+    const y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+    return Math.sign(x) * y;
+  };
+  const [C, h, w, stride] = [7, 9, 11, 2];
+  const [oh, ow] = [Math.floor((h - 1) / stride) + 1, Math.floor((w - 1) / stride) + 1];
+  const x = Float32Array.from({ length: C * h * w }, rnd);
+  const taps = Float32Array.from({ length: C * 9 }, rnd);
+  const db = Float32Array.from({ length: C }, rnd);
+  check(pool.medseg_pool_start_depthwise([C, h, w, stride, 1], x, taps, db), 'a depthwise convolution handed over');
+  const out = new Float32Array(C * oh * ow).fill(NaN);
+  check(pool.medseg_pool_finish(out), 'the helpers finished it');
+  let worstD = 0;
+  for (let ch = 0; ch < C; ch++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++) {
+        let s = db[ch];
+        for (let ky = 0; ky < 3; ky++) {
+          for (let kx = 0; kx < 3; kx++) {
+            const [iy, ix] = [y * stride + ky - 1, xo * stride + kx - 1];
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w) s += taps[ch * 9 + ky * 3 + kx] * x[(ch * h + iy) * w + ix];
+          }
+        }
+        const want = 0.5 * s * (1 + erf(s / Math.SQRT2));
+        worstD = Math.max(worstD, Math.abs(want - out[(ch * oh + y) * ow + xo]));
+      }
+    }
+  }
+  check(worstD < 1e-5, `every channel convolved, GELU after (max error ${worstD.toExponential(2)})`);
 }
 
 // A helper that traps: a depth far past the operands given makes it read outside its memory.

@@ -1,18 +1,21 @@
 // Browser profile (not a test): V8's sampling profiler over medseg's CPU-path encode in headless
 // Chromium, on the page's own thread (`?encoders=0`), with function names (a bundle built with
 // them: scripts/profile-web.sh). Prints self time by function and inclusive time of our model's
-// functions, summed over RUNS encodes of the lung2 slice after one warm-up.
-//   node tests/e2e/profile.mjs DIST [RUNS]
+// functions, summed over RUNS encodes of the lung2 slice after one warm-up; with `decode`, over
+// RUNS rounds of the benchmarks' three boxes (tests/e2e/boxes.mjs) on it instead.
+//   node tests/e2e/profile.mjs DIST [RUNS] [encode|decode]
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { serve } from './serve.mjs';
+import { decodeTimes } from './boxes.mjs';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const FIX = path.resolve(ROOT, '../shared/fixtures');
 const DIST = path.resolve(process.argv[2] || 'dist-names');
 const RUNS = Number(process.argv[3] || 2);
+const WHAT = process.argv[4] || 'encode';
 const IMAGE = path.join(FIX, 'litemedsam_lung2_z22_image.png');
 
 const server = await serve(DIST);
@@ -35,7 +38,9 @@ try {
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: 1000 });
   await cdp.send('Profiler.start');
-  for (let i = 0; i < RUNS; i++) console.log(`profiled: ${await encode()}`);
+  for (let i = 0; i < RUNS; i++) {
+    console.log(`profiled: ${WHAT === 'decode' ? `Mask in ${await decodeTimes(page, 60_000)} ms` : await encode()}`);
+  }
   const { profile } = await cdp.send('Profiler.stop');
   report(profile);
 } finally {
@@ -70,7 +75,7 @@ function report(profile) {
     [...m].filter(([n]) => filter(n)).sort((a, b) => b[1] - a[1]).slice(0, k)
       .forEach(([n, ms]) => console.log(`${(100 * ms / total).toFixed(1).padStart(5)} %  ${ms.toFixed(0).padStart(6)} ms  ${n.slice(0, 150)}`));
   };
-  console.log(`\nbusy ${total.toFixed(0)} ms over ${RUNS} encodes (idle/program/GC: ${['(idle)', '(program)', '(garbage collector)'].map((k) => (self.get(k) || 0).toFixed(0)).join('/')} ms)`);
+  console.log(`\nbusy ${total.toFixed(0)} ms over ${RUNS} ${WHAT === 'decode' ? 'rounds of 3 boxes' : 'encodes'} (idle/program/GC: ${['(idle)', '(program)', '(garbage collector)'].map((k) => (self.get(k) || 0).toFixed(0)).join('/')} ms)`);
   table('self time by function', self, (n) => !n.startsWith('('));
   table('inclusive time, medseg functions', incl, (n) => n.includes('medseg::'), 40);
   table('inclusive time, gemm and burn-flex operations', incl, (n) => /^(gemm|burn_flex::ops)/.test(n), 30);

@@ -74,7 +74,7 @@ impl MbConv {
         };
         fused.unwrap_or_else(|x| {
             let y = self.conv1.forward_gelu(x.clone());
-            let y = gelu(self.conv2.forward(y));
+            let y = self.conv2.forward_gelu(y);
             gelu(self.conv3.forward(y) + x)
         })
     }
@@ -102,7 +102,7 @@ impl PatchMerging {
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = self.conv1.forward_gelu(x);
-        let y = gelu(self.conv2.forward(y));
+        let y = self.conv2.forward_gelu(y);
         self.conv3.forward(y)
     }
 }
