@@ -124,7 +124,8 @@ impl MaskDecoder {
             ],
             1,
         );
-        let src = image_tokens(image, dense);
+        // Kept with the image side: laying the embedding out as tokens is a transposing copy.
+        let src = keys.map_or_else(|| image_tokens(image, dense), ImageKeys::tokens);
         let (hs, src) = self
             .transformer
             .forward(src.expand([b, h * w, c]), image_pe, tokens, keys);

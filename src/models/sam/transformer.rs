@@ -232,6 +232,7 @@ impl Block {
         let k = keys.clone() + kpe;
         let (t2i, i2t) = (&self.cross_t2i, &self.cross_i2t);
         ImageKeys {
+            tokens: keys.clone(),
             k: t2i.heads(t2i.k.forward(k.clone())),
             v: t2i.heads(t2i.v.forward(keys)),
             q: i2t.heads(i2t.q.forward(k)),
@@ -246,9 +247,17 @@ impl Block {
 /// (the shortcuts without them), and the positional encoding's addition.
 #[derive(Debug, Clone)]
 pub struct ImageKeys {
+    /// The image tokens they were made from (1, HW, C), which every prompt starts from too.
+    tokens: Tensor<3>,
     k: Tensor<4>,
     v: Tensor<4>,
     q: Tensor<4>,
+}
+
+impl ImageKeys {
+    pub fn tokens(&self) -> Tensor<3> {
+        self.tokens.clone()
+    }
 }
 
 #[derive(Debug, Clone)]
