@@ -242,7 +242,7 @@ pub fn depthwise3x3(
     let xt = flex_f32(x)?;
     let zeros = vec![0.0; c];
     let bias = bt.as_ref().map_or(&zeros[..], |t| values(t));
-    let (oh, ow) = ((h - 1) / stride + 1, (wd - 1) / stride + 1);
+    let (oh, ow) = super::depthwise::out_size(h, wd, stride);
     let mut out = vec![0.0; b * c * oh * ow];
     for (x, out) in values(&xt)
         .chunks_exact(c * h * wd)
