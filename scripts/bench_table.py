@@ -137,8 +137,7 @@ def main(run_dir, benchmarks):
                             verdict(ratio(web_dec, web_stat(wl[peer], "decode")), 1.0)))
             break
     if "webgpu" in wl and "ort-webgpu" in wl:
-        for what in ["encode", "decode"]:
-            key = {"encode": "later encodes", "decode": "decode"}[what]
+        for what, key in [("encode", "later encodes"), ("decode", "decode")]:
             targets.append((f"browser WebGPU ≤ 1.0× onnxruntime-web WebGPU (SwiftShader here): {what}",
                             verdict(ratio(web_stat(wl["webgpu"], key), web_stat(wl["ort-webgpu"], key)), 1.0)))
     for build, _, gz in bundles:

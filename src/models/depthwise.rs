@@ -73,11 +73,11 @@ fn plane<const S: usize>(
     out: &mut [f32],
     rows: &mut [f32],
 ) {
-    let (oh, ow) = out_size(h, w, S);
+    let ow = out_size(h, w, S).1;
     let wp = w + 2;
     // Which padded input row (iy + 1) each slot holds.
     let mut held = [usize::MAX; 3];
-    for (y, o) in out.chunks_exact_mut(ow).take(oh).enumerate() {
+    for (y, o) in out.chunks_exact_mut(ow).enumerate() {
         for r in 0..3 {
             let at = y * S + r;
             let slot = at % 3;

@@ -364,7 +364,8 @@ mod pool {
             return false;
         }
         let c0 = c / (helpers + 1);
-        let desc = [c - c0, h, w, stride, (then == Then::Gelu) as usize].map(|v| v as u32);
+        let gelu = (then == Then::Gelu) as usize;
+        let desc = [c - c0, h, w, stride, gelu, oh, ow].map(|v| v as u32);
         let (x1, taps1, bias1) = (&x[c0 * h * w..], &taps[c0 * 9..], &bias[c0..]);
         if !medseg_pool_start_depthwise(&desc, x1, taps1, bias1) {
             return false;

@@ -1,9 +1,9 @@
 // Helper threads for the browser's matrix products, attentions and depthwise convolutions
-// (src/models/gemm.rs, `pool`). Each helper is a small worker running the product's own code (gemm_fma.rs built by build.rs with
-// `--cfg medseg_pool`: gemm_core.rs and the fused multiply-add tile) on a shared memory: the
-// caller copies a product's operands there, each helper computes its share of the rows of C while
-// the caller computes the first rows in its own memory, and the caller copies the helpers' rows
-// back. Only in a cross-origin isolated page (shared memory) and where relaxed SIMD validates. A
+// (src/models/gemm.rs, `pool`). Each helper is a small worker running the product's own code
+// (gemm_fma.rs built by build.rs with `--cfg medseg_pool`: gemm_core.rs, depthwise.rs and the
+// fused multiply-add tile) on a shared memory: the caller copies a product's operands there,
+// each helper computes its share of the rows of C while the caller computes the first rows in its
+// own memory, and the caller copies the helpers' rows back. Only in a cross-origin isolated page (shared memory) and where relaxed SIMD validates. A
 // worker waits for its helpers with Atomics.wait; a page's own thread may not, so it spins (it
 // computes its own share first, and the helpers' shares take as long: the spin is short).
 
@@ -206,10 +206,9 @@ export function medseg_pool_start_attention(desc, q, k, v, bias) {
 }
 
 // A depthwise convolution's `desc[0]` channels for the helpers, in even shares. desc: channels,
-// h, w, stride, then what follows (0 nothing, 1 GELU).
+// h, w, stride, what follows (0 nothing, 1 GELU), the output's height and width.
 export function medseg_pool_start_depthwise(desc, x, taps, bias) {
-    const [c, h, w, stride, then] = desc;
-    const [oh, ow] = [Math.floor((h - 1) / stride) + 1, Math.floor((w - 1) / stride) + 1];
+    const [c, h, w, stride, then, oh, ow] = desc;
     return start([x, taps, bias], c * oh * ow, ([xAt, tapsAt, biasAt], outAt, scratch, i, count) => {
         const c0 = Math.floor((c * i) / count), c1 = Math.floor((c * (i + 1)) / count);
         return [4, then, c1 - c0, h, w, stride, xAt + c0 * h * w * 4, tapsAt + c0 * 9 * 4,

@@ -66,6 +66,11 @@ const [m, k, n] = [37, 300, 45];
 const a = Float32Array.from({ length: m * k }, rnd);
 const b = Float32Array.from({ length: k * n }, rnd);
 const bias = Float32Array.from({ length: m }, rnd);
+const erf = (x) => { // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return Math.sign(x) * y;
+};
 
 pool.medseg_pool_use(bytes, 3);
 await pool.medseg_pool_started(10_000);
@@ -87,11 +92,6 @@ check(worst < 1e-4, `every row of C right, shared over three helpers (max error 
 
 // The same product with GELU after it (the last word), which each helper applies to its rows.
 {
-  const erf = (x) => { // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7
-    const t = 1 / (1 + 0.3275911 * Math.abs(x));
-    const y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
-    return Math.sign(x) * y;
-  };
   check(pool.medseg_pool_start([0, 1, m, k, n, 0, 0, 0, 0, 0, 1], a, b, bias), 'a product with GELU handed over');
   const g = new Float32Array(m * n).fill(NaN);
   check(pool.medseg_pool_finish(g), 'the helpers finished it');
@@ -139,17 +139,12 @@ check(worst < 1e-4, `every row of C right, shared over three helpers (max error 
 // A depthwise 3×3 convolution's channels over three helpers, stride 2 (odd plane sizes), GELU
 // after it: 7 channels of 9 × 11 (each helper's channel offsets).
 {
-  const erf = (x) => { // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7
-    const t = 1 / (1 + 0.3275911 * Math.abs(x));
-    const y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
-    return Math.sign(x) * y;
-  };
   const [C, h, w, stride] = [7, 9, 11, 2];
   const [oh, ow] = [Math.floor((h - 1) / stride) + 1, Math.floor((w - 1) / stride) + 1];
   const x = Float32Array.from({ length: C * h * w }, rnd);
   const taps = Float32Array.from({ length: C * 9 }, rnd);
   const db = Float32Array.from({ length: C }, rnd);
-  check(pool.medseg_pool_start_depthwise([C, h, w, stride, 1], x, taps, db), 'a depthwise convolution handed over');
+  check(pool.medseg_pool_start_depthwise([C, h, w, stride, 1, oh, ow], x, taps, db), 'a depthwise convolution handed over');
   const out = new Float32Array(C * oh * ow).fill(NaN);
   check(pool.medseg_pool_finish(out), 'the helpers finished it');
   let worstD = 0;
